@@ -1,0 +1,236 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+using SharpWsgi.Python;
+
+namespace SharpWsgi.Gateway.Environ;
+
+/// <summary>
+/// Builds the PEP 3333 environ: a copy of a prebuilt template (constant keys and values) plus the
+/// per-request keys. Keys are interned Python strings made once; values are native str holding the
+/// request's bytes as latin-1 code points. Runs on a Python thread with the GIL held.
+/// </summary>
+public sealed class EnvironBuilder
+{
+    private readonly PyOwned _template;
+    private readonly PyOwned _requestMethod, _scriptName, _pathInfo, _queryString, _contentType, _contentLength,
+        _serverName, _serverPort, _serverProtocol, _remoteAddr, _remotePort, _rawUri, _requestUri, _wsgiInput, _urlScheme;
+    private readonly PyOwned _emptyString, _rootPathValue;
+    private readonly Dictionary<string, PyOwned> _constants = new(StringComparer.Ordinal);
+    // Header name -> interned "HTTP_..." key. Bounded: client-chosen names must not grow it forever.
+    private readonly Dictionary<string, PyOwned> _headerKeys = new(StringComparer.OrdinalIgnoreCase);
+    private const int MaxCachedHeaderKeys = 512;
+    private readonly string _rootPath;
+    private readonly ILogger _logger;
+
+    public EnvironBuilder(WsgiOptions options, WsgiObjects objects, ILogger logger)
+    {
+        _logger = logger;
+        _rootPath = options.RootPath.TrimEnd('/');
+        _requestMethod = Py.Intern("REQUEST_METHOD");
+        _scriptName = Py.Intern("SCRIPT_NAME");
+        _pathInfo = Py.Intern("PATH_INFO");
+        _queryString = Py.Intern("QUERY_STRING");
+        _contentType = Py.Intern("CONTENT_TYPE");
+        _contentLength = Py.Intern("CONTENT_LENGTH");
+        _serverName = Py.Intern("SERVER_NAME");
+        _serverPort = Py.Intern("SERVER_PORT");
+        _serverProtocol = Py.Intern("SERVER_PROTOCOL");
+        _remoteAddr = Py.Intern("REMOTE_ADDR");
+        _remotePort = Py.Intern("REMOTE_PORT");
+        _rawUri = Py.Intern("RAW_URI");
+        _requestUri = Py.Intern("REQUEST_URI");
+        _wsgiInput = Py.Intern("wsgi.input");
+        _urlScheme = Py.Intern("wsgi.url_scheme");
+        _emptyString = Constant("");
+        _rootPathValue = Constant(_rootPath);
+
+        var t = Py.Dict();
+        using (var one = Py.Long(1))
+        using (var zero = Py.Long(0))
+        using (var v10 = Py.Tuple(one, zero))
+            Py.DictSet(t, "wsgi.version", v10);
+        Py.DictSet(t, "wsgi.errors", objects.ErrorStream);
+        Py.DictSet(t, "wsgi.multithread", Py.Bool(options.Threads > 1));
+        Py.DictSet(t, "wsgi.multiprocess", Py.Bool(options.Multiprocess));
+        Py.DictSet(t, "wsgi.run_once", Py.False);
+        Py.DictSet(t, "wsgi.input_terminated", Py.True);
+        Py.DictSet(t, "wsgi.file_wrapper", objects.FileWrapperFactory);
+        Py.DictSet(t, "SCRIPT_NAME", _rootPathValue);
+        using (var software = Py.Str(options.ServerSoftware)) Py.DictSet(t, "SERVER_SOFTWARE", software);
+        Py.DictSet(t, "GATEWAY_INTERFACE", Constant("CGI/1.1"));
+        _template = t.ToOwned();
+    }
+
+    /// <summary>A cached Python str for a value that repeats across requests (methods, protocols, schemes).</summary>
+    private PyOwned Constant(string value)
+    {
+        if (!_constants.TryGetValue(value, out var s))
+        {
+            s = Py.Intern(value);
+            _constants[value] = s;
+        }
+        return s;
+    }
+
+    private static readonly HashSet<string> CommonConstants = new(StringComparer.Ordinal)
+    {
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "http", "https",
+    };
+
+    private NewRef Value(string s)
+    {
+        if (CommonConstants.Contains(s)) return Constant(s).Borrow().NewReference();
+        return Py.Str(s);
+    }
+
+    public NewRef Build(WsgiExchange x, BorrowedRef input)
+    {
+        var environ = Py.DictCopy(_template);
+        try
+        {
+            var env = environ.Borrow();
+            Py.DictSetAndRelease(env, _requestMethod, Value(x.Method));
+            Py.DictSetAndRelease(env, _serverProtocol, Value(x.Protocol));
+            Py.DictSetAndRelease(env, _urlScheme, Value(x.Scheme));
+            Py.DictSet(env, _wsgiInput, input);
+
+            var target = x.RawTarget;
+            SplitTarget(target, out var path, out var query);
+            using (var rawUri = Py.Str(target))
+            {
+                Py.DictSet(env, _rawUri, rawUri);
+                Py.DictSet(env, _requestUri, rawUri);
+            }
+            var pathInfo = PercentDecode(path);
+            if (_rootPath.Length > 0 && pathInfo.StartsWith(_rootPath, StringComparison.Ordinal) &&
+                (pathInfo.Length == _rootPath.Length || pathInfo[_rootPath.Length] == '/'))
+                pathInfo = pathInfo[_rootPath.Length..];
+            Py.DictSetAndRelease(env, _pathInfo, pathInfo.Length == 0 ? _emptyString.Borrow().NewReference() : Py.Str(pathInfo));
+            Py.DictSetAndRelease(env, _queryString, query.Length == 0 ? _emptyString.Borrow().NewReference() : Py.StrFromChars(query));
+            Py.DictSetAndRelease(env, _remoteAddr, Py.Str(x.RemoteAddress));
+            Py.DictSetAndRelease(env, _remotePort, Py.Str(x.RemotePort.ToString()));
+
+            string? host = null;
+            foreach (var (name, values) in x.RequestHeaders)
+            {
+                if (name.Length == 0 || name[0] == ':') continue;
+                if (name.Contains('_'))
+                {
+                    // X_Auth_User must not be able to pose as X-Auth-User: both would become HTTP_X_AUTH_USER.
+                    if (_logger.IsEnabled(LogLevel.Debug)) _logger.LogDebug("Dropped request header with underscore: {Name}", name);
+                    continue;
+                }
+                var value = Join(name, values);
+                if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+                    Py.DictSetAndRelease(env, _contentType, Py.Str(value));
+                else if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                    Py.DictSetAndRelease(env, _contentLength, Py.Str(value));
+                else
+                {
+                    if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) host = value;
+                {
+                    var key = HeaderKey(name, out var cached);
+                    Py.DictSetAndRelease(env, key, Py.Str(value));
+                    if (!cached) key.Dispose();
+                }
+                }
+            }
+
+            SplitHost(host, x, out var serverName, out var serverPort);
+            Py.DictSetAndRelease(env, _serverName, Py.Str(serverName));
+            Py.DictSetAndRelease(env, _serverPort, Py.Str(serverPort));
+            return environ;
+        }
+        catch
+        {
+            environ.Dispose();
+            throw;
+        }
+    }
+
+    private static string Join(string name, StringValues values)
+    {
+        if (values.Count == 1) return values[0] ?? "";
+        var separator = name.Equals("Cookie", StringComparison.OrdinalIgnoreCase) ? "; " : ", ";
+        return string.Join(separator, values.ToArray());
+    }
+
+    private PyOwned HeaderKey(string name, out bool cached)
+    {
+        cached = true;
+        if (_headerKeys.TryGetValue(name, out var key)) return key;
+        var sb = new StringBuilder("HTTP_", 5 + name.Length);
+        foreach (var c in name) sb.Append(c == '-' ? '_' : char.ToUpperInvariant(c));
+        var made = Py.Intern(sb.ToString());
+        if (_headerKeys.Count < MaxCachedHeaderKeys) _headerKeys[name] = made;
+        else cached = false;
+        return made;
+    }
+
+    /// <summary>Splits a request target into path and query (without '?'), dropping any fragment.</summary>
+    public static void SplitTarget(string target, out string path, out string query)
+    {
+        var hash = target.IndexOf('#');
+        if (hash >= 0) target = target[..hash];
+        if (target.Length > 0 && target[0] != '/' && target != "*")
+        {
+            // absolute-form: scheme://authority/path?query
+            var schemeEnd = target.IndexOf("://", StringComparison.Ordinal);
+            if (schemeEnd > 0)
+            {
+                var pathStart = target.IndexOf('/', schemeEnd + 3);
+                var q = target.IndexOf('?', schemeEnd + 3);
+                if (pathStart < 0 || (q >= 0 && q < pathStart)) target = "/" + (q >= 0 ? target[q..] : "");
+                else target = target[pathStart..];
+            }
+        }
+        var qm = target.IndexOf('?');
+        if (qm < 0) { path = target; query = ""; }
+        else { path = target[..qm]; query = target[(qm + 1)..]; }
+    }
+
+    /// <summary>Percent-decodes to bytes and returns them as latin-1 chars (%2F becomes '/').</summary>
+    public static string PercentDecode(string path)
+    {
+        if (path.IndexOf('%') < 0) return path;
+        var sb = new StringBuilder(path.Length);
+        for (int i = 0; i < path.Length; i++)
+        {
+            var c = path[i];
+            if (c == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
+            {
+                sb.Append((char)Convert.ToByte(path.Substring(i + 1, 2), 16));
+                i += 2;
+            }
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    private static bool IsHex(char c) => c is (>= '0' and <= '9') or (>= 'a' and <= 'f') or (>= 'A' and <= 'F');
+
+    private static void SplitHost(string? host, WsgiExchange x, out string name, out string port)
+    {
+        if (string.IsNullOrEmpty(host))
+        {
+            name = x.LocalAddress;
+            port = x.LocalPort.ToString();
+            return;
+        }
+        string defaultPort = x.Scheme == "https" ? "443" : "80";
+        if (host.StartsWith('['))
+        {
+            var end = host.IndexOf(']');
+            if (end > 0)
+            {
+                name = host[..(end + 1)];
+                port = end + 2 < host.Length && host[end + 1] == ':' ? host[(end + 2)..] : defaultPort;
+                return;
+            }
+        }
+        var colon = host.LastIndexOf(':');
+        if (colon >= 0) { name = host[..colon]; port = host[(colon + 1)..]; }
+        else { name = host; port = defaultPort; }
+    }
+}

@@ -1,0 +1,47 @@
+using System.IO.Pipelines;
+using Microsoft.Extensions.Primitives;
+
+namespace SharpWsgi.Gateway;
+
+/// <summary>How the hosting layer should finish the connection after the gateway is done with a request.</summary>
+public enum ExchangeOutcome
+{
+    /// <summary>The response is complete; keep-alive as HTTP allows.</summary>
+    Completed,
+    /// <summary>The response is complete but the connection must be closed after it (Content-Length overrun).</summary>
+    CompletedThenClose,
+    /// <summary>The response cannot be completed (error after headers, short body, client gone): abort the connection.</summary>
+    Aborted,
+}
+
+/// <summary>
+/// One HTTP request/response as the gateway sees it. The hosting layer (Kestrel) implements it; the
+/// gateway reads the request snapshot, the body pipe and writes the response pipe on a Python thread,
+/// never concurrently with the host. The gateway knows nothing of sockets.
+/// </summary>
+public abstract class WsgiExchange
+{
+    public abstract string Method { get; }
+    /// <summary>The request target exactly as the client sent it (origin-form, absolute-form or "*").</summary>
+    public abstract string RawTarget { get; }
+    /// <summary>"HTTP/1.0", "HTTP/1.1" or "HTTP/2".</summary>
+    public abstract string Protocol { get; }
+    public abstract string Scheme { get; }
+    public abstract string RemoteAddress { get; }
+    public abstract int RemotePort { get; }
+    public abstract string LocalAddress { get; }
+    public abstract int LocalPort { get; }
+    public abstract IEnumerable<KeyValuePair<string, StringValues>> RequestHeaders { get; }
+    public abstract PipeReader RequestBody { get; }
+
+    /// <summary>Sets status and headers; called once, before the first body byte.</summary>
+    public abstract void SetResponseHead(int status, string? reasonPhrase, IReadOnlyList<KeyValuePair<string, string>> headers);
+    public abstract PipeWriter ResponseBody { get; }
+    public abstract bool IsHeadRequest { get; }
+
+    /// <summary>Called exactly once when the gateway is done (on the Python thread).</summary>
+    public abstract void Finish(ExchangeOutcome outcome);
+
+    /// <summary>Set by the gateway: time the request was queued (Stopwatch ticks), for queue timeouts.</summary>
+    public long QueuedAt { get; set; }
+}

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace SharpWsgi.Python;
+
+/// <summary>
+/// Chooses the interpreter (--python, else $VIRTUAL_ENV/bin/python, else python3 on PATH), asks it
+/// for its version, prefixes, sys.path and libpython, and checks it can be embedded.
+/// </summary>
+public static class PythonLocator
+{
+    private const string Probe = """
+import sys, sysconfig, json, os
+v = sysconfig.get_config_var
+print(json.dumps({
+  "executable": os.path.realpath(sys.executable),
+  "version": sys.version.split()[0],
+  "major": sys.version_info[0], "minor": sys.version_info[1],
+  "prefix": sys.prefix, "exec_prefix": sys.exec_prefix,
+  "base_prefix": getattr(sys, "base_prefix", sys.prefix), "base_exec_prefix": getattr(sys, "base_exec_prefix", sys.exec_prefix),
+  "path": [p for p in sys.path if p],
+  "libdir": v("LIBDIR") or "", "ldlibrary": v("LDLIBRARY") or "", "instsoname": v("INSTSONAME") or "",
+  "multiarch": v("MULTIARCH") or "", "libpl": v("LIBPL") or "",
+  "implementation": sys.implementation.name,
+  "gil_disabled": bool(v("Py_GIL_DISABLED")),
+}))
+""";
+
+    /// <summary>The interpreter to use and how it was chosen (for messages).</summary>
+    public static (string Path, string Source) Choose(string? explicitPython)
+    {
+        if (!string.IsNullOrEmpty(explicitPython))
+        {
+            var p = explicitPython;
+            if (Directory.Exists(p)) p = Path.Combine(p, "bin", "python");
+            return (p, "--python");
+        }
+        var venv = Environment.GetEnvironmentVariable("VIRTUAL_ENV");
+        if (!string.IsNullOrEmpty(venv))
+            return (Path.Combine(venv, "bin", "python"), "$VIRTUAL_ENV");
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, "python3");
+            if (File.Exists(candidate)) return (candidate, "PATH");
+        }
+        throw new PythonStartupException(
+            "No Python interpreter found: there is no python3 on PATH and neither --python nor $VIRTUAL_ENV is set. " +
+            "Install CPython 3.9 or newer with its shared library (on Debian: apt-get install python3 libpython3.11) " +
+            "or pass --python /path/to/python3.");
+    }
+
+    public static PythonInfo Describe(string interpreter, string source)
+    {
+        if (!File.Exists(interpreter))
+            throw new PythonStartupException(
+                $"Python interpreter not found: {interpreter} (chosen by {source}) does not exist. " +
+                "Pass --python with the path of a CPython 3.9+ executable, or activate a virtualenv.");
+        string stdout, stderr;
+        try
+        {
+            var psi = new ProcessStartInfo(interpreter)
+            {
+                RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+            };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(Probe);
+            using var p = Process.Start(psi)!;
+            p.StandardInput.Close();
+            var outTask = p.StandardOutput.ReadToEndAsync();
+            var errTask = p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(30_000)) { p.Kill(); throw new PythonStartupException($"{interpreter} did not answer within 30 s when asked for its configuration."); }
+            stdout = outTask.Result; stderr = errTask.Result;
+            if (p.ExitCode != 0)
+                throw new PythonStartupException(
+                    $"{interpreter} (chosen by {source}) failed when asked for its configuration (exit code {p.ExitCode}): {stderr.Trim()} " +
+                    "It must be CPython 3.9 or newer.");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new PythonStartupException($"Could not run {interpreter} (chosen by {source}): {e.Message}. It must be an executable CPython 3.9+ interpreter.");
+        }
+
+        JsonElement j;
+        try { j = JsonDocument.Parse(stdout.Trim().Split('\n').Last()).RootElement; }
+        catch (Exception)
+        {
+            throw new PythonStartupException($"{interpreter} (chosen by {source}) did not describe itself as CPython does; it printed: {stdout.Trim()} {stderr.Trim()}");
+        }
+        string S(string name) => j.GetProperty(name).GetString() ?? "";
+        var major = j.GetProperty("major").GetInt32();
+        var minor = j.GetProperty("minor").GetInt32();
+        var version = S("version");
+        var impl = S("implementation");
+        if (impl != "cpython")
+            throw new PythonStartupException($"{interpreter} is {impl} {version}; SharpWsgi embeds CPython 3.9 or newer only.");
+        if (major != 3 || minor < 9)
+            throw new PythonStartupException(
+                $"{interpreter} is Python {version}, which is too old: SharpWsgi needs CPython 3.9 or newer. " +
+                "Pass --python with a newer interpreter.");
+        if (j.GetProperty("gil_disabled").GetBoolean())
+            throw new PythonStartupException($"{interpreter} is a free-threaded build of Python {version}; SharpWsgi supports the default (GIL) builds.");
+
+        var lib = FindLibPython(j, major, minor) ?? throw new PythonStartupException(
+            $"{interpreter} (Python {version}) has no shared libpython{major}.{minor}: SharpWsgi embeds the interpreter and needs " +
+            $"libpython{major}.{minor}.so. On Debian install it with 'apt-get install libpython{major}.{minor}'; a Python built from source " +
+            "needs './configure --enable-shared' (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ...).");
+
+        return new PythonInfo(
+            S("executable"), version, major, minor, S("prefix"), S("exec_prefix"), S("base_prefix"), S("base_exec_prefix"),
+            j.GetProperty("path").EnumerateArray().Select(e => e.GetString() ?? "").Where(s => s.Length > 0).ToList(),
+            lib, impl, false);
+    }
+
+    private static string? FindLibPython(JsonElement j, int major, int minor)
+    {
+        string S(string name) => j.GetProperty(name).GetString() ?? "";
+        var names = new List<string>();
+        foreach (var n in new[] { S("instsoname"), S("ldlibrary") })
+            if (n.Contains(".so")) names.Add(n);
+        names.Add($"libpython{major}.{minor}.so.1.0");
+        names.Add($"libpython{major}.{minor}.so");
+        var dirs = new List<string> { S("libdir"), Path.Combine(S("base_prefix"), "lib"), S("libpl") };
+        if (S("multiarch").Length > 0)
+        {
+            dirs.Add(Path.Combine("/usr/lib", S("multiarch")));
+            dirs.Add(Path.Combine("/lib", S("multiarch")));
+        }
+        foreach (var d in dirs.Where(d => d.Length > 0).Distinct())
+            foreach (var n in names.Distinct())
+            {
+                var candidate = Path.Combine(d, n);
+                if (File.Exists(candidate)) return candidate;
+            }
+        return null;
+    }
+}

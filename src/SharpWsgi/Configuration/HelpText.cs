@@ -1,0 +1,61 @@
+using System.Text;
+
+namespace SharpWsgi.Configuration;
+
+/// <summary>--help and docs/settings.md, both generated from the settings registry.</summary>
+public static class HelpText
+{
+    public static string Usage(string version)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"sharpwsgi {version}: a WSGI (PEP 3333) server on Kestrel with embedded CPython");
+        sb.AppendLine();
+        sb.AppendLine("usage: sharpwsgi [OPTIONS] [APP]");
+        sb.AppendLine();
+        sb.AppendLine("APP is module:name, module:factory(), module (uses 'application' or 'app'),");
+        sb.AppendLine("path/to/file.py or path/to/file.py:name. Without APP a built-in welcome app is served.");
+        foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
+        {
+            sb.AppendLine();
+            sb.AppendLine(section.Key + ":");
+            foreach (var s in section)
+            {
+                var flags = (s.ShortFlag != null ? s.ShortFlag + ", " : "    ") + s.LongFlag + " " + s.Meta;
+                sb.AppendLine($"  {flags,-32} {s.Doc}");
+                var extra = $"[env {s.EnvironmentVariable}" + (s.Default != null ? $"; default: {(s.Default.Length == 0 ? "''" : s.Default)}" : "") +
+                            (s.Repeatable ? "; repeatable" : "") + "]";
+                sb.AppendLine($"  {"",-32} {extra}");
+            }
+        }
+        sb.AppendLine();
+        sb.AppendLine("Other:");
+        sb.AppendLine($"  {"-h, --help",-32} Show this help and exit.");
+        sb.AppendLine($"  {"-v, --version",-32} Show the version and exit.");
+        return sb.ToString();
+    }
+
+    public static string Markdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# Settings");
+        sb.AppendLine();
+        sb.AppendLine("Generated from the settings registry (`src/SharpWsgi/Configuration/SettingsRegistry.cs`) by");
+        sb.AppendLine("`sharpwsgi --print-settings-markdown`; a test keeps this file in step with it.");
+        sb.AppendLine("Precedence: default < environment variable < command line.");
+        foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
+        {
+            sb.AppendLine();
+            sb.AppendLine($"## {section.Key}");
+            sb.AppendLine();
+            sb.AppendLine("| Flag | Environment | Default | Description |");
+            sb.AppendLine("| --- | --- | --- | --- |");
+            foreach (var s in section)
+            {
+                var flag = (s.ShortFlag != null ? $"`{s.ShortFlag}`, " : "") + $"`{s.LongFlag} {s.Meta}`" + (s.Repeatable ? " (repeatable)" : "");
+                var def = s.Default == null ? "—" : $"`{(s.Default.Length == 0 ? "''" : s.Default)}`";
+                sb.AppendLine($"| {flag} | `{s.EnvironmentVariable}` | {def} | {s.Doc.Replace("|", "\\|")} |");
+            }
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,90 @@
+using System.Globalization;
+
+namespace SharpWsgi.Configuration;
+
+/// <summary>Thrown for a bad command line or environment value; printed as "sharpwsgi: error: ..." with exit code 2.</summary>
+public sealed class UsageException : Exception
+{
+    public UsageException(string message) : base(message) { }
+}
+
+/// <summary>
+/// The effective settings: registry defaults, then SHARPWSGI_* environment variables, then the command line
+/// (each later source overrides the earlier; for repeatable settings the last source that names it wins).
+/// </summary>
+public sealed class ServerSettings
+{
+    private readonly Dictionary<string, List<string>> _values = new();
+    public string? App { get; private set; }
+    public bool ShowHelp { get; private set; }
+    public bool ShowVersion { get; private set; }
+    public bool PrintSettingsMarkdown { get; private set; }
+
+    public static ServerSettings Parse(IReadOnlyList<string> args, IDictionary<string, string?> environment)
+    {
+        var s = new ServerSettings();
+        foreach (var def in SettingsRegistry.All)
+            if (def.Default != null) s._values[def.Name] = new() { def.Default };
+
+        foreach (var def in SettingsRegistry.All)
+        {
+            if (!environment.TryGetValue(def.EnvironmentVariable, out var raw) || raw == null) continue;
+            var items = def.Repeatable ? raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : new[] { raw.Trim() };
+            foreach (var item in items) Check(def, item, $"environment variable {def.EnvironmentVariable}");
+            s._values[def.Name] = items.ToList();
+        }
+        if (environment.TryGetValue("SHARPWSGI_APP", out var envApp) && !string.IsNullOrWhiteSpace(envApp)) s.App = envApp;
+
+        var fromCommandLine = new HashSet<string>();
+        for (int i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (arg is "-h" or "--help") { s.ShowHelp = true; continue; }
+            if (arg is "-v" or "--version") { s.ShowVersion = true; continue; }
+            if (arg == "--print-settings-markdown") { s.PrintSettingsMarkdown = true; continue; }
+            if (arg.StartsWith('-') && arg.Length > 1)
+            {
+                string flag = arg;
+                string? value = null;
+                var eq = arg.IndexOf('=');
+                if (arg.StartsWith("--") && eq > 0) { flag = arg[..eq]; value = arg[(eq + 1)..]; }
+                var def = SettingsRegistry.ByFlag(flag) ?? throw new UsageException($"unrecognized option {flag} (see --help)");
+                if (value == null)
+                {
+                    if (def.Kind == SettingKind.Flag) value = "true";
+                    else if (i + 1 < args.Count) value = args[++i];
+                    else throw new UsageException($"option {flag} expects {def.Meta}");
+                }
+                Check(def, value, $"option {flag}");
+                if (!def.Repeatable || fromCommandLine.Add(def.Name)) s._values[def.Name] = new();
+                s._values[def.Name].Add(value);
+                continue;
+            }
+            if (s.App != null && fromCommandLine.Contains("<app>")) throw new UsageException($"only one APP may be given, got '{s.App}' and '{arg}'");
+            s.App = arg;
+            fromCommandLine.Add("<app>");
+        }
+        return s;
+    }
+
+    private static void Check(Setting def, string value, string where)
+    {
+        var problem = def.Validate(value);
+        if (problem != null) throw new UsageException($"{where}: {problem}, got '{value}'");
+    }
+
+    public string? Get(string name) => _values.TryGetValue(name, out var v) && v.Count > 0 ? v[^1] : null;
+    public IReadOnlyList<string> GetAll(string name) => _values.TryGetValue(name, out var v) ? v : Array.Empty<string>();
+    private int Int(string name) => int.Parse(Get(name)!, CultureInfo.InvariantCulture);
+
+    public IReadOnlyList<string> Binds => GetAll("bind");
+    public int Threads => Int("threads");
+    public int QueueSize => Int("queue-size");
+    public string? Python => Get("python");
+    public string? Chdir => Get("chdir");
+    public IReadOnlyList<string> PythonPath => GetAll("pythonpath");
+    public string RootPath => Get("root-path") ?? "";
+    public int Backlog => Int("backlog");
+    public double KeepAliveSeconds => double.Parse(Get("keep-alive")!, CultureInfo.InvariantCulture);
+    public string LogLevel => Get("log-level")!.ToLowerInvariant();
+}
