@@ -44,4 +44,55 @@ public abstract class WsgiExchange
 
     /// <summary>Set by the gateway: time the request was queued (Stopwatch ticks), for queue timeouts.</summary>
     public long QueuedAt { get; set; }
+
+    // Ownership: the gateway touches the host's request/response only between Enter and Exit. When a request
+    // times out the host takes the exchange back (Abandon) and answers it itself; from then on Enter throws,
+    // so a Python thread that comes back late can never write into a response Kestrel has moved on from.
+    private int _busy;
+    private int _abandoned;
+
+    public bool IsAbandoned => Volatile.Read(ref _abandoned) != 0;
+
+    /// <summary>Gateway side: begin touching the host's objects; throws once the host has taken the exchange back.</summary>
+    public void Enter()
+    {
+        Interlocked.Increment(ref _busy);
+        if (Volatile.Read(ref _abandoned) != 0)
+        {
+            Interlocked.Decrement(ref _busy);
+            throw new RequestAbandonedException();
+        }
+    }
+
+    public void Exit() => Interlocked.Decrement(ref _busy);
+
+    /// <summary>
+    /// Host side: takes the exchange back from the gateway. Pending body reads and flushes are cancelled so a
+    /// Python thread waiting on the client lets go; completes once no gateway call is inside the exchange.
+    /// </summary>
+    public async Task AbandonAsync()
+    {
+        Interlocked.Exchange(ref _abandoned, 1);
+        CancelPendingIo();
+        while (Volatile.Read(ref _busy) != 0)
+        {
+            await Task.Delay(1).ConfigureAwait(false);
+            CancelPendingIo();
+        }
+    }
+
+    /// <summary>Makes a pending body read or response flush return at once.</summary>
+    protected abstract void CancelPendingIo();
+
+    /// <summary>
+    /// Called by the gateway's watchdog when the request ran past the request timeout: the host answers
+    /// 504 (or aborts if the response had started) without waiting for the Python thread.
+    /// </summary>
+    public abstract void OnTimedOut();
+}
+
+/// <summary>The host took the exchange back (request timeout); the gateway must not touch it any more.</summary>
+public sealed class RequestAbandonedException : Exception
+{
+    public RequestAbandonedException() : base("the request timed out and was answered by the server") { }
 }

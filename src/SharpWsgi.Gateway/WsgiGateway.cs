@@ -13,11 +13,15 @@ public sealed class WsgiGateway
     private readonly PythonDispatcher _dispatcher;
     public WsgiOptions Options { get; }
 
-    private WsgiGateway(WsgiOptions options, PythonDispatcher dispatcher)
+    private WsgiGateway(WsgiOptions options, PythonDispatcher dispatcher, RequestWatchdog watchdog)
     {
         Options = options;
         _dispatcher = dispatcher;
+        Watchdog = watchdog;
     }
+
+    /// <summary>Set its callbacks, then <see cref="RequestWatchdog.Start"/> it.</summary>
+    public RequestWatchdog Watchdog { get; }
 
     /// <summary>Builds the gateway for an app already loaded (call with the GIL held, on the init thread).</summary>
     public static WsgiGateway Create(PyOwned app, WsgiOptions options, ILoggerFactory loggers)
@@ -26,9 +30,31 @@ public sealed class WsgiGateway
         var gatewayLog = loggers.CreateLogger("sharpwsgi.gateway");
         var objects = new WsgiObjects(errorLog);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
-        var runner = new RequestRunner(app, objects, environ, errorLog);
-        var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, gatewayLog);
-        return new WsgiGateway(options, dispatcher);
+        var timeoutClass = DefineRuntimeModule();
+        var runner = new RequestRunner(app, objects, environ, errorLog, options, timeoutClass);
+        var watchdog = new RequestWatchdog(options, errorLog, timeoutClass);
+        var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);
+        return new WsgiGateway(options, dispatcher, watchdog);
+    }
+
+    /// <summary>
+    /// The importable 'sharpwsgi' module with RequestTimeout, the exception raised inside a request's thread
+    /// when it runs past --request-timeout. A BaseException, so a bare `except Exception` does not swallow it.
+    /// </summary>
+    private static PyOwned DefineRuntimeModule()
+    {
+        using var globals = Py.Dict();
+        Py.Exec("""
+import sys, types
+module = types.ModuleType("sharpwsgi", "Runtime objects of the SharpWsgi server.")
+class RequestTimeout(BaseException):
+    "Raised inside a request's Python thread when it runs past --request-timeout; the client already got 504."
+RequestTimeout.__module__ = "sharpwsgi"
+module.RequestTimeout = RequestTimeout
+sys.modules.setdefault("sharpwsgi", module)
+""", globals);
+        var cls = Py.DictGet(globals, "RequestTimeout").NewReference();
+        return cls.ToOwned();
     }
 
     /// <summary>Queues the request for a Python thread; false when the queue is full.</summary>

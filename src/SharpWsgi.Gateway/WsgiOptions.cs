@@ -11,4 +11,12 @@ public sealed record WsgiOptions
     public string RootPath { get; init; } = "";
     public bool Multiprocess { get; init; }
     public string ServerSoftware { get; init; } = "sharpwsgi";
+    /// <summary>Seconds a request may run before the client gets 504 and the thread an exception (0: never).</summary>
+    public double RequestTimeout { get; init; }
+    /// <summary>Seconds a timed-out thread has to come back before the process asks to be recycled.</summary>
+    public double RequestTimeoutGrace { get; init; } = 5;
+    /// <summary>Seconds a request may wait for a Python thread before it is refused with 503 (0: no limit).</summary>
+    public double QueueTimeout { get; init; }
+    /// <summary>How often the monitor thread proves (by taking the GIL) that Python is responsive.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
 }

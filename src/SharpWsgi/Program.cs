@@ -6,6 +6,7 @@ using SharpWsgi.Gateway;
 using SharpWsgi.Hosting;
 using SharpWsgi.Logging;
 using SharpWsgi.Python;
+using SharpWsgi.Worker;
 
 namespace SharpWsgi;
 
@@ -35,11 +36,11 @@ public static class Program
         if (settings.ShowVersion) { Console.Out.WriteLine($"sharpwsgi {Version}"); return 0; }
         if (settings.PrintSettingsMarkdown) { Console.Out.Write(HelpText.Markdown()); return 0; }
 
-        var loggers = new ErrorLogProvider(ErrorLogProvider.ParseLevel(settings.LogLevel));
+        var loggers = new ErrorLogProvider(ErrorLogProvider.ParseLevel(settings.LogLevel), settings.ErrorLogFile);
         var log = loggers.CreateLogger("sharpwsgi");
         try
         {
-            return Serve(settings, loggers, log);
+            return Serve(args, settings, loggers, log);
         }
         catch (UsageException e)
         {
@@ -63,50 +64,13 @@ public static class Program
         }
     }
 
-    private static int Serve(ServerSettings settings, ErrorLogProvider loggers, ILogger log)
+    private static int Serve(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
+        if (WorkerMain.IsWorker) return WorkerMain.Run(settings, loggers, log, Version);
         log.LogInformation("Starting sharpwsgi {Version}", Version);
-        if (settings.Chdir != null)
-        {
-            if (!Directory.Exists(settings.Chdir)) throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
-            Directory.SetCurrentDirectory(settings.Chdir);
-        }
-        var cwd = Directory.GetCurrentDirectory();
-        var (interpreter, source) = PythonLocator.Choose(settings.Python);
-        var info = PythonLocator.Describe(interpreter, source);
-        var leading = new List<string> { cwd };
-        leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
-        PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
-        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(), info.Executable, info.LibPythonPath);
-
-        var options = new WsgiOptions
-        {
-            Threads = settings.Threads,
-            QueueSize = settings.QueueSize,
-            RootPath = settings.RootPath,
-            Multiprocess = false,
-            ServerSoftware = $"sharpwsgi/{Version}",
-        };
-        var gateway = PythonRuntime.RunOnMainThreadState(() =>
-        {
-            var app = AppLoader.Load(settings.App, Version);
-            return WsgiGateway.Create(app, options, loggers);
-        });
-        log.LogInformation("Serving {App} with {Threads} Python threads", settings.App ?? "the built-in welcome app", settings.Threads);
-
-        var host = ServerHost.StartAsync(settings, gateway, loggers).GetAwaiter().GetResult();
-        foreach (var address in host.Addresses)
-            log.LogInformation("Listening at: {Address} ({Pid})", address, Environment.ProcessId);
-
-        using var stop = new ManualResetEventSlim();
-        var signal = "";
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; signal = "TERM"; stop.Set(); });
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; signal = "INT"; stop.Set(); });
-        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; signal = "QUIT"; stop.Set(); });
-        stop.Wait();
-        log.LogInformation("Handling signal: {Signal}; shutting down", signal);
-        host.StopAsync(signal == "TERM" ? TimeSpan.FromSeconds(30) : TimeSpan.Zero).GetAwaiter().GetResult();
-        log.LogInformation("Shutdown complete");
-        return 0;
+        if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
+            throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
+        return new Supervisor.Supervisor(args, settings, loggers, log).Run();
     }
 }

@@ -19,13 +19,15 @@ public sealed class PythonDispatcher
     private int _queued;
     private readonly List<Thread> _threads = new();
     private readonly Action<WsgiExchange> _run;
+    private readonly RequestWatchdog _watchdog;
     private readonly ILogger _log;
     private volatile bool _stopping;
 
-    public PythonDispatcher(int threads, int capacity, Action<WsgiExchange> run, ILogger log)
+    public PythonDispatcher(int threads, int capacity, Action<WsgiExchange> run, RequestWatchdog watchdog, ILogger log)
     {
         _capacity = capacity;
         _run = run;
+        _watchdog = watchdog;
         _log = log;
         for (int i = 0; i < threads; i++)
             _threads.Add(PythonThread.Start($"python-{i}", Loop));
@@ -64,11 +66,14 @@ public sealed class PythonDispatcher
 
     private void Loop()
     {
+        var slot = _watchdog.Register();
         while (!_stopping)
         {
             var exchange = Take(wait: true);
+            _watchdog.Begin(slot, exchange);
             try { _run(exchange); }
             catch (Exception e) { _log.LogCritical(e, "Unhandled error on a Python thread"); }
+            finally { _watchdog.End(slot); }
         }
     }
 

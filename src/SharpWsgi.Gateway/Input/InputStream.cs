@@ -12,12 +12,13 @@ namespace SharpWsgi.Gateway;
 public sealed class InputStream : IPyIterator, IPyMethods
 {
     public static readonly string[] Methods = { "read", "readline", "readlines", "close" };
-    private readonly PipeReader _reader;
+    private readonly WsgiExchange _exchange;
+    private PipeReader _reader => _exchange.RequestBody;
     private byte[] _buffer = Array.Empty<byte>();
     private int _start, _end;
     private bool _eof, _finished;
 
-    public InputStream(PipeReader reader) => _reader = reader;
+    public InputStream(WsgiExchange exchange) => _exchange = exchange;
 
     /// <summary>Total body bytes handed to the app (for logs).</summary>
     public long BytesRead { get; private set; }
@@ -38,6 +39,8 @@ public sealed class InputStream : IPyIterator, IPyMethods
     {
         if (_eof) return false;
         ReadResult result;
+        try { _exchange.Enter(); }
+        catch (RequestAbandonedException e) { _eof = true; throw new PyRaiseException(PyErrorKind.OSError, e.Message); }
         try
         {
             if (!_reader.TryRead(out result))
@@ -52,17 +55,28 @@ public sealed class InputStream : IPyIterator, IPyMethods
         catch (Exception e) when (e is not PyRaiseException)
         {
             _eof = true;
+            _exchange.Exit();
             throw new PyRaiseException(PyErrorKind.OSError, $"error reading the request body: {e.Message}");
         }
-        var data = result.Buffer;
-        var length = (int)data.Length;
-        if (length > 0)
+        int length;
+        try
         {
-            Reserve(length);
-            data.CopyTo(_buffer.AsSpan(_end));
-            _end += length;
+            var data = result.Buffer;
+            length = (int)data.Length;
+            if (length > 0)
+            {
+                Reserve(length);
+                data.CopyTo(_buffer.AsSpan(_end));
+                _end += length;
+            }
+            _reader.AdvanceTo(data.End);
         }
-        _reader.AdvanceTo(data.End);
+        finally { _exchange.Exit(); }
+        if (result.IsCanceled && _exchange.IsAbandoned)
+        {
+            _eof = true;
+            throw new PyRaiseException(PyErrorKind.OSError, "the request timed out and was answered by the server");
+        }
         if (result.IsCompleted || result.IsCanceled) _eof = true;
         return length > 0 || !_eof;
     }

@@ -51,7 +51,9 @@ internal sealed class FileSender : IDisposable
         var writer = response.Writer;
         long sent = 0;
         bool clientGone = false;
+        response.Enter();
         using (Gil.Release())
+        try
         {
             while (count > 0)
             {
@@ -70,6 +72,7 @@ internal sealed class FileSender : IDisposable
                 if (flushed.IsCompleted || flushed.IsCanceled) { clientGone = true; break; }
             }
         }
+        finally { response.Exit(); }
         response.CountSentBody(sent);
         if (clientGone) response.MarkClientGone();
     }

@@ -20,8 +20,14 @@ public sealed class RequestRunner
     private readonly ILogger _log;
     private readonly PyOwned _closeName;
 
-    public RequestRunner(PyOwned app, WsgiObjects objects, EnvironBuilder environ, ILogger log)
+    private static readonly byte[] QueueTimeoutBody = Encoding.ASCII.GetBytes("Service Unavailable: the request waited too long for a Python thread\n");
+    private readonly long _queueTimeoutTicks;
+    private readonly PyOwned _timeoutClass;
+
+    public RequestRunner(PyOwned app, WsgiObjects objects, EnvironBuilder environ, ILogger log, WsgiOptions options, PyOwned timeoutClass)
     {
+        _queueTimeoutTicks = (long)(options.QueueTimeout * System.Diagnostics.Stopwatch.Frequency);
+        _timeoutClass = timeoutClass;
         _app = app;
         _objects = objects;
         _environ = environ;
@@ -32,7 +38,13 @@ public sealed class RequestRunner
     public void Run(WsgiExchange exchange)
     {
         DecRefQueue.Drain();
-        var input = new InputStream(exchange.RequestBody);
+        if (_queueTimeoutTicks > 0 && System.Diagnostics.Stopwatch.GetTimestamp() - exchange.QueuedAt > _queueTimeoutTicks)
+        {
+            _log.LogWarning("{Method} {Target} waited more than the queue timeout for a Python thread: 503", exchange.Method, exchange.RawTarget);
+            exchange.Finish(SendPlain(exchange, 503, QueueTimeoutBody));
+            return;
+        }
+        var input = new InputStream(exchange);
         var response = new ResponseState(exchange, _objects, _log);
         var outcome = ExchangeOutcome.Completed;
         NewRef inputObj = default, environ = default, startResponse = default, result = default;
@@ -57,6 +69,7 @@ public sealed class RequestRunner
             }
             catch (PythonException e) { outcome = Fail(exchange, response, e, "iterating the response"); }
             catch (PyRaiseException e) { outcome = Fail(exchange, response, e, "sending the response"); }
+            catch (RequestAbandonedException) { outcome = ExchangeOutcome.Aborted; }
             catch (ClientDisconnectedException)
             {
                 _log.LogDebug("Client disconnected during {Method} {Target}", exchange.Method, exchange.RawTarget);
@@ -191,6 +204,12 @@ public sealed class RequestRunner
 
     private ExchangeOutcome Fail(WsgiExchange exchange, ResponseState response, Exception e, string stage)
     {
+        if (exchange.IsAbandoned)
+        {
+            var what = e is PythonException te && te.Matches(_timeoutClass) ? "was interrupted by RequestTimeout" : $"ended with {e.Message}";
+            _log.LogWarning("Timed-out request {Method} {Target} {What}", exchange.Method, exchange.RawTarget, what);
+            return ExchangeOutcome.Aborted;
+        }
         if (response.ClientGone)
         {
             _log.LogDebug("Client disconnected during {Method} {Target}", exchange.Method, exchange.RawTarget);
@@ -205,12 +224,24 @@ public sealed class RequestRunner
     private static ExchangeOutcome TrySendInternalError(WsgiExchange exchange, ResponseState response)
     {
         if (response.HeadersSent) return ExchangeOutcome.Aborted;
-        exchange.SetResponseHead(500, "Internal Server Error", new KeyValuePair<string, string>[]
+        return SendPlain(exchange, 500, InternalErrorBody);
+    }
+
+    /// <summary>A short text/plain answer of the server's own (500, 503), when the app's headers were not sent.</summary>
+    internal static ExchangeOutcome SendPlain(WsgiExchange exchange, int status, byte[] body)
+    {
+        try { exchange.Enter(); }
+        catch (RequestAbandonedException) { return ExchangeOutcome.Aborted; }
+        try
         {
-            new("Content-Type", "text/plain"),
-            new("Content-Length", InternalErrorBody.Length.ToString()),
-        });
-        if (!exchange.IsHeadRequest) ResponseState.CopyTo(exchange.ResponseBody, InternalErrorBody);
+            exchange.SetResponseHead(status, null, new KeyValuePair<string, string>[]
+            {
+                new("Content-Type", "text/plain"),
+                new("Content-Length", body.Length.ToString()),
+            });
+            if (!exchange.IsHeadRequest) ResponseState.CopyTo(exchange.ResponseBody, body);
+        }
+        finally { exchange.Exit(); }
         return ExchangeOutcome.Completed;
     }
 

@@ -51,6 +51,8 @@ public sealed class ResponseState : IPyCallable
 
     public bool BodyAllowed => !_exchange.IsHeadRequest && Status != 204 && Status != 304 && Status >= 200;
     internal PipeWriter Writer => _exchange.ResponseBody;
+    internal void Enter() => _exchange.Enter();
+    internal void Exit() => _exchange.Exit();
     internal void CountSkippedBody(long count) => BytesSent += count;
     internal void CountSentBody(long count) => BytesSent += count;
     internal void MarkClientGone()
@@ -171,7 +173,9 @@ public sealed class ResponseState : IPyCallable
             Headers.Add(new("Content-Length", knownLength.ToString()));
             DeclaredLength = knownLength;
         }
-        _exchange.SetResponseHead(Status, Reason, Headers);
+        _exchange.Enter();
+        try { _exchange.SetResponseHead(Status, Reason, Headers); }
+        finally { _exchange.Exit(); }
         HeadersSent = true;
     }
 
@@ -188,8 +192,13 @@ public sealed class ResponseState : IPyCallable
         }
         BytesSent += data.Length;
         if (!BodyAllowed) return;
-        CopyTo(_exchange.ResponseBody, data);
-        if (flush) Flush();
+        _exchange.Enter();
+        try
+        {
+            CopyTo(_exchange.ResponseBody, data);
+            if (flush) FlushEntered();
+        }
+        finally { _exchange.Exit(); }
     }
 
     /// <summary>
@@ -208,7 +217,8 @@ public sealed class ResponseState : IPyCallable
         }
     }
 
-    public void Flush()
+    /// <summary>Flushes the response pipe; the caller has entered the exchange.</summary>
+    private void FlushEntered()
     {
         var pending = _exchange.ResponseBody.FlushAsync();
         FlushResult result;
@@ -239,6 +249,7 @@ public sealed class ResponseState : IPyCallable
         WriteUsed = true;
         try { WriteBody(Py.BytesSpan(data), flush: true); }
         catch (ClientDisconnectedException) { throw new PyRaiseException(PyErrorKind.OSError, "client disconnected"); }
+        catch (RequestAbandonedException e) { throw new PyRaiseException(PyErrorKind.OSError, e.Message); }
         return Py.None.NewReference();
     }
 

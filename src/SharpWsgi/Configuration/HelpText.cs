@@ -20,7 +20,7 @@ public static class HelpText
             sb.AppendLine(section.Key + ":");
             foreach (var s in section)
             {
-                var flags = (s.ShortFlag != null ? s.ShortFlag + ", " : "    ") + s.LongFlag + " " + s.Meta;
+                var flags = (s.ShortFlag != null ? s.ShortFlag + ", " : "    ") + s.LongFlag + (s.Meta.Length > 0 ? " " + s.Meta : "");
                 sb.AppendLine($"  {flags,-32} {s.Doc}");
                 var extra = $"[env {s.EnvironmentVariable}" + (s.Default != null ? $"; default: {(s.Default.Length == 0 ? "''" : s.Default)}" : "") +
                             (s.Repeatable ? "; repeatable" : "") + "]";
@@ -41,7 +41,7 @@ public static class HelpText
         sb.AppendLine();
         sb.AppendLine("Generated from the settings registry (`src/SharpWsgi/Configuration/SettingsRegistry.cs`) by");
         sb.AppendLine("`sharpwsgi --print-settings-markdown`; a test keeps this file in step with it.");
-        sb.AppendLine("Precedence: default < environment variable < command line.");
+        sb.AppendLine("Precedence: default < config file (`-c FILE`) < environment variable < command line.");
         foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
         {
             sb.AppendLine();
@@ -51,7 +51,7 @@ public static class HelpText
             sb.AppendLine("| --- | --- | --- | --- |");
             foreach (var s in section)
             {
-                var flag = (s.ShortFlag != null ? $"`{s.ShortFlag}`, " : "") + $"`{s.LongFlag} {s.Meta}`" + (s.Repeatable ? " (repeatable)" : "");
+                var flag = (s.ShortFlag != null ? $"`{s.ShortFlag}`, " : "") + $"`{s.LongFlag}{(s.Meta.Length > 0 ? " " + s.Meta : "")}`" + (s.Repeatable ? " (repeatable)" : "");
                 var def = s.Default == null ? "—" : $"`{(s.Default.Length == 0 ? "''" : s.Default)}`";
                 sb.AppendLine($"| {flag} | `{s.EnvironmentVariable}` | {def} | {s.Doc.Replace("|", "\\|")} |");
             }

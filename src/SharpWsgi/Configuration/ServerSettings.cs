@@ -26,6 +26,18 @@ public sealed class ServerSettings
         foreach (var def in SettingsRegistry.All)
             if (def.Default != null) s._values[def.Name] = new() { def.Default };
 
+        // The config file (named on the command line or in SHARPWSGI_CONFIG) sits between defaults and the environment.
+        var configPath = FindConfigPath(args, environment);
+        if (configPath != null)
+        {
+            s.ConfigFile = Path.GetFullPath(configPath);
+            foreach (var (def, value) in ReadConfigFile(s.ConfigFile))
+            {
+                if (!s._fromConfig.Add(def.Name) && def.Repeatable) { s._values[def.Name].Add(value); continue; }
+                s._values[def.Name] = new() { value };
+            }
+        }
+
         foreach (var def in SettingsRegistry.All)
         {
             if (!environment.TryGetValue(def.EnvironmentVariable, out var raw) || raw == null) continue;
@@ -67,6 +79,48 @@ public sealed class ServerSettings
         return s;
     }
 
+    private readonly HashSet<string> _fromConfig = new();
+    public string? ConfigFile { get; private set; }
+
+    private static string? FindConfigPath(IReadOnlyList<string> args, IDictionary<string, string?> environment)
+    {
+        string? path = null;
+        if (environment.TryGetValue("SHARPWSGI_CONFIG", out var fromEnv) && !string.IsNullOrWhiteSpace(fromEnv)) path = fromEnv;
+        for (int i = 0; i < args.Count; i++)
+        {
+            if ((args[i] is "-c" or "--config") && i + 1 < args.Count) path = args[i + 1];
+            else if (args[i].StartsWith("--config=")) path = args[i]["--config=".Length..];
+        }
+        return path;
+    }
+
+    private static IEnumerable<(Setting, string)> ReadConfigFile(string path)
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"cannot read the config file {path}: {e.Message}");
+        }
+        for (int n = 0; n < lines.Length; n++)
+        {
+            var line = lines[n];
+            var hash = line.IndexOf('#');
+            if (hash >= 0) line = line[..hash];
+            line = line.Trim();
+            if (line.Length == 0) continue;
+            var eq = line.IndexOf('=');
+            if (eq <= 0) throw new UsageException($"{path}:{n + 1}: expected 'name = value'");
+            var name = line[..eq].Trim().Replace('_', '-');
+            var value = line[(eq + 1)..].Trim().Trim('"', '\'');
+            var def = SettingsRegistry.All.FirstOrDefault(d => d.Name == name)
+                      ?? throw new UsageException($"{path}:{n + 1}: unknown setting '{name}'");
+            if (name == "config") throw new UsageException($"{path}:{n + 1}: a config file cannot name another");
+            Check(def, value, $"{path}:{n + 1}");
+            yield return (def, value);
+        }
+    }
+
     private static void Check(Setting def, string value, string where)
     {
         var problem = def.Validate(value);
@@ -87,4 +141,31 @@ public sealed class ServerSettings
     public int Backlog => Int("backlog");
     public double KeepAliveSeconds => double.Parse(Get("keep-alive")!, CultureInfo.InvariantCulture);
     public string LogLevel => Get("log-level")!.ToLowerInvariant();
+    public string ErrorLogFile => Get("error-logfile") ?? "-";
+    private double Seconds(string name) => double.Parse(Get(name)!, CultureInfo.InvariantCulture);
+    private bool Flag(string name) => Get(name) is "true" or "1" or "yes";
+
+    /// <summary>Worker processes; 0/auto means one per CPU.</summary>
+    public int Workers
+    {
+        get
+        {
+            var w = Get("workers")!;
+            var n = w == "auto" ? 0 : int.Parse(w, CultureInfo.InvariantCulture);
+            return n == 0 ? Environment.ProcessorCount : n;
+        }
+    }
+    public double Timeout => Seconds("timeout");
+    public double GracefulTimeout => Seconds("graceful-timeout");
+    public double RequestTimeout => Seconds("request-timeout");
+    public double RequestTimeoutGrace => Seconds("request-timeout-grace");
+    public double QueueTimeout => Seconds("queue-timeout");
+    public int MaxRequests => Int("max-requests");
+    public int MaxRequestsJitter => Int("max-requests-jitter");
+    public double MaxLifetime => Seconds("max-lifetime");
+    public int MaxRssMb => Int("max-rss");
+    public bool Reload => Flag("reload");
+    public IReadOnlyList<string> ReloadExtraFiles => GetAll("reload-extra-file");
+    public bool ReusePort => Flag("reuse-port");
+    public string? PidFile => Get("pid");
 }

@@ -1,7 +1,7 @@
 namespace SharpWsgi.Configuration;
 
 /// <summary>How a setting's text is checked and what kind of value it holds.</summary>
-public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds }
+public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers }
 
 /// <summary>
 /// One setting, declared once: its flags, its environment variable (SHARPWSGI_&lt;NAME&gt;), default,
@@ -29,6 +29,7 @@ public sealed record Setting(
         SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
         SettingKind.Flag => value is "true" or "false" or "1" or "0" or "yes" or "no" ? null : "expected true or false",
+        SettingKind.Workers => value == "auto" || (int.TryParse(value, out var w) && w >= 0 && value.All(char.IsAsciiDigit)) ? null : "expected a number of workers or auto",
         SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"expected one of {string.Join(", ", Choices!)}",
         _ => value.Length > 0 ? null : "expected a value",
     };
@@ -61,6 +62,47 @@ public static class SettingsRegistry
             "How long an idle keep-alive connection is kept open."),
         new("log-level", null, "LEVEL", "info", SettingKind.Choice,
             "Error log verbosity.", Choices: new[] { "debug", "info", "warning", "error", "critical" }, Section: "Logging"),
+        new("error-logfile", null, "FILE", "-", SettingKind.Text,
+            "Where the error log goes: a file (reopened on SIGUSR1, for log rotation) or - for stderr.", Section: "Logging"),
+        new("config", "-c", "FILE", null, SettingKind.Text,
+            "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment). " +
+            "Read at start and again on SIGHUP.", Section: "Server"),
+
+        new("workers", "-w", "N", "1", SettingKind.Workers,
+            "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.", Section: "Workers"),
+        new("timeout", "-t", "SECONDS", "30", SettingKind.Seconds,
+            "A worker whose Python has not been responsive (heartbeat through the GIL) for this long is killed " +
+            "(SIGABRT, then SIGKILL) and replaced. 0 disables.", Section: "Workers"),
+        new("graceful-timeout", null, "SECONDS", "30", SettingKind.Seconds,
+            "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests before it is killed.",
+            Section: "Workers"),
+        new("request-timeout", null, "SECONDS", "0", SettingKind.Seconds,
+            "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
+            "lives on. 0 disables.", Section: "Workers"),
+        new("request-timeout-grace", null, "SECONDS", "5", SettingKind.Seconds,
+            "How long a timed-out Python thread has to return before its worker is recycled.", Section: "Workers"),
+        new("queue-timeout", null, "SECONDS", "0", SettingKind.Seconds,
+            "A request that waited longer than this for a Python thread gets 503 without running. 0 disables.",
+            Section: "Workers"),
+        new("max-requests", null, "N", "0", SettingKind.NonNegativeInt,
+            "Recycle a worker after it has served this many requests (its replacement is accepting first). 0 disables.",
+            Section: "Workers"),
+        new("max-requests-jitter", null, "N", "0", SettingKind.NonNegativeInt,
+            "Add a random 0..N to --max-requests per worker, so workers do not all recycle at once.", Section: "Workers"),
+        new("max-lifetime", null, "SECONDS", "0", SettingKind.Seconds,
+            "Recycle a worker after it has run this long. 0 disables.", Section: "Workers"),
+        new("max-rss", null, "MB", "0", SettingKind.NonNegativeInt,
+            "Recycle a worker whose resident memory exceeds this many MiB. 0 disables.", Section: "Workers"),
+        new("reload", null, "", "false", SettingKind.Flag,
+            "Development: restart the workers when a .py file under the app's directory (or a --reload-extra-file) changes.",
+            Section: "Workers"),
+        new("reload-extra-file", null, "FILE", null, SettingKind.Text,
+            "Another file or directory to watch with --reload. Repeat for several.", Repeatable: true, Section: "Workers"),
+        new("reuse-port", null, "", "false", SettingKind.Flag,
+            "Each worker binds its own SO_REUSEPORT socket (the kernel balances connections) instead of sharing the " +
+            "supervisor's sockets. TCP binds with a fixed port only.", Section: "Workers"),
+        new("pid", "-p", "FILE", null, SettingKind.Text,
+            "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
     };
 
     public static Setting? ByFlag(string flag) =>

@@ -23,9 +23,12 @@ public sealed class KestrelExchange : WsgiExchange
     private readonly TaskCompletionSource<ExchangeOutcome> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PipeReader? _requestBody;
 
-    public KestrelExchange(IFeatureCollection features)
+    private readonly WorkerLifecycle _lifecycle;
+
+    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
     {
         _features = features;
+        _lifecycle = lifecycle;
         _request = features.GetRequiredFeature<IHttpRequestFeature>();
         _response = features.GetRequiredFeature<IHttpResponseFeature>();
         _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -66,6 +69,44 @@ public sealed class KestrelExchange : WsgiExchange
         {
             if (target.TryGetValue(name, out var existing)) target[name] = StringValues.Concat(existing, value);
             else target[name] = value;
+        }
+        // A retiring process tells each client to reconnect (to another worker) after this response.
+        if (_lifecycle.Draining) target.Connection = "close";
+    }
+
+    protected override void CancelPendingIo()
+    {
+        _requestBody?.CancelPendingRead();
+        _responseBody.Writer.CancelPendingFlush();
+    }
+
+    public override void OnTimedOut() => _ = AnswerTimeoutAsync();
+
+    private static readonly byte[] TimeoutBody = System.Text.Encoding.ASCII.GetBytes("Gateway Timeout: the application did not answer in time\n");
+
+    /// <summary>Takes the exchange back from the stuck Python thread and answers 504 (or aborts a started response).</summary>
+    private async Task AnswerTimeoutAsync()
+    {
+        await AbandonAsync().ConfigureAwait(false);
+        if (_response.HasStarted)
+        {
+            _done.TrySetResult(ExchangeOutcome.Aborted);
+            return;
+        }
+        _response.Headers.Clear();
+        _response.StatusCode = 504;
+        _response.ReasonPhrase = null;
+        _response.Headers.ContentType = "text/plain";
+        _response.Headers.ContentLength = TimeoutBody.Length;
+        if (_lifecycle.Draining) _response.Headers.Connection = "close";
+        try
+        {
+            if (!IsHeadRequest) await _responseBody.Writer.WriteAsync(TimeoutBody).ConfigureAwait(false);
+            _done.TrySetResult(ExchangeOutcome.Completed);
+        }
+        catch (Exception)
+        {
+            _done.TrySetResult(ExchangeOutcome.Aborted);
         }
     }
 

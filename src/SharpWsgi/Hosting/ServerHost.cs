@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SharpWsgi.Configuration;
 using SharpWsgi.Gateway;
+using Microsoft.AspNetCore.Connections;
 
 namespace SharpWsgi.Hosting;
 
@@ -22,14 +23,24 @@ public sealed class StartupException : Exception
 public sealed class ServerHost : IAsyncDisposable
 {
     private readonly KestrelServer _server;
-    private readonly List<string> _unixSockets = new();
+    private readonly ListenerControl _listeners;
+    private readonly WorkerLifecycle _lifecycle;
 
-    private ServerHost(KestrelServer server) => _server = server;
+    private ServerHost(KestrelServer server, ListenerControl listeners, WorkerLifecycle lifecycle)
+    {
+        _server = server;
+        _listeners = listeners;
+        _lifecycle = lifecycle;
+    }
 
-    public IReadOnlyCollection<string> Addresses =>
-        _server.Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? new List<string>();
+    public int OpenConnections => _listeners.OpenConnections;
 
-    public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway, ILoggerFactory loggers)
+    /// <summary>
+    /// Starts Kestrel on the listeners the supervisor handed down: inherited descriptors, and with --reuse-port
+    /// addresses this process binds itself with SO_REUSEPORT.
+    /// </summary>
+    public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway, ILoggerFactory loggers,
+        WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds, IReadOnlyList<string> reusePortAddresses)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -47,49 +58,48 @@ public sealed class ServerHost : IAsyncDisposable
         };
         options.Limits.MaxRequestBodySize = null; // streamed to the app; no buffering, so no size cap by default
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));
+        foreach (var fd in inheritedFds) options.ListenHandle((ulong)fd);
+        foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address).EndPoint);
 
-        var host = new ServerHost(null!);
-        foreach (var bind in settings.Binds) host.AddListener(options, bind);
-
-        var transport = new SocketTransportFactory(
-            Options.Create(new SocketTransportOptions { Backlog = settings.Backlog }), loggers);
-        var server = new KestrelServer(Options.Create(options), transport, loggers);
-        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"));
+        var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
+        if (reusePortAddresses.Count > 0)
+            transportOptions.CreateBoundListenSocket = endpoint =>
+            {
+                if (endpoint is not IPEndPoint ip) return SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, BitConverter.GetBytes(1));
+                socket.Bind(ip);
+                return socket;
+            };
+        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers));
+        var server = new KestrelServer(Options.Create(options), listeners, loggers);
+        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle);
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or SocketException)
         {
-            var reason = e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException || e.Message.Contains("in use")
-                ? "the address is already in use (another server is listening there; stop it or choose another --bind)"
-                : e.Message;
-            throw new StartupException($"Cannot listen on {string.Join(", ", settings.Binds)}: {reason}.");
+            throw new StartupException($"The worker cannot listen: {e.Message}.");
         }
-        catch (SocketException e)
-        {
-            throw new StartupException($"Cannot listen on {string.Join(", ", settings.Binds)}: {e.Message}.");
-        }
-        var started = new ServerHost(server);
-        started._unixSockets.AddRange(host._unixSockets);
-        return started;
+        return new ServerHost(server, listeners, lifecycle);
     }
 
-    private void AddListener(KestrelServerOptions options, string bind)
+    /// <summary>
+    /// Graceful retirement: stop accepting (the other workers go on accepting on the shared sockets), answer
+    /// every further request on open connections with Connection: close, wait for the clients to go (at most
+    /// the grace period), then stop.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan grace)
     {
-        if (bind.StartsWith("unix:", StringComparison.Ordinal))
-        {
-            var path = bind["unix:".Length..];
-            if (path.Length == 0) throw new StartupException($"--bind {bind}: the unix socket path is empty.");
-            // A socket file left by a previous run would make the bind fail (as gunicorn, remove a stale socket).
-            if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) TryDelete(path);
-            options.ListenUnixSocket(path);
-            _unixSockets.Add(path);
-            return;
-        }
-        var (endPoint, isLocalhost) = ParseEndPoint(bind);
-        if (isLocalhost && endPoint.Port != 0) options.ListenLocalhost(endPoint.Port);
-        else options.Listen(endPoint);
+        var deadline = DateTime.UtcNow + grace;
+        _lifecycle.StartDraining();
+        await _listeners.StopAcceptingAsync().ConfigureAwait(false);
+        while (_listeners.OpenConnections > 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(10).ConfigureAwait(false);
+        var left = deadline - DateTime.UtcNow;
+        await StopAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
     }
 
     public static (IPEndPoint EndPoint, bool IsLocalhost) ParseEndPoint(string bind)
@@ -134,17 +144,11 @@ public sealed class ServerHost : IAsyncDisposable
         return port;
     }
 
-    private static void TryDelete(string path)
-    {
-        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
     public async Task StopAsync(TimeSpan grace)
     {
         using var cts = new CancellationTokenSource(grace);
         try { await _server.StopAsync(cts.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
-        foreach (var path in _unixSockets) TryDelete(path);
     }
 
     public async ValueTask DisposeAsync()

@@ -15,17 +15,20 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private static readonly byte[] BusyBody = Encoding.ASCII.GetBytes("Service Unavailable: all Python threads are busy\n");
     private readonly WsgiGateway _gateway;
     private readonly ILogger _log;
+    private readonly WorkerLifecycle _lifecycle;
 
-    public WsgiHttpApplication(WsgiGateway gateway, ILogger log)
+    public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle)
     {
         _gateway = gateway;
         _log = log;
+        _lifecycle = lifecycle;
     }
 
-    public KestrelExchange CreateContext(IFeatureCollection contextFeatures) => new(contextFeatures);
+    public KestrelExchange CreateContext(IFeatureCollection contextFeatures) => new(contextFeatures, _lifecycle);
 
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
+        _lifecycle.CountRequest();
         if (!_gateway.TryDispatch(exchange)) return RefuseBusy(exchange);
         var completion = exchange.Completion;
         if (completion.IsCompletedSuccessfully && completion.Result == ExchangeOutcome.Completed) return Task.CompletedTask;
@@ -53,6 +56,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         {
             new("Content-Type", "text/plain"), new("Content-Length", BusyBody.Length.ToString()), new("Retry-After", "1"),
         });
+        if (exchange.IsHeadRequest) return Task.CompletedTask;
         return exchange.ResponseBody.WriteAsync(BusyBody).AsTask();
     }
 

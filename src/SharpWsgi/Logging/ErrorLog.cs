@@ -10,14 +10,33 @@ namespace SharpWsgi.Logging;
 public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
 {
     private readonly LogLevel _minimum;
-    private readonly TextWriter _out;
+    private TextWriter _out;
+    private readonly string? _path;
     private readonly object _gate = new();
     private readonly int _pid = Environment.ProcessId;
 
-    public ErrorLogProvider(LogLevel minimum, TextWriter? output = null)
+    /// <param name="path">A file to append to, or null / "-" for stderr.</param>
+    public ErrorLogProvider(LogLevel minimum, string? path = null)
     {
         _minimum = minimum;
-        _out = output ?? Console.Error;
+        _path = path is null or "-" ? null : Path.GetFullPath(path);
+        _out = Open();
+    }
+
+    private TextWriter Open() => _path == null
+        ? Console.Error
+        : new StreamWriter(new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)) { AutoFlush = true };
+
+    /// <summary>SIGUSR1: reopen the log file (after logrotate moved it).</summary>
+    public void Reopen()
+    {
+        if (_path == null) return;
+        lock (_gate)
+        {
+            var old = _out;
+            _out = Open();
+            old.Dispose();
+        }
     }
 
     public static LogLevel ParseLevel(string level) => level switch

@@ -1,0 +1,61 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>
+/// Wraps Kestrel's socket transport so the process can stop accepting new connections while the ones it
+/// has finish their requests (Kestrel's StopAsync does both at once), and counts open connections so a
+/// retiring worker knows when its last client has gone.
+/// </summary>
+public sealed class ListenerControl : IConnectionListenerFactory
+{
+    private readonly IConnectionListenerFactory _inner;
+    private readonly List<IConnectionListener> _listeners = new();
+    private int _open;
+    private volatile bool _stopped;
+
+    public ListenerControl(IConnectionListenerFactory inner) => _inner = inner;
+
+    public int OpenConnections => Volatile.Read(ref _open);
+
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var listener = new CountingListener(await _inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false), this);
+        lock (_listeners) _listeners.Add(listener);
+        return listener;
+    }
+
+    /// <summary>Stops accepting: the listening sockets stay open in other processes; connections already accepted go on.</summary>
+    public async Task StopAcceptingAsync()
+    {
+        _stopped = true;
+        IConnectionListener[] all;
+        lock (_listeners) all = _listeners.ToArray();
+        foreach (var l in all)
+        {
+            try { await l.UnbindAsync().ConfigureAwait(false); } catch (Exception) { }
+        }
+    }
+
+    private sealed class CountingListener : IConnectionListener
+    {
+        private readonly IConnectionListener _inner;
+        private readonly ListenerControl _owner;
+        public CountingListener(IConnectionListener inner, ListenerControl owner) { _inner = inner; _owner = owner; }
+        public EndPoint EndPoint => _inner.EndPoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            if (_owner._stopped) return null;
+            var connection = await _inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            if (connection == null) return null;
+            Interlocked.Increment(ref _owner._open);
+            connection.ConnectionClosed.Register(static o => Interlocked.Decrement(ref ((ListenerControl)o!)._open), _owner);
+            return connection;
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => _inner.UnbindAsync(cancellationToken);
+        public ValueTask DisposeAsync() => _inner.DisposeAsync();
+    }
+}

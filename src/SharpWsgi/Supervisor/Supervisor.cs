@@ -1,0 +1,419 @@
+using System.Diagnostics;
+using System.IO.Pipes;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using SharpWsgi.Configuration;
+using SharpWsgi.Hosting;
+using SharpWsgi.Logging;
+using SharpWsgi.Worker;
+
+namespace SharpWsgi.Supervisor;
+
+/// <summary>
+/// The process the user starts. It loads no Python: it opens the listening sockets once, starts the
+/// workers (this same executable in the worker role) and keeps them healthy from one loop that handles
+/// queued signals, worker messages and exits: heartbeat timeouts, crashes, recycling, reload (HUP),
+/// TTIN/TTOU, graceful (TERM) and fast (INT/QUIT) stops. gunicorn's arbiter is the model.
+/// </summary>
+public sealed class Supervisor
+{
+    private abstract record Event;
+    private sealed record SignalEvent(int Signal) : Event;
+    private sealed record MessageEvent(WorkerHandle Worker, string Message) : Event;
+    private sealed record ExitEvent(WorkerHandle Worker, int ExitCode) : Event;
+    private sealed record ReloadFilesChanged(string Path) : Event;
+
+    private readonly Channel<Event> _events = Channel.CreateUnbounded<Event>();
+    private readonly List<WorkerHandle> _workers = new();
+    private readonly string[] _args;
+    private readonly ErrorLogProvider _loggers;
+    private readonly ILogger _log;
+    private ServerSettings _settings;
+    private List<ListenSocket> _sockets = new();
+    private int _target;
+    private bool _announced;
+    private int _bootFailures;
+    private DateTime _nextSpawnAllowed = DateTime.MinValue;
+    private int? _stopping; // the signal that started the stop
+    private DateTime _stopDeadline;
+    private int? _haltCode;
+    private readonly Random _random = new();
+
+    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
+    {
+        _args = args;
+        _settings = settings;
+        _loggers = loggers;
+        _log = log;
+        _target = settings.Workers;
+    }
+
+    public int Run()
+    {
+        _sockets = ListenSockets.Open(_settings);
+        if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
+        var registrations = new List<PosixSignalRegistration>();
+        foreach (var sig in new[] { Native.SIGTERM, Native.SIGINT, Native.SIGQUIT, Native.SIGHUP, Native.SIGTTIN, Native.SIGTTOU, Native.SIGUSR1 })
+            registrations.Add(PosixSignalRegistration.Create((PosixSignal)ToPosix(sig), c =>
+            {
+                c.Cancel = true;
+                _events.Writer.TryWrite(new SignalEvent(sig));
+            }));
+        using var watcher = _settings.Reload ? StartReloadWatcher() : null;
+        try
+        {
+            Reconcile();
+            return Loop();
+        }
+        finally
+        {
+            foreach (var r in registrations) r.Dispose();
+            foreach (var s in _sockets)
+            {
+                s.Socket?.Dispose();
+                if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
+            }
+            if (_settings.PidFile != null) try { File.Delete(_settings.PidFile); } catch (IOException) { }
+        }
+    }
+
+    // PosixSignal has named values for the common signals; others are passed as raw numbers.
+    private static int ToPosix(int sig) => sig switch
+    {
+        Native.SIGTERM => (int)PosixSignal.SIGTERM,
+        Native.SIGINT => (int)PosixSignal.SIGINT,
+        Native.SIGQUIT => (int)PosixSignal.SIGQUIT,
+        Native.SIGHUP => (int)PosixSignal.SIGHUP,
+        Native.SIGTTIN => (int)PosixSignal.SIGTTIN,
+        Native.SIGTTOU => (int)PosixSignal.SIGTTOU,
+        _ => sig,
+    };
+
+    private int Loop()
+    {
+        var reader = _events.Reader;
+        while (true)
+        {
+            using (var tick = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
+            {
+                try
+                {
+                    if (reader.WaitToReadAsync(tick.Token).AsTask().GetAwaiter().GetResult())
+                        while (reader.TryRead(out var e)) Handle(e);
+                }
+                catch (OperationCanceledException) { }
+            }
+            OnTick();
+            if (_haltCode != null && _workers.Count == 0) return _haltCode.Value;
+            if (_stopping != null && _workers.Count == 0)
+            {
+                _log.LogInformation("Shutting down: Master");
+                return 0;
+            }
+        }
+    }
+
+    private void Handle(Event e)
+    {
+        switch (e)
+        {
+            case SignalEvent s: OnSignal(s.Signal); break;
+            case MessageEvent m: OnMessage(m.Worker, m.Message); break;
+            case ExitEvent x: OnExit(x.Worker, x.ExitCode); break;
+            case ReloadFilesChanged r:
+                _log.LogInformation("Reloading: {Path} changed", r.Path);
+                Reload();
+                break;
+        }
+    }
+
+    private void OnSignal(int signal)
+    {
+        if (_stopping != null && signal is not (Native.SIGINT or Native.SIGQUIT)) return;
+        switch (signal)
+        {
+            case Native.SIGTERM:
+                _log.LogInformation("Handling signal: term");
+                _stopping = signal;
+                _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
+                foreach (var w in _workers) Retire(w, "shutdown");
+                break;
+            case Native.SIGINT or Native.SIGQUIT:
+                _log.LogInformation("Handling signal: {Signal}", signal == Native.SIGINT ? "int" : "quit");
+                _stopping = signal;
+                _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+                foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGQUIT);
+                break;
+            case Native.SIGHUP:
+                _log.LogInformation("Handling signal: hup");
+                Reload();
+                break;
+            case Native.SIGTTIN:
+                _target++;
+                _log.LogInformation("Handling signal: ttin; workers: {Target}", _target);
+                break;
+            case Native.SIGTTOU:
+                if (_target > 1) _target--;
+                _log.LogInformation("Handling signal: ttou; workers: {Target}", _target);
+                break;
+            case Native.SIGUSR1:
+                _log.LogInformation("Handling signal: usr1; reopening log files");
+                _loggers.Reopen();
+                foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGUSR1);
+                break;
+        }
+        Reconcile();
+    }
+
+    /// <summary>HUP: re-read the configuration, start workers that import the app afresh, then retire the old ones.</summary>
+    private void Reload()
+    {
+        try
+        {
+            var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+                .ToDictionary(d => (string)d.Key, d => (string?)d.Value);
+            _settings = ServerSettings.Parse(_args, env);
+            _target = _settings.Workers;
+        }
+        catch (UsageException e)
+        {
+            _log.LogError("Reload: the configuration is invalid ({Message}); keeping the current one", e.Message);
+        }
+        foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, "reload");
+    }
+
+    private void OnMessage(WorkerHandle w, string message)
+    {
+        if (message == "beat") { w.LastBeat = DateTime.UtcNow; return; }
+        if (message == "ready")
+        {
+            w.Ready = true;
+            w.LastBeat = DateTime.UtcNow;
+            _bootFailures = 0;
+            _log.LogInformation("Worker ready (pid: {Pid})", w.Pid);
+            if (w.Replaces is { } old)
+            {
+                w.Replaces = null;
+                Retire(old, "replaced by " + w.Pid);
+            }
+            AnnounceIfReady();
+            return;
+        }
+        if (message.StartsWith("recycle ", StringComparison.Ordinal)) Replace(w, message["recycle ".Length..]);
+    }
+
+    private void AnnounceIfReady()
+    {
+        if (_announced) return;
+        var live = _workers.Where(x => x.IsLive).ToList();
+        if (live.Count < _target || live.Any(x => !x.Ready)) return;
+        _announced = true;
+        foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
+        _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count, string.Join(",", live.Select(x => x.Pid)));
+    }
+
+    private void OnExit(WorkerHandle w, int code)
+    {
+        _workers.Remove(w);
+        w.Control.Dispose();
+        var how = code > 128 ? $"signal {code - 128}" : $"exit code {code}";
+        if (w.Retiring) _log.LogInformation("Worker exited (pid: {Pid}, {How})", w.Pid, how);
+        else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
+        if (w.ReplacedBy is { } successor) successor.Replaces = null;
+        if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null; // the replacement failed: the old one serves on
+
+        if (_stopping != null || _haltCode != null) return;
+        if (!w.Ready && !w.Killed && code is Program.ExitAppLoad or Program.ExitStartup)
+        {
+            if (!_workers.Any(x => x.Ready))
+            {
+                _log.LogCritical("Worker failed to boot (pid: {Pid}, {How}); shutting down", w.Pid, how);
+                Halt(code);
+                return;
+            }
+            _log.LogError("A new worker failed to boot (pid: {Pid}); the running workers keep serving", w.Pid);
+            _nextSpawnAllowed = DateTime.UtcNow + Backoff();
+            return;
+        }
+        if (!w.Ready && !w.Retiring) _nextSpawnAllowed = DateTime.UtcNow + Backoff(); // crashing at boot: back off
+        Reconcile();
+    }
+
+    private TimeSpan Backoff() => TimeSpan.FromSeconds(Math.Min(10, 0.1 * Math.Pow(2, _bootFailures++)));
+
+    private void Halt(int code)
+    {
+        _haltCode = code;
+        foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGKILL);
+    }
+
+    private void OnTick()
+    {
+        var now = DateTime.UtcNow;
+        foreach (var w in _workers.ToList())
+        {
+            if (w.Killed)
+            {
+                if (now >= w.KillAt) { Native.Kill(w.Pid, Native.SIGKILL); w.KillAt = DateTime.MaxValue; }
+                continue;
+            }
+            if (w.Retiring)
+            {
+                if (now >= w.RetireDeadline)
+                {
+                    _log.LogWarning("Worker (pid: {Pid}) did not finish within the graceful timeout; killing it", w.Pid);
+                    Native.Kill(w.Pid, Native.SIGKILL);
+                    w.RetireDeadline = DateTime.MaxValue;
+                }
+                continue;
+            }
+            if (_settings.Timeout > 0 && now - w.LastBeat > TimeSpan.FromSeconds(_settings.Timeout))
+            {
+                _log.LogCritical("WORKER TIMEOUT (pid: {Pid}): no heartbeat for {Seconds}s; killing it", w.Pid, _settings.Timeout);
+                w.Killed = true;
+                w.KillAt = now + TimeSpan.FromSeconds(2);
+                Native.Kill(w.Pid, Native.SIGABRT);
+                continue;
+            }
+            if (!w.Ready || w.ReplacedBy != null) continue;
+            if (_settings.MaxLifetime > 0 && now - w.Started > TimeSpan.FromSeconds(_settings.MaxLifetime))
+                Replace(w, $"ran {_settings.MaxLifetime}s (--max-lifetime)");
+            else if (_settings.MaxRssMb > 0 && ResidentMb(w.Pid) is { } rss && rss > _settings.MaxRssMb)
+                Replace(w, $"resident memory {rss} MiB over --max-rss {_settings.MaxRssMb}");
+        }
+        if (_stopping != null && now >= _stopDeadline)
+        {
+            foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGKILL);
+            _stopDeadline = DateTime.MaxValue;
+        }
+        Reconcile();
+    }
+
+    private static long? ResidentMb(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmRSS:"))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+        }
+        catch (IOException) { }
+        return null;
+    }
+
+    /// <summary>Starts or retires workers until the live ones match the target.</summary>
+    private void Reconcile()
+    {
+        if (_stopping != null || _haltCode != null) return;
+        var live = _workers.Where(w => w.IsLive).ToList();
+        while (live.Count < _target && DateTime.UtcNow >= _nextSpawnAllowed)
+        {
+            live.Add(Spawn());
+        }
+        foreach (var extra in live.Where(w => w.Ready).OrderBy(w => w.Started).Take(Math.Max(0, live.Count - _target)).ToList())
+            Retire(extra, "fewer workers (TTOU)");
+    }
+
+    private void Replace(WorkerHandle old, string reason)
+    {
+        if (!old.IsLive || _stopping != null) return;
+        _log.LogInformation("Recycling worker (pid: {Pid}): {Reason}; starting its replacement", old.Pid, reason);
+        var next = Spawn();
+        next.Replaces = old;
+        old.ReplacedBy = next;
+    }
+
+    private void Retire(WorkerHandle w, string reason)
+    {
+        if (w.Retiring) return;
+        w.Retiring = true;
+        w.RetireDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
+        _log.LogInformation("Stopping worker (pid: {Pid}): {Reason}", w.Pid, reason);
+        Native.Kill(w.Pid, Native.SIGTERM);
+    }
+
+    private WorkerHandle Spawn()
+    {
+        var (exe, prefix) = SelfCommand();
+        var pipe = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
+        foreach (var a in prefix.Concat(_args)) psi.ArgumentList.Add(a);
+        psi.Environment[WorkerMain.FdsVariable] = string.Join(",", _sockets.Where(s => s.Fd >= 0).Select(s => s.Fd));
+        psi.Environment[WorkerMain.ReusePortVariable] = string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
+        psi.Environment[WorkerMain.MultiprocessVariable] = _target > 1 ? "1" : "0";
+        psi.Environment[ControlChannel.HandleVariable] = pipe.GetClientHandleAsString();
+        if (_settings.MaxRequests > 0)
+            psi.Environment[WorkerMain.MaxRequestsVariable] =
+                (_settings.MaxRequests + (_settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0)).ToString();
+        var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker process ({exe})");
+        pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
+        var worker = new WorkerHandle { Process = process, Control = pipe };
+        _workers.Add(worker);
+        _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
+        _ = ReadMessagesAsync(worker);
+        _ = WaitForExitAsync(worker);
+        return worker;
+    }
+
+    private async Task ReadMessagesAsync(WorkerHandle w)
+    {
+        try
+        {
+            using var reader = new StreamReader(w.Control);
+            string? line;
+            while ((line = await reader.ReadLineAsync().ConfigureAwait(false)) != null)
+                _events.Writer.TryWrite(new MessageEvent(w, line));
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+    }
+
+    private async Task WaitForExitAsync(WorkerHandle w)
+    {
+        await w.Process.WaitForExitAsync().ConfigureAwait(false);
+        _events.Writer.TryWrite(new ExitEvent(w, w.Process.ExitCode));
+    }
+
+    /// <summary>How to start this same program again: the apphost directly, or dotnet with our dll.</summary>
+    private static (string Exe, string[] Prefix) SelfCommand()
+    {
+        var path = Environment.ProcessPath!;
+        if (Path.GetFileNameWithoutExtension(path) == "dotnet")
+            return (path, new[] { typeof(Supervisor).Assembly.Location });
+        return (path, Array.Empty<string>());
+    }
+
+    private FileSystemWatcher? StartReloadWatcher()
+    {
+        var root = Directory.GetCurrentDirectory();
+        if (_settings.App is { } app && app.Split(':')[0].EndsWith(".py"))
+            root = Path.GetDirectoryName(Path.GetFullPath(app.Split(':')[0]))!;
+        var watcher = new FileSystemWatcher(root, "*.py") { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size };
+        var last = DateTime.MinValue;
+        void Changed(object? _, FileSystemEventArgs e)
+        {
+            // Editors write a file in several steps: one reload per burst.
+            lock (watcher)
+            {
+                if (DateTime.UtcNow - last < TimeSpan.FromMilliseconds(500)) return;
+                last = DateTime.UtcNow;
+            }
+            _events.Writer.TryWrite(new ReloadFilesChanged(e.FullPath));
+        }
+        watcher.Changed += Changed;
+        watcher.Created += Changed;
+        watcher.Renamed += Changed;
+        watcher.EnableRaisingEvents = true;
+        foreach (var extra in _settings.ReloadExtraFiles)
+        {
+            var full = Path.GetFullPath(extra);
+            var dir = Directory.Exists(full) ? full : Path.GetDirectoryName(full)!;
+            var w2 = new FileSystemWatcher(dir, Directory.Exists(full) ? "*" : Path.GetFileName(full)) { IncludeSubdirectories = Directory.Exists(full) };
+            w2.Changed += Changed;
+            w2.Created += Changed;
+            w2.EnableRaisingEvents = true;
+        }
+        _log.LogInformation("Watching {Root} for changes (--reload)", root);
+        return watcher;
+    }
+}

@@ -1,0 +1,28 @@
+using System.Diagnostics;
+using System.IO.Pipes;
+
+namespace SharpWsgi.Supervisor;
+
+/// <summary>The supervisor's view of one worker process.</summary>
+internal sealed class WorkerHandle
+{
+    public required Process Process { get; init; }
+    public required AnonymousPipeServerStream Control { get; init; }
+    public int Pid => Process.Id;
+    public DateTime Started { get; } = DateTime.UtcNow;
+    public DateTime LastBeat { get; set; } = DateTime.UtcNow;
+    public bool Ready { get; set; }
+    /// <summary>Sent TERM: finishing its in-flight requests; no longer counts toward the worker target.</summary>
+    public bool Retiring { get; set; }
+    public DateTime RetireDeadline { get; set; }
+    /// <summary>Timed out and sent SIGABRT; SIGKILL follows at KillAt.</summary>
+    public bool Killed { get; set; }
+    public DateTime KillAt { get; set; }
+    /// <summary>The worker this one will replace once it is ready (recycling, reload).</summary>
+    public WorkerHandle? Replaces { get; set; }
+    /// <summary>The worker that will replace this one once it is ready.</summary>
+    public WorkerHandle? ReplacedBy { get; set; }
+
+    /// <summary>Counts toward the target number of workers.</summary>
+    public bool IsLive => !Retiring && !Killed && ReplacedBy == null;
+}

@@ -1,0 +1,98 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using SharpWsgi.Configuration;
+using SharpWsgi.Gateway;
+using SharpWsgi.Hosting;
+using SharpWsgi.Logging;
+using SharpWsgi.Python;
+
+namespace SharpWsgi.Worker;
+
+/// <summary>
+/// A worker process: one embedded interpreter, its Python threads and Kestrel on the listeners the
+/// supervisor handed down. It reports readiness and heartbeats through the control pipe and obeys
+/// TERM (finish in-flight requests, then exit), QUIT/INT (exit now) and USR1 (reopen the log).
+/// </summary>
+public static class WorkerMain
+{
+    public const string FdsVariable = "SHARPWSGI_WORKER_FDS";
+    public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
+    public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
+    public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
+
+    public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
+
+    public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
+    {
+        var control = ControlChannel.FromEnvironment();
+        var fds = Split(FdsVariable).Select(int.Parse).ToList();
+        var reusePort = Split(ReusePortVariable).ToList();
+        var multiprocess = Environment.GetEnvironmentVariable(MultiprocessVariable) == "1";
+        long.TryParse(Environment.GetEnvironmentVariable(MaxRequestsVariable), out var maxRequests);
+        foreach (var v in new[] { FdsVariable, ReusePortVariable, MultiprocessVariable, MaxRequestsVariable })
+            Environment.SetEnvironmentVariable(v, null);
+
+        log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
+        if (settings.Chdir != null)
+        {
+            if (!Directory.Exists(settings.Chdir)) throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+            Directory.SetCurrentDirectory(settings.Chdir);
+        }
+        var cwd = Directory.GetCurrentDirectory();
+        var (interpreter, source) = PythonLocator.Choose(settings.Python);
+        var info = PythonLocator.Describe(interpreter, source);
+        var leading = new List<string> { cwd };
+        leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
+        PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
+        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(), info.Executable, info.LibPythonPath);
+
+        var options = new WsgiOptions
+        {
+            Threads = settings.Threads,
+            QueueSize = settings.QueueSize,
+            RootPath = settings.RootPath,
+            Multiprocess = multiprocess,
+            ServerSoftware = $"sharpwsgi/{version}",
+            RequestTimeout = settings.RequestTimeout,
+            RequestTimeoutGrace = settings.RequestTimeoutGrace,
+            QueueTimeout = settings.QueueTimeout,
+            HeartbeatInterval = TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
+        };
+        var gateway = PythonRuntime.RunOnMainThreadState(() =>
+        {
+            var app = AppLoader.Load(settings.App, version);
+            return WsgiGateway.Create(app, options, loggers);
+        });
+
+        var lifecycle = new WorkerLifecycle(maxRequests);
+        lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");
+        gateway.Watchdog.OnHeartbeat = () => control.Send("beat");
+        gateway.Watchdog.OnStuck = reason => control.Send("recycle " + reason);
+
+        var host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort).GetAwaiter().GetResult();
+        gateway.Watchdog.Start();
+
+        using var stop = new ManualResetEventSlim();
+        var graceful = true;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; graceful = false; stop.Set(); });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; graceful = false; stop.Set(); });
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true); // the supervisor reloads
+        using var usr1 = PosixSignalRegistration.Create((PosixSignal)10, c => { c.Cancel = true; loggers.Reopen(); });
+        control.Send("ready");
+        log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
+
+        stop.Wait();
+        if (graceful)
+        {
+            log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)", Environment.ProcessId, lifecycle.Requests);
+            host.RetireAsync(TimeSpan.FromSeconds(settings.GracefulTimeout)).GetAwaiter().GetResult();
+        }
+        else host.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+        log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
+        return 0;
+    }
+
+    private static IEnumerable<string> Split(string variable) =>
+        (Environment.GetEnvironmentVariable(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+}
