@@ -15,7 +15,17 @@ public sealed class ListenerControl : IConnectionListenerFactory
     private int _open;
     private volatile bool _stopped;
 
-    public ListenerControl(IConnectionListenerFactory inner) => _inner = inner;
+    private readonly AcceptBalance? _balance;
+
+    public ListenerControl(IConnectionListenerFactory inner, AcceptBalance? balance)
+    {
+        _inner = inner;
+        _balance = balance;
+        _balance?.Publish(0);
+    }
+
+    private void Opened() { var n = Interlocked.Increment(ref _open); if (!_stopped) _balance?.Publish(n); }
+    private void Closed() { var n = Interlocked.Decrement(ref _open); if (!_stopped) _balance?.Publish(n); }
 
     public int OpenConnections => Volatile.Read(ref _open);
 
@@ -30,6 +40,7 @@ public sealed class ListenerControl : IConnectionListenerFactory
     public async Task StopAcceptingAsync()
     {
         _stopped = true;
+        _balance?.Publish(-1); // no longer accepting: not a candidate for the others to defer to
         IConnectionListener[] all;
         lock (_listeners) all = _listeners.ToArray();
         foreach (var l in all)
@@ -48,10 +59,11 @@ public sealed class ListenerControl : IConnectionListenerFactory
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
             if (_owner._stopped) return null;
+            if (_owner._balance != null) await _owner._balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken).ConfigureAwait(false);
             var connection = await _inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
             if (connection == null) return null;
-            Interlocked.Increment(ref _owner._open);
-            connection.ConnectionClosed.Register(static o => Interlocked.Decrement(ref ((ListenerControl)o!)._open), _owner);
+            _owner.Opened();
+            connection.ConnectionClosed.Register(static o => ((ListenerControl)o!).Closed(), _owner);
             return connection;
         }
 

@@ -72,7 +72,9 @@ public sealed class ServerHost : IAsyncDisposable
                 socket.Bind(ip);
                 return socket;
             };
-        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers));
+        // Balancing matters only for shared sockets; SO_REUSEPORT sockets are balanced by the kernel.
+        var balance = reusePortAddresses.Count == 0 ? AcceptBalance.FromEnvironment() : null;
+        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers), balance);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle);
         try

@@ -39,6 +39,8 @@ public sealed class Supervisor
     private DateTime _stopDeadline;
     private int? _haltCode;
     private readonly Random _random = new();
+    private AcceptBalance? _balance;
+    private string? _balancePath;
 
     public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
@@ -52,6 +54,7 @@ public sealed class Supervisor
     public int Run()
     {
         _sockets = ListenSockets.Open(_settings);
+        (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
         var registrations = new List<PosixSignalRegistration>();
         foreach (var sig in new[] { Native.SIGTERM, Native.SIGINT, Native.SIGQUIT, Native.SIGHUP, Native.SIGTTIN, Native.SIGTTOU, Native.SIGUSR1 })
@@ -75,6 +78,8 @@ public sealed class Supervisor
                 if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
             }
             if (_settings.PidFile != null) try { File.Delete(_settings.PidFile); } catch (IOException) { }
+            _balance?.Dispose();
+            if (_balancePath != null) try { File.Delete(_balancePath); } catch (IOException) { }
         }
     }
 
@@ -217,6 +222,7 @@ public sealed class Supervisor
     {
         _workers.Remove(w);
         w.Control.Dispose();
+        _balance?.Set(w.BalanceSlot, -1);
         var how = code > 128 ? $"signal {code - 128}" : $"exit code {code}";
         if (w.Retiring) _log.LogInformation("Worker exited (pid: {Pid}, {How})", w.Pid, how);
         else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
@@ -343,12 +349,15 @@ public sealed class Supervisor
         psi.Environment[WorkerMain.ReusePortVariable] = string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         psi.Environment[WorkerMain.MultiprocessVariable] = _target > 1 ? "1" : "0";
         psi.Environment[ControlChannel.HandleVariable] = pipe.GetClientHandleAsString();
+        var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
+        psi.Environment[AcceptBalance.PathVariable] = _balancePath;
+        psi.Environment[AcceptBalance.SlotVariable] = slot.ToString();
         if (_settings.MaxRequests > 0)
             psi.Environment[WorkerMain.MaxRequestsVariable] =
                 (_settings.MaxRequests + (_settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0)).ToString();
         var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker process ({exe})");
         pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
-        var worker = new WorkerHandle { Process = process, Control = pipe };
+        var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
         _workers.Add(worker);
         _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
         _ = ReadMessagesAsync(worker);

@@ -9,6 +9,8 @@ internal sealed class WorkerHandle
     public required Process Process { get; init; }
     public required AnonymousPipeServerStream Control { get; init; }
     public int Pid => Process.Id;
+    /// <summary>Its counter in the shared accept-balance table.</summary>
+    public required int BalanceSlot { get; init; }
     public DateTime Started { get; } = DateTime.UtcNow;
     public DateTime LastBeat { get; set; } = DateTime.UtcNow;
     public bool Ready { get; set; }

@@ -1,0 +1,88 @@
+using System.IO.MemoryMappedFiles;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>
+/// Evens out connections across workers that accept from the same shared socket. Without it the first
+/// worker to wake takes a whole burst of keep-alive connections (measured: 53,831 requests to one worker,
+/// 0 to the other). Each worker publishes its open-connection count in a slot of a small shared memory
+/// file the supervisor creates; a worker that is ahead of the least loaded one by more than one
+/// connection lets the others accept first, for at most a few milliseconds.
+/// </summary>
+public sealed class AcceptBalance : IDisposable
+{
+    public const string PathVariable = "SHARPWSGI_BALANCE_FILE";
+    public const string SlotVariable = "SHARPWSGI_BALANCE_SLOT";
+    public const int Slots = 1024;
+    private const int MaxDeferMilliseconds = 5;
+
+    private readonly MemoryMappedFile _file;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly int _slot;
+
+    private AcceptBalance(MemoryMappedFile file, MemoryMappedViewAccessor view, int slot)
+    {
+        _file = file;
+        _view = view;
+        _slot = slot;
+    }
+
+    /// <summary>The supervisor's side: a file of <see cref="Slots"/> counters, all unused (-1).</summary>
+    public static (AcceptBalance Table, string Path) Create()
+    {
+        var path = $"/dev/shm/sharpwsgi-{Environment.ProcessId}.balance";
+        if (!Directory.Exists("/dev/shm")) path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
+        using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite))
+            fs.SetLength(Slots * sizeof(int));
+        var table = Open(path, -1)!;
+        for (int i = 0; i < Slots; i++) table.Set(i, -1);
+        return (table, path);
+    }
+
+    /// <summary>A worker's side, from the environment the supervisor set; null when there is none.</summary>
+    public static AcceptBalance? FromEnvironment()
+    {
+        var path = Environment.GetEnvironmentVariable(PathVariable);
+        if (path == null || !int.TryParse(Environment.GetEnvironmentVariable(SlotVariable), out var slot)) return null;
+        Environment.SetEnvironmentVariable(PathVariable, null);
+        Environment.SetEnvironmentVariable(SlotVariable, null);
+        try { return Open(path, slot); }
+        catch (IOException) { return null; }
+    }
+
+    private static AcceptBalance Open(string path, int slot)
+    {
+        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, Slots * sizeof(int), MemoryMappedFileAccess.ReadWrite);
+        return new AcceptBalance(file, file.CreateViewAccessor(0, Slots * sizeof(int)), slot);
+    }
+
+    public void Set(int slot, int value) => _view.Write(slot * sizeof(int), value);
+
+    /// <summary>This worker's open connections changed.</summary>
+    public void Publish(int open) => Set(_slot, open);
+
+    /// <summary>Waits (a few ms at most) while another accepting worker has clearly fewer connections.</summary>
+    public async ValueTask DeferWhileAheadAsync(int open, CancellationToken cancellationToken)
+    {
+        for (int waited = 0; waited < MaxDeferMilliseconds && open > LeastOther() + 1; waited++)
+            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+    }
+
+    private int LeastOther()
+    {
+        var least = int.MaxValue;
+        for (int i = 0; i < Slots; i++)
+        {
+            if (i == _slot) continue;
+            var v = _view.ReadInt32(i * sizeof(int));
+            if (v >= 0 && v < least) least = v;
+        }
+        return least == int.MaxValue ? int.MaxValue - 1 : least;
+    }
+
+    public void Dispose()
+    {
+        _view.Dispose();
+        _file.Dispose();
+    }
+}
