@@ -2,7 +2,8 @@
 Run: sharpwsgi tests/apps/echo_environ.py
 
 Every call is counted per client port (REMOTE_PORT), so a test can ask afterwards how many requests of one
-connection reached the app. Two paths are reserved for the tests and never echoed or counted:
+connection reached the app. With $ECHO_ENVIRON_CALLS naming a file, calls are appended to it (one port per line), so
+the count covers every worker process; otherwise they are counted in this process. Two paths are reserved for the tests and never echoed or counted:
   /__calls?port=N          -> {"calls": <calls from client port N>, "total": <all calls>}
   /__barrier?n=N&timeout=S -> waits until N requests wait here at once (proves N Python threads); 200 or 504
 Everything else answers 200 with {"environ": {...str/int/bool values...}, "body_b64": "...", "body_len": n}.
@@ -11,6 +12,7 @@ so the server decides the response.
 """
 import base64
 import json
+import os
 import threading
 from urllib.parse import parse_qs
 
@@ -18,6 +20,7 @@ _lock = threading.Lock()
 _calls_by_port = {}
 _total = 0
 _barriers = {}
+_calls_file = os.environ.get('ECHO_ENVIRON_CALLS')
 
 
 def _json(start_response, obj, status='200 OK'):
@@ -29,6 +32,13 @@ def _json(start_response, obj, status='200 OK'):
 def _calls(environ, start_response):
     query = parse_qs(environ.get('QUERY_STRING', ''))
     port = query.get('port', [''])[0]
+    if _calls_file:
+        try:
+            with open(_calls_file) as f:
+                ports = f.read().split()
+        except FileNotFoundError:
+            ports = []
+        return _json(start_response, {'calls': ports.count(port), 'total': len(ports)})
     with _lock:
         return _json(start_response, {'calls': _calls_by_port.get(port, 0), 'total': _total})
 
@@ -57,8 +67,15 @@ def application(environ, start_response):
     if path == '/__barrier':
         return _barrier(environ, start_response)
 
+    port = str(environ.get('REMOTE_PORT', ''))
+    if _calls_file:
+        # One short O_APPEND write per call: atomic across threads and worker processes.
+        fd = os.open(_calls_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (port + '\n').encode('ascii'))
+        finally:
+            os.close(fd)
     with _lock:
-        port = str(environ.get('REMOTE_PORT', ''))
         _calls_by_port[port] = _calls_by_port.get(port, 0) + 1
         _total += 1
 

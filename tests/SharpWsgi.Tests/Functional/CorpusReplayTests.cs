@@ -9,9 +9,21 @@ namespace SharpWsgi.Tests.Functional;
 /// <summary>The echo_environ app served once for every corpus row.</summary>
 public sealed class EchoServerFixture : IDisposable
 {
-    private readonly Lazy<ServerProcess> _server = new(() => ServerProcess.StartApp(Path.Combine(ServerProcess.AppsDir, "echo_environ.py")));
+    // Calls are logged to a file, so the per-connection count is right however many worker processes serve.
+    private readonly string _callsFile = Path.Combine(Path.GetTempPath(), $"sharpwsgi-echo-calls-{Guid.NewGuid():N}.log");
+    private readonly Lazy<ServerProcess> _server;
+
+    public EchoServerFixture()
+        => _server = new(() => ServerProcess.Start(new[] { Path.Combine(ServerProcess.AppsDir, "echo_environ.py") },
+            new Dictionary<string, string?> { ["ECHO_ENVIRON_CALLS"] = _callsFile }));
+
     public ServerProcess Server => _server.Value;
-    public void Dispose() { if (_server.IsValueCreated) _server.Value.Dispose(); }
+
+    public void Dispose()
+    {
+        if (_server.IsValueCreated) _server.Value.Dispose();
+        File.Delete(_callsFile);
+    }
 }
 
 /// <summary>
@@ -113,7 +125,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     private void AssertAccepted(byte[] raw, IReadOnlyList<CorpusRequest> requests, Dictionary<string, string?> overrides,
         HostRepair hostRepair = HostRepair.None, byte[]? bodyOverride = null)
     {
-        using var conn = new RawHttp(Port, ReadTimeout);
+        using var conn = Open(ReadTimeout);
         conn.Send(raw);
         for (int i = 0; i < requests.Count; i++)
         {
@@ -206,7 +218,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     /// </summary>
     private void AssertHostRejectedThenRepaired(CorpusCase c, KestrelDifference diff, bool insert)
     {
-        using (var conn = new RawHttp(Port, ReadTimeout))
+        using (var conn = Open(ReadTimeout))
         {
             conn.Send(c.Raw);
             int served = 0;
@@ -271,7 +283,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
 
     private void AssertRejected(byte[] raw, int? status)
     {
-        using var conn = new RawHttp(Port, ReadTimeout);
+        using var conn = Open(ReadTimeout);
         conn.Send(raw);
         RawResponse resp;
         try { resp = conn.ReadResponse(); }
@@ -286,7 +298,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     /// <summary>Kestrel accepts what gunicorn rejects: one 200 echo, with the documented environ and body.</summary>
     private void AssertAcceptedInvalid(CorpusCase c, KestrelDifference diff)
     {
-        using var conn = new RawHttp(Port, ReadTimeout);
+        using var conn = Open(ReadTimeout);
         conn.Send(c.Raw);
         var resp = conn.ReadResponse();
         Assert.True(resp.Status == 200, $"documented as accepted; got {resp.StatusLine}: {resp.BodyText}");
@@ -314,7 +326,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     /// (bodies are streamed). The client must get a 4xx (never the app's 200), and the app runs at most once.</summary>
     private void AssertBodyError(CorpusCase c, KestrelDifference diff)
     {
-        using var conn = new RawHttp(Port, ReadTimeout);
+        using var conn = Open(ReadTimeout);
         conn.Send(c.Raw);
         RawResponse resp;
         try { resp = conn.ReadResponse(); }
@@ -329,7 +341,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     /// half-closes: the server must close the connection without a 2xx, and the app runs at most calls&lt;=N times.</summary>
     private void AssertIncomplete(CorpusCase c, KestrelDifference diff)
     {
-        using var conn = new RawHttp(Port, ReadTimeout);
+        using var conn = Open(ReadTimeout);
         conn.Send(c.Raw);
         conn.Socket.Shutdown(SocketShutdown.Send);
         var rest = Encoding.Latin1.GetString(conn.ReadToEnd());
@@ -348,7 +360,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         _out.WriteLine($"info only: written for gunicorn_config {c.GunicornConfig}");
         try
         {
-            using var conn = new RawHttp(Port, TimeSpan.FromSeconds(5));
+            using var conn = Open(TimeSpan.FromSeconds(5));
             conn.Send(c.Raw);
             var resp = conn.ReadResponse();
             var calls = Calls(conn);
@@ -367,8 +379,21 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
 
     // ---- helpers ---------------------------------------------------------------------------------------------
 
-    /// <summary>Calls the app saw from this connection's client port (asked on a separate connection).</summary>
-    private int Calls(RawHttp conn)
+    private readonly Dictionary<RawHttp, int> _baselines = new();
+
+    /// <summary>Connects, and notes how many calls the app has already seen from this client port: a port can be
+    /// reused by a later connection once the server closed an earlier one.</summary>
+    private RawHttp Open(TimeSpan timeout)
+    {
+        var conn = new RawHttp(Port, timeout);
+        _baselines[conn] = CallsFromPort(conn);
+        return conn;
+    }
+
+    /// <summary>Calls the app saw from this connection (asked on a separate connection).</summary>
+    private int Calls(RawHttp conn) => CallsFromPort(conn) - _baselines[conn];
+
+    private int CallsFromPort(RawHttp conn)
     {
         var localPort = ((System.Net.IPEndPoint)conn.Socket.LocalEndPoint!).Port;
         var resp = Http.Get(Port, $"/__calls?port={localPort}");

@@ -9,11 +9,13 @@ namespace SharpWsgi.Tests.Functional;
 public sealed class LeakCollection { }
 
 /// <summary>
-/// Reference-count and memory leaks: 100k requests over keep-alive connections after a 10k warm-up; the
-/// server's resident set may not grow by more than <see cref="MaxGrowthBytes"/> between the end of the
-/// warm-up and the end of the run. A leak of one small object per request (a dict, a str, a bytes, an
-/// environ value, ~50–200 bytes) over 100k requests is 5–20 MB, and anything larger shows well above the
-/// bound. Runs alone (no other test loads the machine meanwhile).
+/// Reference-count and memory leaks: 10k warm-up requests, then 100k over keep-alive connections. The resident
+/// set of the server (the sharpwsgi process and its worker processes, summed) is recorded after the warm-up,
+/// after 50k and at the end. Two bounds: the whole 100k may add less than <see cref="MaxGrowthBytes"/> (the
+/// first tens of thousands of requests still grow the .NET heaps: 4–17 MB measured on a 2-core machine), and
+/// the last 50k, past that settling, less than <see cref="MaxSecondHalfGrowthBytes"/> (0.1–2.5 MB measured).
+/// So a leak of about 170 bytes or more per request fails (a leaked environ dict, start_response, input object
+/// or body buffer is far bigger); a leak of one tiny object per request may pass. Runs alone (DisableParallelization).
 /// </summary>
 [Collection("Leak")]
 public sealed class LeakTests
@@ -21,7 +23,8 @@ public sealed class LeakTests
     private const int WarmUp = 10_000;
     private const int Measured = 100_000;
     private const int Connections = 4;
-    private const long MaxGrowthBytes = 20L * 1024 * 1024;
+    private const long MaxGrowthBytes = 24L * 1024 * 1024;
+    private const long MaxSecondHalfGrowthBytes = 8L * 1024 * 1024;
 
     private readonly ITestOutputHelper _out;
     public LeakTests(ITestOutputHelper output) => _out = output;
@@ -56,17 +59,23 @@ public sealed class LeakTests
         {
             var sw = Stopwatch.StartNew();
             Run(clients, request, WarmUp, bodyOk);
-            var afterWarmUp = server.ResidentBytes();
-            _out.WriteLine($"warm-up: {WarmUp} requests in {sw.Elapsed.TotalSeconds:F1} s; RSS {Mb(afterWarmUp)}");
+            var (afterWarmUp, warmDetail) = ProcessTree.TreeResidentBytes(server.Pid);
+            _out.WriteLine($"warm-up: {WarmUp} requests in {sw.Elapsed.TotalSeconds:F1} s; RSS {Mb(afterWarmUp)} ({warmDetail})");
 
             sw.Restart();
-            Run(clients, request, Measured, bodyOk);
-            var atEnd = server.ResidentBytes();
+            Run(clients, request, Measured / 2, bodyOk);
+            var (middle, _) = ProcessTree.TreeResidentBytes(server.Pid);
+            Run(clients, request, Measured / 2, bodyOk);
+            var (atEnd, endDetail) = ProcessTree.TreeResidentBytes(server.Pid);
             var seconds = sw.Elapsed.TotalSeconds;
             var growth = atEnd - afterWarmUp;
-            _out.WriteLine($"measured: {Measured} requests in {seconds:F1} s ({Measured / seconds:F0} req/s); RSS {Mb(afterWarmUp)} -> {Mb(atEnd)} (growth {Mb(growth)}, bound {Mb(MaxGrowthBytes)}; {(double)growth / Measured:F1} bytes/request)");
+            var secondHalf = atEnd - middle;
+            _out.WriteLine($"measured: {Measured} requests in {seconds:F1} s ({Measured / seconds:F0} req/s); RSS {Mb(afterWarmUp)} -> {Mb(middle)} -> {Mb(atEnd)} ({endDetail})");
+            _out.WriteLine($"growth {Mb(growth)} (bound {Mb(MaxGrowthBytes)}), {(double)growth / Measured:F1} bytes/request; last 50k {Mb(secondHalf)} (bound {Mb(MaxSecondHalfGrowthBytes)}), {(double)secondHalf / (Measured / 2):F1} bytes/request");
             Assert.True(growth < MaxGrowthBytes,
                 $"RSS grew by {Mb(growth)} over {Measured} requests ({Mb(afterWarmUp)} -> {Mb(atEnd)}), bound {Mb(MaxGrowthBytes)}");
+            Assert.True(secondHalf < MaxSecondHalfGrowthBytes,
+                $"RSS grew by {Mb(secondHalf)} over the last {Measured / 2} requests ({Mb(middle)} -> {Mb(atEnd)}), bound {Mb(MaxSecondHalfGrowthBytes)}");
             Assert.False(server.HasExited, "server exited during the run:\n" + server.Output);
         }
         finally

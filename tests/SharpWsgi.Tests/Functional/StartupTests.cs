@@ -120,8 +120,9 @@ public sealed class StartupTests
     [Fact]
     public async Task EnvironmentVariable_Threads_RunsThatManyRequestsAtOnce()
     {
-        // Three requests wait on a threading.Barrier(3): they can only all return if three Python threads run them.
-        using var server = ServerProcess.Start(new[] { EchoApp }, new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "3" });
+        // Three requests wait on a threading.Barrier(3): they can only all return if three Python threads of one
+        // process run them (one worker process, so the barrier is shared).
+        using var server = ServerProcess.Start(new[] { EchoApp }, new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "3", ["SHARPWSGI_WORKERS"] = "1" });
         var tasks = Enumerable.Range(0, 3).Select(_ => Task.Run(() => Http.Get(server.Port, "/__barrier?n=3&timeout=20"))).ToArray();
         var results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(40));
         foreach (var r in results)

@@ -236,3 +236,50 @@ public sealed class KeepAliveClient : IDisposable
 
     public void Dispose() => _socket.Dispose();
 }
+
+/// <summary>Memory of a process and all its descendants (a supervisor and its workers), read from /proc.</summary>
+public static class ProcessTree
+{
+    /// <summary>The pid itself and every descendant's pid.</summary>
+    public static List<int> WithDescendants(int pid)
+    {
+        var parents = new Dictionary<int, List<int>>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var child)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ppid = int.Parse(fields[1]);
+            if (!parents.TryGetValue(ppid, out var list)) parents[ppid] = list = new List<int>();
+            list.Add(child);
+        }
+        var result = new List<int> { pid };
+        for (int i = 0; i < result.Count; i++)
+            if (parents.TryGetValue(result[i], out var children)) result.AddRange(children);
+        return result;
+    }
+
+    /// <summary>Resident set size in bytes of one process (0 if it is gone).</summary>
+    public static long ResidentBytes(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmRSS:"))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException) { }
+        return 0;
+    }
+
+    /// <summary>Summed RSS of the process and its descendants, with the per-process figures for messages.</summary>
+    public static (long Total, string Detail) TreeResidentBytes(int pid)
+    {
+        var parts = WithDescendants(pid).Select(p => (Pid: p, Rss: ResidentBytes(p))).ToList();
+        return (parts.Sum(p => p.Rss), string.Join(", ", parts.Select(p => $"{p.Pid}: {p.Rss / (1024.0 * 1024.0):F1} MB")));
+    }
+}
