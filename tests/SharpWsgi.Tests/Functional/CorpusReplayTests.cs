@@ -72,6 +72,10 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
             case "invalid-host":
                 AssertHostRejectedThenRepaired(c, diff, insert: false);
                 break;
+            case "non-ascii-target":
+                AssertRejected(c.Raw, diff.Status ?? 400);
+                AssertNonAsciiTargetEncoded(c, diff);
+                break;
             case "truncated-body":
                 AssertTruncatedBodyPadded(c, diff);
                 break;
@@ -102,7 +106,7 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
             Assert.True(names.TryGetValue(name, out var c), $"{KestrelDifferences.File} lists {name}, which is not in the corpus");
             Assert.False(c!.ConfigDependent, $"{name} depends on gunicorn_config {c.GunicornConfig}: it is info-only and needs no entry");
             Assert.False(string.IsNullOrWhiteSpace(diff.Reason), $"{name} has no documented reason");
-            if (diff.Kind is "missing-host" or "invalid-host" or "truncated-body")
+            if (diff.Kind is "missing-host" or "invalid-host" or "non-ascii-target" or "truncated-body")
                 Assert.True(c.Valid, $"{name}: {diff.Kind} only makes sense for a valid case");
             if (diff.Kind is "accept" or "body-error" or "incomplete")
                 Assert.False(c.Valid, $"{name}: {diff.Kind} only makes sense for an invalid case");
@@ -267,6 +271,23 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         var replaced = System.Text.RegularExpressions.Regex.Replace(raw, @"(?im)^Host:[^\r\n]*\r\n", "Host: localhost\r\n");
         Assert.NotEqual(raw, replaced);
         return Encoding.Latin1.GetBytes(replaced);
+    }
+
+    /// <summary>Raw non-ASCII bytes in the target are rejected; percent-encoded, the same bytes must reach
+    /// PATH_INFO decoded as latin-1 (what the fixture expects), with RAW_URI keeping the encoded form.</summary>
+    private void AssertNonAsciiTargetEncoded(CorpusCase c, KestrelDifference diff)
+    {
+        var r = Assert.Single(c.Requests);
+        var encodedTarget = new StringBuilder();
+        foreach (var b in Encoding.Latin1.GetBytes(r.Target))
+            encodedTarget.Append(b >= 0x80 ? $"%{b:X2}" : ((char)b).ToString());
+        var raw = Encoding.Latin1.GetString(c.Raw);
+        var line = $"{r.Method} {r.Target} {r.Protocol}\r\n";
+        Assert.StartsWith(line, raw);
+        var encoded = Encoding.Latin1.GetBytes($"{r.Method} {encodedTarget} {r.Protocol}\r\n" + raw[line.Length..]);
+        _out.WriteLine("percent-encoded: " + Preview(encoded));
+        var overrides = new Dictionary<string, string?>(diff.Environ) { ["RAW_URI"] = encodedTarget.ToString() };
+        AssertAccepted(encoded, c.Requests, overrides);
     }
 
     /// <summary>The fixture's body is shorter than its Content-Length (gunicorn's test reads only what is there);

@@ -74,7 +74,7 @@ public static class KestrelDifferences
 {
     public static string File => Path.Combine(ServerProcess.RepoRoot, "tests", "requests", "kestrel-differences.md");
 
-    public static readonly string[] Kinds = { "missing-host", "invalid-host", "truncated-body", "reject", "accept", "body-error", "incomplete" };
+    public static readonly string[] Kinds = { "missing-host", "invalid-host", "non-ascii-target", "truncated-body", "reject", "accept", "body-error", "incomplete" };
 
     private static readonly Lazy<Dictionary<string, KestrelDifference>> All = new(Load);
 
