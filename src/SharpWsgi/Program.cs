@@ -70,7 +70,10 @@ public static class Program
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
-        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
-        return new Supervisor.Supervisor(args, settings, loggers, log).Run();
+        // Asked once here (so a bad interpreter is reported before any worker starts) and handed to every worker.
+        var python = WorkerMain.DescribePython(settings);
+        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each, Python {Version} ({Executable})",
+            settings.Workers, settings.Threads, python.Version, python.Executable);
+        return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
     }
 }

@@ -20,6 +20,9 @@ public sealed class InputStream : IPyIterator, IPyMethods
 
     public InputStream(WsgiExchange exchange) => _exchange = exchange;
 
+    /// <summary>Set (e.g. 400) when reading failed because the client's body was malformed.</summary>
+    public int ClientErrorStatus { get; private set; }
+
     /// <summary>Total body bytes handed to the app (for logs).</summary>
     public long BytesRead { get; private set; }
 
@@ -56,6 +59,8 @@ public sealed class InputStream : IPyIterator, IPyMethods
         {
             _eof = true;
             _exchange.Exit();
+            // Kestrel's BadHttpRequestException: the client sent a malformed body (bad chunk size, too large...).
+            if (e is Microsoft.AspNetCore.Http.BadHttpRequestException bad) ClientErrorStatus = bad.StatusCode;
             throw new PyRaiseException(PyErrorKind.OSError, $"error reading the request body: {e.Message}");
         }
         int length;

@@ -59,7 +59,7 @@ public sealed class RequestRunner
             }
             catch (PythonException e)
             {
-                outcome = Fail(exchange, response, e, "calling the application");
+                outcome = Fail(exchange, response, input, e, "calling the application");
                 return;
             }
             try
@@ -67,8 +67,8 @@ public sealed class RequestRunner
                 SendBody(response, result);
                 outcome = Finish(exchange, response);
             }
-            catch (PythonException e) { outcome = Fail(exchange, response, e, "iterating the response"); }
-            catch (PyRaiseException e) { outcome = Fail(exchange, response, e, "sending the response"); }
+            catch (PythonException e) { outcome = Fail(exchange, response, input, e, "iterating the response"); }
+            catch (PyRaiseException e) { outcome = Fail(exchange, response, input, e, "sending the response"); }
             catch (RequestAbandonedException) { outcome = ExchangeOutcome.Aborted; }
             catch (ClientDisconnectedException)
             {
@@ -83,7 +83,7 @@ public sealed class RequestRunner
         }
         catch (Exception e) when (e is PythonException or PyRaiseException)
         {
-            outcome = Fail(exchange, response, e, "preparing the request");
+            outcome = Fail(exchange, response, input, e, "preparing the request");
         }
         catch (Exception e)
         {
@@ -202,13 +202,19 @@ public sealed class RequestRunner
         return ExchangeOutcome.Completed;
     }
 
-    private ExchangeOutcome Fail(WsgiExchange exchange, ResponseState response, Exception e, string stage)
+    private ExchangeOutcome Fail(WsgiExchange exchange, ResponseState response, InputStream input, Exception e, string stage)
     {
         if (exchange.IsAbandoned)
         {
             var what = e is PythonException te && te.Matches(_timeoutClass) ? "was interrupted by RequestTimeout" : $"ended with {e.Message}";
             _log.LogWarning("Timed-out request {Method} {Target} {What}", exchange.Method, exchange.RawTarget, what);
             return ExchangeOutcome.Aborted;
+        }
+        if (input.ClientErrorStatus is int status and >= 400 and < 500)
+        {
+            _log.LogInformation("{Method} {Target}: malformed request body ({Status}); the application's error is not logged as a server error",
+                exchange.Method, exchange.RawTarget, status);
+            return response.HeadersSent ? ExchangeOutcome.Aborted : SendPlain(exchange, status, Encoding.ASCII.GetBytes("Bad Request\n"));
         }
         if (response.ClientGone)
         {

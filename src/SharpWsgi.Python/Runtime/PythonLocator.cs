@@ -23,6 +23,7 @@ print(json.dumps({
   "multiarch": v("MULTIARCH") or "", "libpl": v("LIBPL") or "",
   "implementation": sys.implementation.name,
   "gil_disabled": bool(v("Py_GIL_DISABLED")),
+  "shared": bool(v("Py_ENABLE_SHARED")),
 }))
 """;
 
@@ -100,7 +101,8 @@ print(json.dumps({
         if (j.GetProperty("gil_disabled").GetBoolean())
             throw new PythonStartupException($"{interpreter} is a free-threaded build of Python {version}; SharpWsgi supports the default (GIL) builds.");
 
-        var lib = FindLibPython(j, major, minor) ?? throw new PythonStartupException(
+        // A --disable-shared build has no libpython of its own; another build's library would not match its stdlib.
+        var lib = (j.GetProperty("shared").GetBoolean() ? FindLibPython(j, major, minor) : null) ?? throw new PythonStartupException(
             $"{interpreter} (Python {version}) has no shared libpython{major}.{minor}: SharpWsgi embeds the interpreter and needs " +
             $"libpython{major}.{minor}.so. On Debian install it with 'apt-get install libpython{major}.{minor}'; a Python built from source " +
             "needs './configure --enable-shared' (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ...).");
@@ -110,6 +112,12 @@ print(json.dumps({
             j.GetProperty("path").EnumerateArray().Select(e => e.GetString() ?? "").Where(s => s.Length > 0).ToList(),
             lib, impl, false);
     }
+
+    /// <summary>The description as JSON, so worker processes need not ask the interpreter again.</summary>
+    public static string Serialize(PythonInfo info) => JsonSerializer.Serialize(info);
+
+    public static PythonInfo Deserialize(string json) =>
+        JsonSerializer.Deserialize<PythonInfo>(json) ?? throw new PythonStartupException("bad interpreter description from the supervisor");
 
     private static string? FindLibPython(JsonElement j, int major, int minor)
     {

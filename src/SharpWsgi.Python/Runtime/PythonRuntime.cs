@@ -31,6 +31,11 @@ public static unsafe class PythonRuntime
         var lib = LibPython.Open(info.LibPythonPath);
         PyApi.Bind(lib);
         PyFeatures.Detect(lib, info.Major, info.Minor);
+        var loaded = LoadedVersion();
+        if (loaded != info.Version)
+            throw new PythonStartupException(
+                $"{info.LibPythonPath} is Python {loaded}, but {info.Executable} is Python {info.Version}: the shared library " +
+                "belongs to another build. Use an interpreter whose own libpython is installed (a --enable-shared build).");
 
         PyApi.Py_InitializeEx(0);
         if (PyApi.Py_IsInitialized() == 0)

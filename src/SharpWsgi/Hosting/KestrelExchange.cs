@@ -65,8 +65,10 @@ public sealed class KestrelExchange : WsgiExchange
         if (!string.IsNullOrEmpty(reasonPhrase) && reasonPhrase != ReasonPhrases.GetReasonPhrase(status))
             _response.ReasonPhrase = reasonPhrase;
         var target = _response.Headers;
+        var connectTunnel = status is >= 200 and < 300 && HttpMethods.IsConnect(_request.Method);
         foreach (var (name, value) in headers)
         {
+            if (connectTunnel && name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
             if (target.TryGetValue(name, out var existing)) target[name] = StringValues.Concat(existing, value);
             else target[name] = value;
         }
@@ -108,6 +110,21 @@ public sealed class KestrelExchange : WsgiExchange
         {
             _done.TrySetResult(ExchangeOutcome.Aborted);
         }
+    }
+
+    /// <summary>
+    /// False when Content-Length is present but not plain decimal digits ("+1", "-0", "1_0"): Kestrel parses some of
+    /// these leniently, and a proxy in front may frame the body differently (request smuggling).
+    /// </summary>
+    public bool HasStrictContentLength()
+    {
+        var values = _request.Headers.ContentLength.HasValue ? _request.Headers["Content-Length"] : default;
+        foreach (var v in values)
+        {
+            if (string.IsNullOrEmpty(v)) return false;
+            foreach (var c in v) if (c is < '0' or > '9') return false;
+        }
+        return true;
     }
 
     public override void Finish(ExchangeOutcome outcome) => _done.TrySetResult(outcome);

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using SharpWsgi.Configuration;
 using SharpWsgi.Hosting;
 using SharpWsgi.Logging;
+using SharpWsgi.Python;
 using SharpWsgi.Worker;
 
 namespace SharpWsgi.Supervisor;
@@ -42,8 +43,11 @@ public sealed class Supervisor
     private AcceptBalance? _balance;
     private string? _balancePath;
 
-    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
+    private PythonInfo _python;
+
+    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log, PythonInfo python)
     {
+        _python = python;
         _args = args;
         _settings = settings;
         _loggers = loggers;
@@ -178,12 +182,14 @@ public sealed class Supervisor
         {
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(d => (string)d.Key, d => (string?)d.Value);
-            _settings = ServerSettings.Parse(_args, env);
+            var fresh = ServerSettings.Parse(_args, env);
+            _python = WorkerMain.DescribePython(fresh);
+            _settings = fresh;
             _target = _settings.Workers;
         }
-        catch (UsageException e)
+        catch (Exception e) when (e is UsageException or PythonStartupException)
         {
-            _log.LogError("Reload: the configuration is invalid ({Message}); keeping the current one", e.Message);
+            _log.LogError("Reload: {Message}; keeping the current configuration", e.Message);
         }
         foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, "reload");
     }
@@ -349,6 +355,7 @@ public sealed class Supervisor
         psi.Environment[WorkerMain.ReusePortVariable] = string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         psi.Environment[WorkerMain.MultiprocessVariable] = _target > 1 ? "1" : "0";
         psi.Environment[ControlChannel.HandleVariable] = pipe.GetClientHandleAsString();
+        psi.Environment[WorkerMain.PythonVariable] = PythonLocator.Serialize(_python);
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         psi.Environment[AcceptBalance.PathVariable] = _balancePath;
         psi.Environment[AcceptBalance.SlotVariable] = slot.ToString();

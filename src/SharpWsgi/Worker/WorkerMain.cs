@@ -19,6 +19,14 @@ public static class WorkerMain
     public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
     public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
     public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
+    public const string PythonVariable = "SHARPWSGI_WORKER_PYTHON";
+
+    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all workers.</summary>
+    public static PythonInfo DescribePython(ServerSettings settings)
+    {
+        var (interpreter, source) = PythonLocator.Choose(settings.Python);
+        return PythonLocator.Describe(interpreter, source);
+    }
 
     public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
 
@@ -39,8 +47,9 @@ public static class WorkerMain
             Directory.SetCurrentDirectory(settings.Chdir);
         }
         var cwd = Directory.GetCurrentDirectory();
-        var (interpreter, source) = PythonLocator.Choose(settings.Python);
-        var info = PythonLocator.Describe(interpreter, source);
+        var described = Environment.GetEnvironmentVariable(PythonVariable);
+        Environment.SetEnvironmentVariable(PythonVariable, null);
+        var info = described != null ? PythonLocator.Deserialize(described) : DescribePython(settings);
         var leading = new List<string> { cwd };
         leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
         PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
