@@ -70,10 +70,10 @@ public static class Program
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
-        // Asked once here (so a bad interpreter is reported before any worker starts) and handed to every worker.
-        var python = WorkerMain.DescribePython(settings);
-        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each, Python {Version} ({Executable})",
-            settings.Workers, settings.Threads, python.Version, python.Executable);
+        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
+        // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
+        // later workers (respawns, reloads) get the supervisor's description and skip that step.
+        var python = Task.Run(() => WorkerMain.DescribePython(settings));
         return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
     }
 }

@@ -44,9 +44,9 @@ public sealed class Supervisor
     private AcceptBalance? _balance;
     private string? _balancePath;
 
-    private PythonInfo _python;
+    private Task<PythonInfo> _python;
 
-    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log, PythonInfo python)
+    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log, Task<PythonInfo> python)
     {
         _python = python;
         _args = args;
@@ -183,7 +183,7 @@ public sealed class Supervisor
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(d => (string)d.Key, d => (string?)d.Value);
             var fresh = ServerSettings.Parse(_args, env);
-            _python = WorkerMain.DescribePython(fresh);
+            _python = Task.FromResult(WorkerMain.DescribePython(fresh));
             _settings = fresh;
             _target = _settings.Workers;
         }
@@ -220,6 +220,8 @@ public sealed class Supervisor
         var live = _workers.Where(x => x.IsLive).ToList();
         if (live.Count < _target || live.Any(x => !x.Ready)) return;
         _announced = true;
+        if (_python.IsCompletedSuccessfully)
+            _log.LogInformation("Python {Version} ({Executable})", _python.Result.Version, _python.Result.Executable);
         foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
         _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count, string.Join(",", live.Select(x => x.Pid)));
     }
@@ -231,7 +233,8 @@ public sealed class Supervisor
         _balance?.Set(w.BalanceSlot, -1);
         var how = code > 128 ? $"signal {code - 128}" : $"exit code {code}";
         if (w.Retiring) _log.LogInformation("Worker exited (pid: {Pid}, {How})", w.Pid, how);
-        else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
+        else if (_stopping == null && (w.Ready || w.Killed)) _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
+        else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) exited while booting: {How}", w.Pid, how);
         if (w.ReplacedBy is { } successor) successor.Replaces = null;
         if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null; // the replacement failed: the old one serves on
 
@@ -355,7 +358,7 @@ public sealed class Supervisor
         psi.Environment[WorkerMain.ReusePortVariable] = string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         psi.Environment[WorkerMain.MultiprocessVariable] = _target > 1 ? "1" : "0";
         psi.Environment[ControlChannel.HandleVariable] = pipe.GetClientHandleAsString();
-        psi.Environment[WorkerMain.PythonVariable] = PythonLocator.Serialize(_python);
+        if (_python.IsCompletedSuccessfully) psi.Environment[WorkerMain.PythonVariable] = PythonLocator.Serialize(_python.Result);
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         psi.Environment[AcceptBalance.PathVariable] = _balancePath;
         psi.Environment[AcceptBalance.SlotVariable] = slot.ToString();
