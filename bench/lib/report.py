@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Turns a results JSON written by suite.py into Markdown tables and an SVG chart (stdlib only).
+
+    python3 bench/lib/report.py bench/results/2026-11-23.json   # rewrites the .md and .svg beside it
+"""
+import html
+import json
+import os
+import statistics
+import sys
+
+PALETTE = {
+    'sharpwsgi': '#d62728',
+    'gunicorn-sync': '#9467bd',
+    'gunicorn-gthread': '#1f77b4',
+    'uwsgi': '#2ca02c',
+    'mod_wsgi': '#8c564b',
+    'waitress': '#e377c2',
+    'kestrel': '#7f7f7f',
+    'uwsgi-http11': '#bcbd22',
+}
+
+TARGETS_NOTE = 'targets from issue 4; SharpWsgi must be at -w P (the peers\' process count) for them to count'
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def aggregate(data):
+    """{app: {server: summary}} with medians over the successful rounds."""
+    out = {}
+    for app in data['meta']['apps']:
+        out[app] = {}
+        for s in data['meta']['servers']:
+            runs = [r for r in data['runs'] if r['app'] == app and r['server'] == s['key']]
+            if not runs:
+                continue
+            ok = [r for r in runs if 'req_s' in r]
+            summary = {'rounds': len(ok), 'failed': len(runs) - len(ok),
+                       'errors': [r['error'] for r in runs if 'error' in r],
+                       'after_probe': [r['after_probe'] for r in runs if 'after_probe' in r]}
+            if ok:
+                rps = [r['req_s'] for r in ok]
+                summary.update({
+                    'req_s': median(rps),
+                    'req_s_min': min(rps),
+                    'req_s_max': max(rps),
+                    'p50_ms': median([r['p50_ms'] for r in ok]),
+                    'p99_ms': median([r['p99_ms'] for r in ok]),
+                    'non2xx': sum(r['non2xx'] for r in ok),
+                    'socket_errors': sum(r['socket_errors'] for r in ok),
+                    'requests': sum(r['requests'] for r in ok),
+                    'rss_mb': median([r['peak_rss_bytes'] / 2**20 for r in ok]),
+                    'pss_mb': median([r['peak_pss_bytes'] / 2**20 for r in ok]),
+                    'processes': max(r['processes'] for r in ok),
+                    'cpu_us': median([r['cpu_us_per_req'] for r in ok]),
+                    'other_cpu': median([r.get('other_cpu_pct') for r in ok]),
+                    'steal': median([r.get('steal_pct') for r in ok]),
+                    'read_errors': sum(r['errors_detail']['read'] for r in ok),
+                })
+            starts = [r['startup_ms'] for r in runs if r.get('startup_ms') is not None]
+            if starts:
+                summary.update({'start_ms': median(starts), 'start_min': min(starts), 'start_max': max(starts)})
+            out[app][s['key']] = summary
+    return out
+
+
+def best_peer(meta, per_app):
+    best = None
+    for s in meta['servers']:
+        if s['peer'] and per_app.get(s['key'], {}).get('req_s'):
+            if best is None or per_app[s['key']]['req_s'] > per_app[best]['req_s']:
+                best = s['key']
+    return best
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return '–'
+    return '{:,.{d}f}'.format(v, d=digits)
+
+
+def fmt_ratio(a, b):
+    if not a or not b:
+        return '–'
+    return '%.2f×' % (a / b)
+
+
+def label_of(meta, key):
+    for s in meta['servers']:
+        if s['key'] == key:
+            return s['label']
+    return key
+
+
+def targets(meta, agg):
+    """Lines checking the issue's targets with this run's medians."""
+    lines = []
+
+    def get(app, key, field='req_s'):
+        return agg.get(app, {}).get(key, {}).get(field)
+
+    def check(name, value, goal, ok, detail=''):
+        if value is None:
+            lines.append('| %s | %s | not measured in this run | – |' % (name, goal))
+        else:
+            lines.append('| %s | %s | %s | %s |' % (name, goal, value + (' ' + detail if detail else ''),
+                                                   'met' if ok else '**missed**'))
+
+    def vs_best(app, goal_ratio, name):
+        sw, b = get(app, 'sharpwsgi'), best_peer(meta, agg.get(app, {}))
+        if sw and b:
+            r = sw / get(app, b)
+            check(name, '%.2f×' % r, '≥ %.1f× best peer' % goal_ratio, r >= goal_ratio, '(best peer: %s)' % label_of(meta, b))
+        else:
+            check(name, None, '≥ %.1f× best peer' % goal_ratio, False)
+
+    vs_best('hello', 3.5, 'hello vs best peer')
+    sw, k = get('hello', 'sharpwsgi'), get('hello', 'kestrel')
+    check('hello vs plain Kestrel', '%.2f×' % (sw / k) if sw and k else None, '≥ 0.9× plain Kestrel',
+          bool(sw and k and sw / k >= 0.9))
+    vs_best('flask', 1.6, 'flask vs best peer')
+    for app in ('echo10k', 'stream100'):
+        vs_best(app, 1.0, '%s ahead of every peer' % app)
+    sw, g = get('sleep10ms', 'sharpwsgi'), get('sleep10ms', 'gunicorn-gthread')
+    check('sleep10ms vs gunicorn gthread', '%.2f×' % (sw / g) if sw and g else None, '> 1.0× (equal threads)',
+          bool(sw and g and sw > g))
+    worst = None
+    for app in meta['apps']:
+        a, b = get(app, 'sharpwsgi', 'p99_ms'), get(app, 'kestrel', 'p99_ms')
+        if a and b and app != 'flask':
+            if worst is None or a / b > worst[0]:
+                worst = (a / b, app)
+    check('p99 vs plain Kestrel (worst app, flask excluded)', '%.2f× (%s)' % worst if worst else None,
+          '≤ 1.5× plain Kestrel', bool(worst and worst[0] <= 1.5))
+    worst = None
+    for app in meta['apps']:
+        a = get(app, 'sharpwsgi', 'rss_mb')
+        gs = [get(app, k, 'rss_mb') for k in ('gunicorn-sync', 'gunicorn-gthread')]
+        gs = [x for x in gs if x]
+        if a and gs:
+            r = a / min(gs)
+            if worst is None or r > worst[0]:
+                worst = (r, app)
+    check('total RSS vs gunicorn (worst app)', '%.2f× (%s)' % worst if worst else None,
+          '≤ 1.0× gunicorn at equal workers', bool(worst and worst[0] <= 1.0))
+    st = get('hello', 'sharpwsgi', 'start_ms')
+    check('start to first 200 (hello)', '%.0f ms' % st if st else None, '≤ 500 ms', bool(st and st <= 500))
+    return lines
+
+
+def markdown(data, agg, svg_name):
+    meta = data['meta']
+    st = meta['settings']
+    out = ['# SharpWsgi side-by-side benchmark — %s' % meta['date'], '']
+    out.append('`%s`' % meta['command'])
+    out.append('')
+    out.append('wrk -t%d -c%d, %d s measured after %d s warm-up, %d round(s) interleaved (A B C … A B C), median shown; '
+               'P = %d processes, T = %d threads where a server has threads; every server on 127.0.0.1 with %s. '
+               'Run took %d min.' % (st['wrk_threads'], st['connections'], st['duration'], st['warmup'], st['rounds'],
+                                     st['procs'], st['threads'], meta['versions'].get('Python', 'python3'),
+                                     round(meta.get('elapsed_s', 0) / 60)))
+    out.append('')
+    for n in meta['notes']:
+        out.append('> **Note:** ' + n)
+        out.append('')
+    dirty = [r for r in data['runs'] if (r.get('other_cpu_pct') or 0) + (r.get('steal_pct') or 0) > 10]
+    if dirty:
+        worst = max((r.get('other_cpu_pct') or 0) + (r.get('steal_pct') or 0) for r in dirty)
+        out.append('> **Warning:** other jobs on the machine (or the hypervisor, as steal time) took more than 10%% of '
+                   'the CPU during %d of %d runs (up to %.0f%%; load average %s at the start, %s at the end): those '
+                   'numbers are depressed and noisier. See the "other jobs / steal CPU" column.' % (
+                       len(dirty), len(data['runs']), worst,
+                                                                 meta.get('loadavg_start', '?'), meta.get('loadavg_end', '?')))
+        out.append('')
+    if st.get('quick'):
+        out.append('> **Quick mode** (smoke test): one short round; the numbers are indicative only.')
+        out.append('')
+
+    out.append('![req/s and p99 latency per app and server](%s)' % svg_name)
+    out.append('')
+
+    # summary
+    out.append('## Summary')
+    out.append('')
+    out.append('| app | SharpWsgi req/s | best peer | best peer req/s | SharpWsgi ÷ best peer | plain Kestrel req/s | '
+               'SharpWsgi ÷ Kestrel | SharpWsgi p99 ms | Kestrel p99 ms |')
+    out.append('|---|---:|---|---:|---:|---:|---:|---:|---:|')
+    for app in meta['apps']:
+        a = agg[app]
+        sw = a.get('sharpwsgi', {})
+        k = a.get('kestrel', {})
+        b = best_peer(meta, a)
+        br = a[b]['req_s'] if b else None
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            app, fmt_num(sw.get('req_s')), label_of(meta, b) if b else '–', fmt_num(br),
+            fmt_ratio(sw.get('req_s'), br), fmt_num(k.get('req_s')), fmt_ratio(sw.get('req_s'), k.get('req_s')),
+            fmt_num(sw.get('p99_ms'), 2), fmt_num(k.get('p99_ms'), 2)))
+    out.append('')
+    if 'sharpwsgi' in {s['key'] for s in meta['servers']}:
+        out.append('### Targets (%s)' % TARGETS_NOTE)
+        out.append('')
+        out.append('| target | goal | this run | |')
+        out.append('|---|---|---|---|')
+        out.extend(targets(meta, agg))
+        out.append('')
+
+    # per app
+    out.append('## Per app')
+    out.append('')
+    out.append('req/s spread = (max − min) / median over the rounds. Errors are summed over the rounds. RSS and PSS '
+               'are the peak of the sum over all the server\'s processes during the measured run (RSS counts pages '
+               'shared between forked workers once per process; PSS splits them). CPU µs/req = user+system time of '
+               'all the server\'s processes during the run ÷ requests. Start = process start to first correct 200. '
+               'Other jobs / steal CPU = share of the machine\'s CPU used during the run by anything but the server, '
+               'wrk and the driver, and the share the hypervisor gave to other machines (both should be near 0%).')
+    out.append('')
+    for app in meta['apps']:
+        a = agg[app]
+        b = best_peer(meta, a)
+        br = a[b]['req_s'] if b else None
+        kr = a.get('kestrel', {}).get('req_s')
+        out.append('### %s' % app)
+        out.append('')
+        out.append('| server | processes × threads | req/s | spread | ÷ best peer | ÷ Kestrel | p50 ms | p99 ms | '
+                   'non-2xx | socket errors | peak RSS MB | peak PSS MB | procs | CPU µs/req | start ms | other jobs / steal CPU |')
+        out.append('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        for s in meta['servers']:
+            x = a.get(s['key'])
+            if x is None:
+                continue
+            name = ('**%s**' % s['label']) if s['key'] == 'sharpwsgi' else s['label']
+            if not x.get('req_s'):
+                out.append('| %s | %s | failed: %s | | | | | | | | | | | | | |' % (
+                    name, s['shape'], (x['errors'][0] if x['errors'] else '?').replace('|', '/').replace('\n', ' ')[:200]))
+                continue
+            spread = (x['req_s_max'] - x['req_s_min']) / x['req_s'] * 100 if x['req_s'] else 0
+            out.append('| %s | %s | %s | %.0f%% | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |' % (
+                name, s['shape'], fmt_num(x['req_s']), spread,
+                fmt_ratio(x['req_s'], br), fmt_ratio(x['req_s'], kr),
+                fmt_num(x['p50_ms'], 2), fmt_num(x['p99_ms'], 2), fmt_num(x['non2xx']), fmt_num(x['socket_errors']),
+                fmt_num(x['rss_mb'], 1), fmt_num(x['pss_mb'], 1), x['processes'], fmt_num(x['cpu_us'], 1),
+                fmt_num(x.get('start_ms')), '%.0f%% / %.0f%%' % (x['other_cpu'], x['steal'] or 0) if x.get('other_cpu') is not None else '–'))
+        problems = []
+        for s in meta['servers']:
+            x = a.get(s['key'])
+            if x and x['failed'] and x.get('req_s'):
+                problems.append('%s: %d of %d rounds failed (%s)' % (s['label'], x['failed'], x['failed'] + x['rounds'],
+                                                                   x['errors'][0][:200]))
+            if x and x.get('requests') and x['read_errors'] >= 0.9 * x['requests'] and not x['non2xx']:
+                problems.append('%s: its socket errors are read errors, one per response: it answers without '
+                                'Content-Length and closes the connection (no keep-alive), and wrk counts every '
+                                'close-delimited response as a read error although the response is complete' % s['label'])
+            if x and x['after_probe']:
+                problems.append('%s: after the load the probe got %s' % (s['label'], x['after_probe'][0]))
+        for p in problems:
+            out.append('')
+            out.append('- ' + p)
+        out.append('')
+
+    # start-up
+    if 'hello' in agg:
+        out.append('## Start-up: process start to first 200 (hello)')
+        out.append('')
+        out.append('| server | median ms | min ms | max ms |')
+        out.append('|---|---:|---:|---:|')
+        for s in meta['servers']:
+            x = agg['hello'].get(s['key'])
+            if x and x.get('start_ms') is not None:
+                out.append('| %s | %s | %s | %s |' % (s['label'], fmt_num(x['start_ms']), fmt_num(x['start_min']),
+                                                     fmt_num(x['start_max'])))
+        out.append('')
+
+    out.append('## Servers')
+    out.append('')
+    for s in meta['servers']:
+        out.append('- **%s** (%s)%s' % (s['label'], s['shape'], ': ' + s['note'] if s['note'] else ''))
+    out.append('')
+    out.append('## Machine and versions')
+    out.append('')
+    m = meta['machine']
+    out.append('- machine: %s, %s cores, %s RAM, %s, kernel %s' % (m['cpu'], m['cores'], m['memory'], m['os'], m['kernel']))
+    for k, v in meta['versions'].items():
+        out.append('- %s: %s' % (k, v))
+    out.append('- wrk runs on the same machine: with -t1 it takes about one of the cores, so the servers share the rest.')
+    out.append('')
+    return '\n'.join(out) + '\n'
+
+
+# ---------------------------------------------------------------- SVG
+
+def svg_chart(data, agg):
+    meta = data['meta']
+    servers = meta['servers']
+    apps = meta['apps']
+    bar_h, gap = 14, 3
+    label_w, panel_w, value_w = 190, 300, 90
+    left_x = label_w
+    right_x = label_w + panel_w + value_w + 30
+    width = right_x + panel_w + value_w
+    y = 58
+    parts = []
+    legend_x = 10
+    for s in servers:
+        parts.append('<rect x="%d" y="30" width="10" height="10" fill="%s"/>' % (legend_x, PALETTE.get(s['key'], '#333')))
+        parts.append('<text x="%d" y="39" class="s">%s</text>' % (legend_x + 14, html.escape(s['label'])))
+        legend_x += 26 + 6.6 * len(s['label'])
+    for app in apps:
+        rows = [s for s in servers if s['key'] in agg[app]]
+        parts.append('<text x="10" y="%d" class="h">%s</text>' % (y + 12, html.escape(app)))
+        parts.append('<text x="%d" y="%d" class="s">req/s (higher is better)</text>' % (left_x, y + 12))
+        parts.append('<text x="%d" y="%d" class="s">p99 latency, ms (lower is better)</text>' % (right_x, y + 12))
+        y += 20
+        max_r = max([agg[app][s['key']].get('req_s') or 0 for s in rows] + [1])
+        max_p = max([agg[app][s['key']].get('p99_ms') or 0 for s in rows] + [0.001])
+        for s in rows:
+            x = agg[app][s['key']]
+            color = PALETTE.get(s['key'], '#333')
+            weight = ' font-weight="bold"' if s['key'] == 'sharpwsgi' else ''
+            parts.append('<text x="%d" y="%d" class="s" text-anchor="end"%s>%s</text>' % (
+                label_w - 8, y + bar_h - 3, weight, html.escape(s['label'])))
+            if not x.get('req_s'):
+                parts.append('<text x="%d" y="%d" class="s">failed</text>' % (left_x, y + bar_h - 3))
+                y += bar_h + gap
+                continue
+            w = panel_w * x['req_s'] / max_r
+            parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>' % (left_x, y, w, bar_h, color))
+            parts.append('<text x="%.1f" y="%d" class="s">%s</text>' % (left_x + w + 4, y + bar_h - 3, fmt_num(x['req_s'])))
+            w = panel_w * x['p99_ms'] / max_p
+            parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s" opacity="0.8"/>' % (
+                right_x, y, w, bar_h, color))
+            parts.append('<text x="%.1f" y="%d" class="s">%s</text>' % (right_x + w + 4, y + bar_h - 3,
+                                                                       fmt_num(x['p99_ms'], 2)))
+            y += bar_h + gap
+        y += 16
+    st = meta['settings']
+    title = 'SharpWsgi vs WSGI peers — %s — wrk -c%d, %d s × %d rounds (median), P=%d, T=%d' % (
+        meta['date'], st['connections'], st['duration'], st['rounds'], st['procs'], st['threads'])
+    if not meta.get('sharpwsgi_workers', True):
+        title += ' — SharpWsgi ran 1 process'
+    head = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">' % (width, y, width, y),
+            '<style>text{font-family:DejaVu Sans,Arial,sans-serif;fill:#222}.s{font-size:11px}.h{font-size:13px;'
+            'font-weight:bold}.t{font-size:14px;font-weight:bold}</style>',
+            '<rect width="100%" height="100%" fill="white"/>',
+            '<text x="10" y="18" class="t">%s</text>' % html.escape(title)]
+    return '\n'.join(head + parts + ['</svg>']) + '\n'
+
+
+def write(json_path):
+    with open(json_path) as f:
+        data = json.load(f)
+    agg = aggregate(data)
+    base = os.path.splitext(json_path)[0]
+    svg_path = base + '.svg'
+    md_path = base + '.md'
+    with open(svg_path, 'w') as f:
+        f.write(svg_chart(data, agg))
+    with open(md_path, 'w') as f:
+        f.write(markdown(data, agg, os.path.basename(svg_path)))
+    return md_path, svg_path
+
+
+if __name__ == '__main__':
+    for path in sys.argv[1:]:
+        print(*write(path))
