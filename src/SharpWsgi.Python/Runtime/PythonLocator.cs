@@ -114,10 +114,10 @@ print(json.dumps({
     }
 
     /// <summary>The description as JSON, so worker processes need not ask the interpreter again.</summary>
-    public static string Serialize(PythonInfo info) => JsonSerializer.Serialize(info);
+    public static string Serialize(PythonInfo info) => JsonSerializer.Serialize(info, PythonInfoJson.Default.PythonInfo);
 
     public static PythonInfo Deserialize(string json) =>
-        JsonSerializer.Deserialize<PythonInfo>(json) ?? throw new PythonStartupException("bad interpreter description from the supervisor");
+        JsonSerializer.Deserialize(json, PythonInfoJson.Default.PythonInfo) ?? throw new PythonStartupException("bad interpreter description from the supervisor");
 
     private static string? FindLibPython(JsonElement j, int major, int minor)
     {
@@ -142,3 +142,7 @@ print(json.dumps({
         return null;
     }
 }
+
+/// <summary>Source-generated JSON for <see cref="PythonInfo"/> (no reflection, so NativeAOT publishes work).</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(PythonInfo))]
+internal sealed partial class PythonInfoJson : System.Text.Json.Serialization.JsonSerializerContext;

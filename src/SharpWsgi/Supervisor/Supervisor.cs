@@ -398,7 +398,7 @@ public sealed class Supervisor
     {
         var path = Environment.ProcessPath!;
         if (Path.GetFileNameWithoutExtension(path) == "dotnet")
-            return (path, new[] { typeof(Supervisor).Assembly.Location });
+            return (path, new[] { Path.Combine(AppContext.BaseDirectory, "sharpwsgi.dll") });
         return (path, Array.Empty<string>());
     }
 
