@@ -14,12 +14,13 @@ public class ReloadOnChangeTests
         try
         {
             using var server = ServerProcess.Start(new[] { "--reload", app });
-            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-            Assert.Equal("before", client.GetStringAsync(server.BaseUri).GetAwaiter().GetResult());
+            using (var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) })
+                Assert.Equal("before", client.GetStringAsync(server.BaseUri).GetAwaiter().GetResult());
 
             File.WriteAllText(app, string.Format(template, "after"));
-            server.WaitForOutput(@"Stopping worker \(pid: \d+\): replaced by \d+", TimeSpan.FromSeconds(60));
-            // A fresh connection: the retired worker closed its keep-alive connections.
+            var stopping = server.WaitForOutput(@"Stopping worker \(pid: \d+\): replaced by \d+", TimeSpan.FromSeconds(60));
+            var oldPid = System.Text.RegularExpressions.Regex.Match(stopping, @"pid: (\d+)").Groups[1].Value;
+            server.WaitForOutput($@"Worker exited \(pid: {oldPid}", TimeSpan.FromSeconds(60));
             using var fresh = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
             Assert.Equal("after", fresh.GetStringAsync(server.BaseUri).GetAwaiter().GetResult());
         }
