@@ -77,6 +77,29 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
     }
 
     [Fact]
+    public void Hup_ConfigFileChanged_NewSettingsApplied()
+    {
+        var dir = TempDir("hup-config");
+        try
+        {
+            var config = Path.Combine(dir, "sharpwsgi.conf");
+            File.WriteAllText(config, "workers = 1\n");
+            using var server = Start(new[] { "-c", config, PidApp });
+            var old = ReadyPids(server).Single();
+            Assert.False(Info(server).GetProperty("multiprocess").GetBoolean());
+
+            File.WriteAllText(config, "workers = 2\n");
+            Signals.Send(server.Pid, Signals.SIGHUP);
+            server.WaitForOutput($@"Worker exited \(pid: {old}, exit code 0\)", LogTimeout);
+            var now = WaitForWorkerCount(server, 2, LogTimeout);
+            Assert.DoesNotContain(old, now);
+            foreach (var pid in now) PollUntilServedBy(server, pid, TimeSpan.FromSeconds(10));
+            Assert.True(Info(server).GetProperty("multiprocess").GetBoolean());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Hup_AppNoLongerImports_OldWorkersKeepServingWithoutRespawnLoop()
     {
         var dir = TempDir("hup-broken");

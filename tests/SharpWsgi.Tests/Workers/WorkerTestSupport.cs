@@ -140,25 +140,36 @@ public static class WorkerTestSupport
     public static int CountMatches(string output, string regex) => Regex.Matches(output, regex, RegexOptions.Multiline).Count;
 }
 
-/// <summary>One GET on its own connection, sent from a background thread; the answer, or why it failed.</summary>
+/// <summary>One GET on its own connection, sent from a background thread; the answer, or why it failed.
+/// With keepAlive the request does not ask for Connection: close, and the time from the response to the server's
+/// closing of the connection is measured (null if it did not close within the I/O timeout).</summary>
 public sealed class BackgroundRequest
 {
-    private readonly Task<(RawResponse? Response, string? Error, TimeSpan Took)> _task;
+    private readonly Task<(RawResponse? Response, string? Error, TimeSpan Took, TimeSpan? ClosedAfter)> _task;
 
-    public BackgroundRequest(ServerProcess server, string target, TimeSpan? ioTimeout = null)
+    public BackgroundRequest(ServerProcess server, string target, TimeSpan? ioTimeout = null, bool keepAlive = false)
     {
         _task = Task.Factory.StartNew(() =>
         {
             var clock = Stopwatch.StartNew();
+            RawResponse? response = null;
             try
             {
                 using var c = new RawHttp(server.Port, ioTimeout ?? TimeSpan.FromSeconds(30));
-                c.Send($"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-                return ((RawResponse?)c.ReadResponse(), (string?)null, clock.Elapsed);
+                c.Send($"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{(keepAlive ? "" : "Connection: close\r\n")}\r\n");
+                response = c.ReadResponse();
+                var took = clock.Elapsed;
+                TimeSpan? closedAfter = null;
+                if (keepAlive)
+                {
+                    try { if (c.IsClosedByServer()) closedAfter = clock.Elapsed - took; }
+                    catch (IOException) { } // the read timed out: still open
+                }
+                return (response, (string?)null, took, closedAfter);
             }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
             {
-                return (null, $"{e.GetType().Name}: {e.Message}", clock.Elapsed);
+                return (response, $"{e.GetType().Name}: {e.Message}", clock.Elapsed, (TimeSpan?)null);
             }
         }, TaskCreationOptions.LongRunning);
     }
@@ -170,12 +181,13 @@ public sealed class BackgroundRequest
     public RawResponse? Response => Result.Response;
     public string? Error => Result.Error;
     public TimeSpan Took => Result.Took;
+    public TimeSpan? ClosedAfter => Result.ClosedAfter;
 
-    private (RawResponse? Response, string? Error, TimeSpan Took) Result
+    private (RawResponse? Response, string? Error, TimeSpan Took, TimeSpan? ClosedAfter) Result
     {
         get
         {
-            if (!_task.Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException("the background request is still waiting");
+            if (!_task.Wait(TimeSpan.FromSeconds(40))) throw new TimeoutException("the background request is still waiting");
             return _task.Result;
         }
     }
