@@ -397,15 +397,21 @@ def main(argv):
             sys.exit('unknown server %s (servers: %s)' % (k, ', '.join(s.key for s in every)))
         chosen.append(match[0])
 
-    help_text = subprocess.run([a.sharpwsgi, '--help'], capture_output=True, text=True).stdout
+    ctx.tmp = tempfile.mkdtemp(prefix='sharpwsgi-bench-')
+    os.chmod(ctx.tmp, 0o755)
+    # Measure a private copy of the build: a rebuild of src/ during the run must not change what is measured.
+    build_dir = os.path.dirname(os.path.realpath(a.sharpwsgi))
+    if os.path.exists(os.path.join(build_dir, 'sharpwsgi.dll')):
+        copy = os.path.join(ctx.tmp, 'sharpwsgi-build')
+        shutil.copytree(build_dir, copy, symlinks=True)
+        ctx.sharpwsgi = os.path.join(copy, os.path.basename(a.sharpwsgi))
+    help_text = subprocess.run([ctx.sharpwsgi, '--help'], capture_output=True, text=True).stdout
     ctx.sharpwsgi_workers = '--workers' in help_text
     notes = []
     if not ctx.sharpwsgi_workers:
         notes.append('This sharpwsgi build has no --workers option: SharpWsgi ran as ONE process '
                      '(%d threads) while the peers ran %d processes.' % (a.threads, a.procs))
 
-    ctx.tmp = tempfile.mkdtemp(prefix='sharpwsgi-bench-')
-    os.chmod(ctx.tmp, 0o755)
     ctx.apps_dir = os.path.join(ctx.tmp, 'apps')
     shutil.copytree(os.path.join(BENCH, 'apps'), ctx.apps_dir, ignore=shutil.ignore_patterns('__pycache__'))
     for root, dirs, files in os.walk(ctx.tmp):
