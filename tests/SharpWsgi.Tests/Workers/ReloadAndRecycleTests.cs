@@ -32,9 +32,12 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             var before = Info(server);
             Assert.Equal("v1", before.GetProperty("version").GetString());
 
-            const int connections = 4;
+            const int connections = 6;
             using var load = new LoadLoop(server.Port, connections, maxRequests: 200_000, maxDuration: TimeSpan.FromSeconds(25));
-            Assert.True(load.WaitUntil(l => l.Pids.Count == 2 && l.Succeeded >= 200, TimeSpan.FromSeconds(10)), load.Summary());
+            Assert.True(load.WaitUntil(l => l.Succeeded >= 200, TimeSpan.FromSeconds(10)), load.Summary());
+            // Usually the connections reach both old workers; with --reuse-port the kernel's hash may put all on one.
+            if (!load.WaitUntil(l => l.Pids.Count == 2, TimeSpan.FromSeconds(3)))
+                Out.WriteLine("note: the load's connections all reached one worker before the HUP: " + load.Summary());
 
             File.WriteAllText(versionFile, "v2\n");
             var hupAtMs = load.ElapsedMs;

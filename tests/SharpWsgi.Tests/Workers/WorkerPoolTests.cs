@@ -81,6 +81,27 @@ public sealed class WorkerPoolTests : WorkerTestBase
     }
 
     [Fact]
+    public void Multiprocess_TtinFromOneToTwoWorkers_TrueInBoth()
+    {
+        using var server = Start(new[] { "-w", "1", PidApp });
+        var first = ReadyPids(server).Single();
+        Signals.Send(server.Pid, Signals.SIGTTIN);
+        var added = WaitForNewReadyWorker(server, new[] { first });
+        var said = new Dictionary<int, bool>();
+        var clock = Stopwatch.StartNew();
+        while (said.Count < 2 && clock.Elapsed < TimeSpan.FromSeconds(10)) // bounded: until both workers answered
+        {
+            var info = Info(server);
+            said[PidOf(info)] = info.GetProperty("multiprocess").GetBoolean();
+        }
+        Out.WriteLine(string.Join(", ", said.Select(kv => $"pid {kv.Key}: wsgi.multiprocess {kv.Value}")));
+        Assert.Equal(new[] { first, added }.OrderBy(p => p), said.Keys.OrderBy(p => p));
+        // Two workers run the app now: wsgi.multiprocess is True in each, the one started with -w 1 included.
+        Assert.True(said[added], "the added worker says wsgi.multiprocess False");
+        Assert.True(said[first], $"worker {first} (started while it was alone) still says wsgi.multiprocess False while two workers run");
+    }
+
+    [Fact]
     public void TtinTtou_Signals_AddAndRetireOneWorker()
     {
         using var server = Start(new[] { "-w", "1", PidApp });
