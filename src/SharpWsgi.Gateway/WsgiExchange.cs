@@ -45,6 +45,17 @@ public abstract class WsgiExchange
     /// <summary>Set by the gateway: time the request was queued (Stopwatch ticks), for queue timeouts.</summary>
     public long QueuedAt { get; set; }
 
+    /// <summary>Method and target captured when the request was queued, for log lines written after the host
+    /// may have moved on (a timed-out request's features can already belong to the next request).</summary>
+    public string LogMethod { get; private set; } = "";
+    public string LogTarget { get; private set; } = "";
+
+    internal void CaptureForLogs()
+    {
+        LogMethod = Method;
+        LogTarget = RawTarget;
+    }
+
     // Ownership: the gateway touches the host's request/response only between Enter and Exit. When a request
     // times out the host takes the exchange back (Abandon) and answers it itself; from then on Enter throws,
     // so a Python thread that comes back late can never write into a response Kestrel has moved on from.

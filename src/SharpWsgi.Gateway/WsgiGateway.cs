@@ -23,14 +23,18 @@ public sealed class WsgiGateway
     /// <summary>Set its callbacks, then <see cref="RequestWatchdog.Start"/> it.</summary>
     public RequestWatchdog Watchdog { get; }
 
-    /// <summary>Builds the gateway for an app already loaded (call with the GIL held, on the init thread).</summary>
-    public static WsgiGateway Create(PyOwned app, WsgiOptions options, ILoggerFactory loggers)
+    /// <summary>
+    /// Builds the gateway (GIL held, on the init thread): the runtime module first, so the app can
+    /// `from sharpwsgi import RequestTimeout` at import time, then the app itself.
+    /// </summary>
+    public static WsgiGateway Create(Func<PyOwned> loadApp, WsgiOptions options, ILoggerFactory loggers)
     {
+        var timeoutClass = DefineRuntimeModule();
+        var app = loadApp();
         var errorLog = loggers.CreateLogger("sharpwsgi.app");
         var gatewayLog = loggers.CreateLogger("sharpwsgi.gateway");
         var objects = new WsgiObjects(errorLog);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
-        var timeoutClass = DefineRuntimeModule();
         var runner = new RequestRunner(app, objects, environ, errorLog, options, timeoutClass);
         var watchdog = new RequestWatchdog(options, errorLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);

@@ -10,6 +10,8 @@ public sealed record WsgiOptions
     /// <summary>SCRIPT_NAME: the URL prefix the app is mounted at ("" for the root).</summary>
     public string RootPath { get; init; } = "";
     public bool Multiprocess { get; init; }
+    /// <summary>When set, asked on each request: wsgi.multiprocess follows it (the worker count can change at run time).</summary>
+    public Func<bool>? MultiprocessProbe { get; init; }
     public string ServerSoftware { get; init; } = "sharpwsgi";
     /// <summary>Seconds a request may run before the client gets 504 and the thread an exception (0: never).</summary>
     public double RequestTimeout { get; init; }

@@ -45,6 +45,7 @@ public sealed class PythonDispatcher
             return false;
         }
         exchange.QueuedAt = Stopwatch.GetTimestamp();
+        exchange.CaptureForLogs();
         _queue.Enqueue(exchange);
         _available.Release();
         return true;

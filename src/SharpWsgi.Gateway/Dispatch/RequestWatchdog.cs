@@ -116,14 +116,14 @@ public sealed class RequestWatchdog
                     s.TimedOut = true;
                     s.TimedOutAt = now;
                     _log.LogError("Request timed out after {Seconds}s: {Method} {Target}; answering 504 and interrupting its Python thread",
-                        _options.RequestTimeout, exchange.Method, exchange.RawTarget);
+                        _options.RequestTimeout, exchange.LogMethod, exchange.LogTarget);
                     Py.SetAsyncException(s.ThreadIdent, _timeoutClass);
                     exchange.OnTimedOut();
                 }
                 else if (s.TimedOut && !s.StuckReported && now - s.TimedOutAt > _graceTicks)
                 {
                     s.StuckReported = true;
-                    stuck = $"a Python thread did not return within {_options.RequestTimeoutGrace}s of the request timeout ({exchange.Method} {exchange.RawTarget})";
+                    stuck = $"a Python thread did not return within {_options.RequestTimeoutGrace}s of the request timeout ({exchange.LogMethod} {exchange.LogTarget})";
                 }
             }
         }

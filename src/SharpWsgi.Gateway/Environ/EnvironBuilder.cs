@@ -21,6 +21,8 @@ public sealed class EnvironBuilder
     private readonly Dictionary<string, PyOwned> _headerKeys = new(StringComparer.OrdinalIgnoreCase);
     private const int MaxCachedHeaderKeys = 512;
     private readonly string _rootPath;
+    private readonly Func<bool>? _multiprocessProbe;
+    private bool _multiprocess;
     private readonly ILogger _logger;
 
     public EnvironBuilder(WsgiOptions options, WsgiObjects objects, ILogger logger)
@@ -52,7 +54,9 @@ public sealed class EnvironBuilder
             Py.DictSet(t, "wsgi.version", v10);
         Py.DictSet(t, "wsgi.errors", objects.ErrorStream);
         Py.DictSet(t, "wsgi.multithread", Py.Bool(options.Threads > 1));
-        Py.DictSet(t, "wsgi.multiprocess", Py.Bool(options.Multiprocess));
+        _multiprocess = options.MultiprocessProbe?.Invoke() ?? options.Multiprocess;
+        _multiprocessProbe = options.MultiprocessProbe;
+        Py.DictSet(t, "wsgi.multiprocess", Py.Bool(_multiprocess));
         Py.DictSet(t, "wsgi.run_once", Py.False);
         Py.DictSet(t, "wsgi.input_terminated", Py.True);
         Py.DictSet(t, "wsgi.file_wrapper", objects.FileWrapperFactory);
@@ -86,6 +90,11 @@ public sealed class EnvironBuilder
 
     public NewRef Build(WsgiExchange x, BorrowedRef input)
     {
+        if (_multiprocessProbe != null && _multiprocessProbe() != _multiprocess)
+        {
+            _multiprocess = !_multiprocess;
+            Py.DictSet(_template, "wsgi.multiprocess", Py.Bool(_multiprocess));
+        }
         var environ = Py.DictCopy(_template);
         try
         {

@@ -40,7 +40,7 @@ public sealed class RequestRunner
         DecRefQueue.Drain();
         if (_queueTimeoutTicks > 0 && System.Diagnostics.Stopwatch.GetTimestamp() - exchange.QueuedAt > _queueTimeoutTicks)
         {
-            _log.LogWarning("{Method} {Target} waited more than the queue timeout for a Python thread: 503", exchange.Method, exchange.RawTarget);
+            _log.LogWarning("{Method} {Target} waited more than the queue timeout for a Python thread: 503", exchange.LogMethod, exchange.LogTarget);
             exchange.Finish(SendPlain(exchange, 503, QueueTimeoutBody));
             return;
         }
@@ -72,7 +72,7 @@ public sealed class RequestRunner
             catch (RequestAbandonedException) { outcome = ExchangeOutcome.Aborted; }
             catch (ClientDisconnectedException)
             {
-                _log.LogDebug("Client disconnected during {Method} {Target}", exchange.Method, exchange.RawTarget);
+                _log.LogDebug("Client disconnected during {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
                 outcome = ExchangeOutcome.Aborted;
             }
             finally
@@ -87,7 +87,7 @@ public sealed class RequestRunner
         }
         catch (Exception e)
         {
-            _log.LogError(e, "Internal error handling {Method} {Target}", exchange.Method, exchange.RawTarget);
+            _log.LogError(e, "Internal error handling {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
             outcome = TrySendInternalError(exchange, response);
         }
         finally
@@ -189,14 +189,14 @@ public sealed class RequestRunner
         if (response.Overrun)
         {
             _log.LogWarning("{Method} {Target}: the application sent more than its Content-Length ({Length}); body truncated and connection closed",
-                exchange.Method, exchange.RawTarget, response.DeclaredLength);
+                exchange.LogMethod, exchange.LogTarget, response.DeclaredLength);
             return ExchangeOutcome.CompletedThenClose;
         }
         if (response.DeclaredLength >= 0 && response.BytesSent < response.DeclaredLength && !exchange.IsHeadRequest
             && response.Status != 304 && response.Status != 204)
         {
             _log.LogError("{Method} {Target}: the application sent {Sent} bytes of its Content-Length {Length}; connection closed",
-                exchange.Method, exchange.RawTarget, response.BytesSent, response.DeclaredLength);
+                exchange.LogMethod, exchange.LogTarget, response.BytesSent, response.DeclaredLength);
             return ExchangeOutcome.Aborted;
         }
         return ExchangeOutcome.Completed;
@@ -207,23 +207,23 @@ public sealed class RequestRunner
         if (exchange.IsAbandoned)
         {
             var what = e is PythonException te && te.Matches(_timeoutClass) ? "was interrupted by RequestTimeout" : $"ended with {e.Message}";
-            _log.LogWarning("Timed-out request {Method} {Target} {What}", exchange.Method, exchange.RawTarget, what);
+            _log.LogWarning("Timed-out request {Method} {Target} {What}", exchange.LogMethod, exchange.LogTarget, what);
             return ExchangeOutcome.Aborted;
         }
         if (input.ClientErrorStatus is int status and >= 400 and < 500)
         {
             _log.LogInformation("{Method} {Target}: malformed request body ({Status}); the application's error is not logged as a server error",
-                exchange.Method, exchange.RawTarget, status);
+                exchange.LogMethod, exchange.LogTarget, status);
             return response.HeadersSent ? ExchangeOutcome.Aborted : SendPlain(exchange, status, Encoding.ASCII.GetBytes("Bad Request\n"));
         }
         if (response.ClientGone)
         {
-            _log.LogDebug("Client disconnected during {Method} {Target}", exchange.Method, exchange.RawTarget);
+            _log.LogDebug("Client disconnected during {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
             return ExchangeOutcome.Aborted;
         }
         var detail = e is PythonException pe ? pe.Traceback.TrimEnd() : $"{e.GetType().Name}: {e.Message}";
         if (e is PyRaiseException re) detail = $"{re.Kind}: {re.Message}";
-        _log.LogError("Error handling request {Method} {Target} ({Stage}):\n{Traceback}", exchange.Method, exchange.RawTarget, stage, detail);
+        _log.LogError("Error handling request {Method} {Target} ({Stage}):\n{Traceback}", exchange.LogMethod, exchange.LogTarget, stage, detail);
         return TrySendInternalError(exchange, response);
     }
 
@@ -266,7 +266,7 @@ public sealed class RequestRunner
         }
         catch (PythonException e)
         {
-            _log.LogError("Error closing the response iterable of {Method} {Target}:\n{Traceback}", exchange.Method, exchange.RawTarget, e.Traceback.TrimEnd());
+            _log.LogError("Error closing the response iterable of {Method} {Target}:\n{Traceback}", exchange.LogMethod, exchange.LogTarget, e.Traceback.TrimEnd());
             return false;
         }
     }

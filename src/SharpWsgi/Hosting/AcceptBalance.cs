@@ -6,7 +6,7 @@ namespace SharpWsgi.Hosting;
 /// Evens out connections across workers that accept from the same shared socket. Without it the first
 /// worker to wake takes a whole burst of keep-alive connections (measured: 53,831 requests to one worker,
 /// 0 to the other). Each worker publishes its open-connection count in a slot of a small shared memory
-/// file the supervisor creates; a worker that is ahead of the least loaded one by more than one
+/// file the supervisor creates (which also publishes the worker count); a worker that is ahead of the least loaded one by more than one
 /// connection lets the others accept first, for at most a few milliseconds.
 /// </summary>
 public sealed class AcceptBalance : IDisposable
@@ -33,7 +33,7 @@ public sealed class AcceptBalance : IDisposable
         var path = $"/dev/shm/sharpwsgi-{Environment.ProcessId}.balance";
         if (!Directory.Exists("/dev/shm")) path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
         using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite))
-            fs.SetLength(Slots * sizeof(int));
+            fs.SetLength(Size);
         var table = Open(path, -1)!;
         for (int i = 0; i < Slots; i++) table.Set(i, -1);
         return (table, path);
@@ -52,11 +52,22 @@ public sealed class AcceptBalance : IDisposable
 
     private static AcceptBalance Open(string path, int slot)
     {
-        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, Slots * sizeof(int), MemoryMappedFileAccess.ReadWrite);
-        return new AcceptBalance(file, file.CreateViewAccessor(0, Slots * sizeof(int)), slot);
+        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, Size, MemoryMappedFileAccess.ReadWrite);
+        return new AcceptBalance(file, file.CreateViewAccessor(0, Size), slot);
     }
 
+    // Layout: Slots per-worker connection counters, then the supervisor's target number of workers.
+    private const int Size = (Slots + 1) * sizeof(int);
+    private const int WorkersOffset = Slots * sizeof(int);
+
     public void Set(int slot, int value) => _view.Write(slot * sizeof(int), value);
+
+    /// <summary>The number of workers the supervisor runs (for wsgi.multiprocess, which can change with TTIN/TTOU/HUP).</summary>
+    public int Workers
+    {
+        get => _view.ReadInt32(WorkersOffset);
+        set => _view.Write(WorkersOffset, value);
+    }
 
     /// <summary>This worker's open connections changed.</summary>
     public void Publish(int open) => Set(_slot, open);

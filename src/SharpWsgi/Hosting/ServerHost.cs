@@ -35,12 +35,14 @@ public sealed class ServerHost : IAsyncDisposable
 
     public int OpenConnections => _listeners.OpenConnections;
 
+    public Task StopAcceptingAsync() => _listeners.StopAcceptingAsync();
+
     /// <summary>
     /// Starts Kestrel on the listeners the supervisor handed down: inherited descriptors, and with --reuse-port
     /// addresses this process binds itself with SO_REUSEPORT.
     /// </summary>
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway, ILoggerFactory loggers,
-        WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds, IReadOnlyList<string> reusePortAddresses)
+        WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds, IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -73,8 +75,8 @@ public sealed class ServerHost : IAsyncDisposable
                 return socket;
             };
         // Balancing matters only for shared sockets; SO_REUSEPORT sockets are balanced by the kernel.
-        var balance = reusePortAddresses.Count == 0 ? AcceptBalance.FromEnvironment() : null;
-        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers), balance);
+        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers),
+            reusePortAddresses.Count == 0 ? balance : null);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle);
         try

@@ -24,5 +24,8 @@ internal static class Native
             throw new IOException($"cannot make descriptor {fd} inheritable (errno {Marshal.GetLastPInvokeError()})");
     }
 
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static extern int Close(int fd);
+
     public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;
 }

@@ -145,12 +145,14 @@ public sealed class Supervisor
             case Native.SIGTERM:
                 _log.LogInformation("Handling signal: term");
                 _stopping = signal;
+                CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
                 foreach (var w in _workers) Retire(w, "shutdown");
                 break;
             case Native.SIGINT or Native.SIGQUIT:
                 _log.LogInformation("Handling signal: {Signal}", signal == Native.SIGINT ? "int" : "quit");
                 _stopping = signal;
+                CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
                 foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGQUIT);
                 break;
@@ -192,6 +194,21 @@ public sealed class Supervisor
             _log.LogError("Reload: {Message}; keeping the current configuration", e.Message);
         }
         foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, "reload");
+    }
+
+    /// <summary>
+    /// Stopping: the supervisor's copies of the listening sockets are closed at once (the workers close theirs as
+    /// they stop accepting), so new clients are refused instead of waiting in a backlog nobody will accept from.
+    /// </summary>
+    private void CloseListeners()
+    {
+        foreach (var s in _sockets)
+        {
+            if (s.Socket != null) s.Socket.Dispose();
+            else if (s.Fd >= 0) Native.Close(s.Fd);
+            if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
+        }
+        _sockets = _sockets.Select(s => s with { Fd = -1, Socket = null, UnixPath = null }).ToList();
     }
 
     private void OnMessage(WorkerHandle w, string message)
@@ -320,6 +337,7 @@ public sealed class Supervisor
     /// <summary>Starts or retires workers until the live ones match the target.</summary>
     private void Reconcile()
     {
+        if (_balance != null) _balance.Workers = _target;
         if (_stopping != null || _haltCode != null) return;
         var live = _workers.Where(w => w.IsLive).ToList();
         while (live.Count < _target && DateTime.UtcNow >= _nextSpawnAllowed)

@@ -33,6 +33,17 @@ public static class WorkerMain
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
         var control = ControlChannel.FromEnvironment();
+        var balance = AcceptBalance.FromEnvironment();
+        ServerHost? host = null;
+        // SIGABRT is the supervisor's heartbeat kill: stop taking connections at once and exit, even while
+        // a C call holds the GIL (nothing here needs Python). SIGKILL follows if this does not finish.
+        using var abort = PosixSignalRegistration.Create((PosixSignal)6, c =>
+        {
+            c.Cancel = true;
+            log.LogCritical("Worker {Pid} received SIGABRT (heartbeat timeout): exiting", Environment.ProcessId);
+            try { host?.StopAcceptingAsync().Wait(200); } catch (Exception) { }
+            Environment.Exit(134);
+        });
         var fds = Split(FdsVariable).Select(int.Parse).ToList();
         var reusePort = Split(ReusePortVariable).ToList();
         var multiprocess = Environment.GetEnvironmentVariable(MultiprocessVariable) == "1";
@@ -61,6 +72,7 @@ public static class WorkerMain
             QueueSize = settings.QueueSize,
             RootPath = settings.RootPath,
             Multiprocess = multiprocess,
+            MultiprocessProbe = balance != null ? () => balance.Workers > 1 : null,
             ServerSoftware = $"sharpwsgi/{version}",
             RequestTimeout = settings.RequestTimeout,
             RequestTimeoutGrace = settings.RequestTimeoutGrace,
@@ -68,17 +80,14 @@ public static class WorkerMain
             HeartbeatInterval = TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
         };
         var gateway = PythonRuntime.RunOnMainThreadState(() =>
-        {
-            var app = AppLoader.Load(settings.App, version);
-            return WsgiGateway.Create(app, options, loggers);
-        });
+            WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, loggers));
 
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");
         gateway.Watchdog.OnHeartbeat = () => control.Send("beat");
         gateway.Watchdog.OnStuck = reason => control.Send("recycle " + reason);
 
-        var host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort).GetAwaiter().GetResult();
+        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance).GetAwaiter().GetResult();
         gateway.Watchdog.Start();
 
         using var stop = new ManualResetEventSlim();
