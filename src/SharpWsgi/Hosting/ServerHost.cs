@@ -35,7 +35,28 @@ public sealed class ServerHost : IAsyncDisposable
 
     public int OpenConnections => _listeners.OpenConnections;
 
-    public Task StopAcceptingAsync() => _listeners.StopAcceptingAsync();
+    /// <summary>
+    /// Stops accepting and closes this process's copies of the inherited listening sockets (Kestrel does not close a
+    /// descriptor it was handed), so once every process has let go, new clients are refused rather than queued.
+    /// </summary>
+    public async Task StopAcceptingAsync()
+    {
+        await _listeners.StopAcceptingAsync().ConfigureAwait(false);
+        foreach (var (fd, identity) in _inherited)
+            if (DescribeFd(fd) == identity) CloseFd(fd); // same socket still: not a number reused since
+        _inherited.Clear();
+    }
+
+    private readonly List<(int Fd, string Identity)> _inherited = new();
+
+    private static string? DescribeFd(int fd)
+    {
+        try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }
+        catch (IOException) { return null; }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "close")]
+    private static extern int CloseFd(int fd);
 
     /// <summary>
     /// Starts Kestrel on the listeners the supervisor handed down: inherited descriptors, and with --reuse-port
@@ -87,7 +108,10 @@ public sealed class ServerHost : IAsyncDisposable
         {
             throw new StartupException($"The worker cannot listen: {e.Message}.");
         }
-        return new ServerHost(server, listeners, lifecycle);
+        var host = new ServerHost(server, listeners, lifecycle);
+        foreach (var fd in inheritedFds)
+            if (DescribeFd(fd) is { } identity) host._inherited.Add((fd, identity));
+        return host;
     }
 
     /// <summary>
@@ -95,11 +119,12 @@ public sealed class ServerHost : IAsyncDisposable
     /// every further request on open connections with Connection: close, wait for the clients to go (at most
     /// the grace period), then stop.
     /// </summary>
-    public async Task RetireAsync(TimeSpan grace)
+    public async Task RetireAsync(TimeSpan grace, Action? stoppedAccepting = null)
     {
         var deadline = DateTime.UtcNow + grace;
         _lifecycle.StartDraining();
-        await _listeners.StopAcceptingAsync().ConfigureAwait(false);
+        await StopAcceptingAsync().ConfigureAwait(false);
+        stoppedAccepting?.Invoke();
         while (_listeners.OpenConnections > 0 && DateTime.UtcNow < deadline)
             await Task.Delay(10).ConfigureAwait(false);
         var left = deadline - DateTime.UtcNow;

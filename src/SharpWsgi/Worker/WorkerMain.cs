@@ -103,8 +103,9 @@ public static class WorkerMain
         stop.Wait();
         if (graceful)
         {
-            log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)", Environment.ProcessId, lifecycle.Requests);
-            host.RetireAsync(TimeSpan.FromSeconds(settings.GracefulTimeout)).GetAwaiter().GetResult();
+            host.RetireAsync(TimeSpan.FromSeconds(settings.GracefulTimeout), () =>
+                    log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)", Environment.ProcessId, lifecycle.Requests))
+                .GetAwaiter().GetResult();
         }
         else host.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
         log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
