@@ -186,7 +186,14 @@ public sealed class EnvironBuilder
         {
             // absolute-form: scheme://authority/path?query
             var schemeEnd = target.IndexOf("://", StringComparison.Ordinal);
-            if (schemeEnd > 0)
+            if (schemeEnd < 0)
+            {
+                // authority-form (CONNECT host:port): no path, no query.
+                path = "";
+                query = "";
+                return;
+            }
+            else
             {
                 var pathStart = target.IndexOf('/', schemeEnd + 3);
                 var q = target.IndexOf('?', schemeEnd + 3);

@@ -112,21 +112,6 @@ public sealed class KestrelExchange : WsgiExchange
         }
     }
 
-    /// <summary>
-    /// False when Content-Length is present but not plain decimal digits ("+1", "-0", "1_0"): Kestrel parses some of
-    /// these leniently, and a proxy in front may frame the body differently (request smuggling).
-    /// </summary>
-    public bool HasStrictContentLength()
-    {
-        var values = _request.Headers.ContentLength.HasValue ? _request.Headers["Content-Length"] : default;
-        foreach (var v in values)
-        {
-            if (string.IsNullOrEmpty(v)) return false;
-            foreach (var c in v) if (c is < '0' or > '9') return false;
-        }
-        return true;
-    }
-
     public override void Finish(ExchangeOutcome outcome) => _done.TrySetResult(outcome);
 
     /// <summary>Resets the connection: the response could not be completed.</summary>

@@ -62,13 +62,7 @@ public sealed class ListenerControl : IConnectionListenerFactory
             if (_owner._balance != null) await _owner._balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken).ConfigureAwait(false);
             var connection = await _inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
             if (connection == null) return null;
-            if (_owner._stopped)
-            {
-                // Accepted in the instant the listener was being unbound: Kestrel will not serve it any more.
-                connection.Abort();
-                await connection.DisposeAsync().ConfigureAwait(false);
-                return null;
-            }
+            // A connection accepted in the instant the listener was unbound is still served (with Connection: close).
             _owner.Opened();
             connection.ConnectionClosed.Register(static o => ((ListenerControl)o!).Closed(), _owner);
             return connection;

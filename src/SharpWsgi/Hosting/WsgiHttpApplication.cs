@@ -29,7 +29,6 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
         _lifecycle.CountRequest();
-        if (!exchange.HasStrictContentLength()) return RefuseBadRequest(exchange, "Content-Length must be decimal digits only");
         if (!_gateway.TryDispatch(exchange)) return RefuseBusy(exchange);
         var completion = exchange.Completion;
         if (completion.IsCompletedSuccessfully && completion.Result == ExchangeOutcome.Completed) return Task.CompletedTask;
@@ -48,19 +47,6 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 exchange.CloseAfterResponse();
                 break;
         }
-    }
-
-    private static readonly byte[] BadRequestBody = Encoding.ASCII.GetBytes("Bad Request\n");
-
-    /// <summary>A request Kestrel let through but the gateway will not hand to an app (a lenient framing header).</summary>
-    private Task RefuseBadRequest(KestrelExchange exchange, string why)
-    {
-        _log.LogDebug("400 for {Method} {Target}: {Why}", exchange.Method, exchange.RawTarget, why);
-        exchange.SetResponseHead(400, null, new KeyValuePair<string, string>[]
-        {
-            new("Content-Type", "text/plain"), new("Content-Length", BadRequestBody.Length.ToString()), new("Connection", "close"),
-        });
-        return exchange.ResponseBody.WriteAsync(BadRequestBody).AsTask();
     }
 
     private Task RefuseBusy(KestrelExchange exchange)
