@@ -296,19 +296,25 @@ def svg_chart(data, agg):
     width = right_x + panel_w + value_w
     y = 58
     parts = []
-    legend_x = 10
+    legend_x, legend_y = 10, 30
     for s in servers:
-        parts.append('<rect x="%d" y="30" width="10" height="10" fill="%s"/>' % (legend_x, PALETTE.get(s['key'], '#333')))
-        parts.append('<text x="%d" y="39" class="s">%s</text>' % (legend_x + 14, html.escape(s['label'])))
-        legend_x += 26 + 6.6 * len(s['label'])
+        item_w = 26 + 6.6 * len(s['label'])
+        if legend_x + item_w > width:
+            legend_x, legend_y = 10, legend_y + 16
+            y += 16
+        parts.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/>' % (legend_x, legend_y, PALETTE.get(s['key'], '#333')))
+        parts.append('<text x="%d" y="%d" class="s">%s</text>' % (legend_x + 14, legend_y + 9, html.escape(s['label'])))
+        legend_x += item_w
     for app in apps:
         rows = [s for s in servers if s['key'] in agg[app]]
         parts.append('<text x="10" y="%d" class="h">%s</text>' % (y + 12, html.escape(app)))
         parts.append('<text x="%d" y="%d" class="s">req/s (higher is better)</text>' % (left_x, y + 12))
         parts.append('<text x="%d" y="%d" class="s">p99 latency, ms (lower is better)</text>' % (right_x, y + 12))
         y += 20
-        max_r = max([agg[app][s['key']].get('req_s') or 0 for s in rows] + [1])
-        max_p = max([agg[app][s['key']].get('p99_ms') or 0 for s in rows] + [0.001])
+        # the scale ignores the caveat-only rows (uWSGI --http11-socket): their outliers would flatten the others
+        scaled = [s for s in rows if s['peer'] or s['ceiling'] or s['key'] == 'sharpwsgi'] or rows
+        max_r = max([agg[app][s['key']].get('req_s') or 0 for s in scaled] + [1])
+        max_p = max([agg[app][s['key']].get('p99_ms') or 0 for s in scaled] + [0.001])
         for s in rows:
             x = agg[app][s['key']]
             color = PALETTE.get(s['key'], '#333')
@@ -319,10 +325,10 @@ def svg_chart(data, agg):
                 parts.append('<text x="%d" y="%d" class="s">failed</text>' % (left_x, y + bar_h - 3))
                 y += bar_h + gap
                 continue
-            w = panel_w * x['req_s'] / max_r
+            w = panel_w * min(1.05, x['req_s'] / max_r)
             parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>' % (left_x, y, w, bar_h, color))
             parts.append('<text x="%.1f" y="%d" class="s">%s</text>' % (left_x + w + 4, y + bar_h - 3, fmt_num(x['req_s'])))
-            w = panel_w * x['p99_ms'] / max_p
+            w = panel_w * min(1.05, x['p99_ms'] / max_p)  # past the scale: a slightly longer bar, value printed
             parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s" opacity="0.8"/>' % (
                 right_x, y, w, bar_h, color))
             parts.append('<text x="%.1f" y="%d" class="s">%s</text>' % (right_x + w + 4, y + bar_h - 3,
