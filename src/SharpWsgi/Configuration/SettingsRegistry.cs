@@ -43,8 +43,9 @@ public static class SettingsRegistry
             "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path/to.sock. Repeat for several. Port 0 picks a free port.",
             Repeatable: true),
         new("threads", null, "N", "4", SettingKind.PositiveInt,
-            "Python threads serving requests in each process. One GIL means CPU-bound apps gain nothing past 1-2; " +
-            "apps that wait on I/O (databases, HTTP calls, sleeps) serve up to N requests at once. 4 measured best for mixed loads."),
+            "Python threads serving requests in each process. One GIL: a CPU-bound app gains nothing from more than one " +
+            "(measured: hello 30k req/s with 1, 24-29k with 4), while an app that waits (database, HTTP calls, sleeps) " +
+            "serves up to N requests at once (10 ms sleep: 75 req/s with 1, 365 with 4). 4 keeps both reasonable."),
         new("queue-size", null, "N", "1024", SettingKind.PositiveInt,
             "Requests that may wait for a free Python thread; past it the server answers 503 at once."),
         new("python", null, "PATH", null, SettingKind.Text,
