@@ -51,11 +51,11 @@ public sealed class PythonDispatcher
         return true;
     }
 
-    private WsgiExchange Take(bool wait)
+    /// <summary>The next request; waits for one with the GIL released only when none is queued.</summary>
+    private WsgiExchange Take()
     {
         if (!_available.Wait(0))
         {
-            if (!wait) return null!;
             using (Gil.Release()) _available.Wait();
         }
         WsgiExchange? item;
@@ -70,7 +70,7 @@ public sealed class PythonDispatcher
         var slot = _watchdog.Register();
         while (!_stopping)
         {
-            var exchange = Take(wait: true);
+            var exchange = Take();
             _watchdog.Begin(slot, exchange);
             try { _run(exchange); }
             catch (Exception e) { _log.LogCritical(e, "Unhandled error on a Python thread"); }
