@@ -1,9 +1,8 @@
 using System.IO.Pipelines;
-using Microsoft.Extensions.Primitives;
 
 namespace SharpWsgi.Gateway;
 
-/// <summary>How the hosting layer should finish the connection after the gateway is done with a request.</summary>
+/// <summary>How the host must finish a request once the gateway is done with it.</summary>
 public enum ExchangeOutcome
 {
     /// <summary>The response is complete; keep-alive as HTTP allows.</summary>
@@ -12,12 +11,31 @@ public enum ExchangeOutcome
     CompletedThenClose,
     /// <summary>The response cannot be completed (error after headers, short body, client gone): abort the connection.</summary>
     Aborted,
+    /// <summary>No response was sent: the host answers <see cref="ExchangeResult.Status"/> with a short plain text.</summary>
+    PlainAnswer,
+}
+
+/// <summary>The gateway's last word on one request, given to <see cref="WsgiExchange.Finish"/> exactly once.</summary>
+public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status = 0, string? Reason = null)
+{
+    public static readonly ExchangeResult Completed = new(ExchangeOutcome.Completed);
+    public static readonly ExchangeResult CompletedThenClose = new(ExchangeOutcome.CompletedThenClose);
+    public static readonly ExchangeResult Aborted = new(ExchangeOutcome.Aborted);
+
+    /// <summary>A plain answer of the server's own (400, 500, 503, 504), with why in one short line.</summary>
+    public static ExchangeResult Plain(int status, string reason) => new(ExchangeOutcome.PlainAnswer, status, reason);
 }
 
 /// <summary>
-/// One HTTP request/response as the gateway sees it. The hosting layer (Kestrel) implements it; the
-/// gateway reads the request snapshot, the body pipe and writes the response pipe on a Python thread,
-/// never concurrently with the host. The gateway knows nothing of sockets.
+/// The port between the gateway and its host: one request as the gateway sees it. The host (Kestrel in the server, a
+/// fake in the unit tests) implements it; the gateway uses it on a Python thread and never concurrently with the host
+/// (see <see cref="RequestLease"/>). Nothing here knows of sockets or ASP.NET Core.
+/// <list type="bullet">
+/// <item>the request snapshot: method, target, protocol, addresses, headers;</item>
+/// <item>the body source: a pipe whose errors are <see cref="RequestBodyException"/>;</item>
+/// <item>the response sink: status, headers, and the body pipe;</item>
+/// <item>completion: <see cref="Finish"/>, called once, from any thread.</item>
+/// </list>
 /// </summary>
 public abstract class WsgiExchange
 {
@@ -31,79 +49,34 @@ public abstract class WsgiExchange
     public abstract int RemotePort { get; }
     public abstract string LocalAddress { get; }
     public abstract int LocalPort { get; }
-    public abstract IEnumerable<KeyValuePair<string, StringValues>> RequestHeaders { get; }
+    /// <summary>Header names as sent; several values of one name already joined (", ", or "; " for Cookie).</summary>
+    public abstract IEnumerable<KeyValuePair<string, string>> RequestHeaders { get; }
+
+    /// <summary>The request body. A malformed or too slow body surfaces as <see cref="RequestBodyException"/>.</summary>
     public abstract PipeReader RequestBody { get; }
 
-    /// <summary>Sets status and headers; called once, before the first body byte.</summary>
-    public abstract void SetResponseHead(int status, string? reasonPhrase, IReadOnlyList<KeyValuePair<string, string>> headers);
+    /// <summary>Status and reason phrase (null: the standard one) of the response; may be set again until it starts.</summary>
+    public abstract void SetStatus(int status, string? reasonPhrase);
+    public abstract void ClearResponseHeaders();
+    /// <summary>Adds one response header (a repeated name adds another value).</summary>
+    public abstract void AddResponseHeader(string name, string value);
     public abstract PipeWriter ResponseBody { get; }
-    public abstract bool IsHeadRequest { get; }
 
-    /// <summary>Called exactly once when the gateway is done (on the Python thread).</summary>
-    public abstract void Finish(ExchangeOutcome outcome);
+    /// <summary>Makes a pending body read or response flush return at once (the request timed out).</summary>
+    public abstract void CancelPendingIo();
+    /// <summary>Resets the connection now (a client too slow to take a live stream).</summary>
+    public abstract void AbortConnection();
 
-    /// <summary>Set by the gateway: time the request was queued (Stopwatch ticks), for queue timeouts.</summary>
-    public long QueuedAt { get; set; }
-
-    /// <summary>Method and target captured when the request was queued, for log lines written after the host
-    /// may have moved on (a timed-out request's features can already belong to the next request).</summary>
-    public string LogMethod { get; private set; } = "";
-    public string LogTarget { get; private set; } = "";
-
-    internal void CaptureForLogs()
-    {
-        LogMethod = Method;
-        LogTarget = RawTarget;
-    }
-
-    // Ownership: the gateway touches the host's request/response only between Enter and Exit. When a request
-    // times out the host takes the exchange back (Abandon) and answers it itself; from then on Enter throws,
-    // so a Python thread that comes back late can never write into a response Kestrel has moved on from.
-    private int _busy;
-    private int _abandoned;
-
-    public bool IsAbandoned => Volatile.Read(ref _abandoned) != 0;
-
-    /// <summary>Gateway side: begin touching the host's objects; throws once the host has taken the exchange back.</summary>
-    public void Enter()
-    {
-        Interlocked.Increment(ref _busy);
-        if (Volatile.Read(ref _abandoned) != 0)
-        {
-            Interlocked.Decrement(ref _busy);
-            throw new RequestAbandonedException();
-        }
-    }
-
-    public void Exit() => Interlocked.Decrement(ref _busy);
-
-    /// <summary>
-    /// Host side: takes the exchange back from the gateway. Pending body reads and flushes are cancelled so a
-    /// Python thread waiting on the client lets go; completes once no gateway call is inside the exchange.
-    /// </summary>
-    public async Task AbandonAsync()
-    {
-        Interlocked.Exchange(ref _abandoned, 1);
-        CancelPendingIo();
-        while (Volatile.Read(ref _busy) != 0)
-        {
-            await Task.Delay(1).ConfigureAwait(false);
-            CancelPendingIo();
-        }
-    }
-
-    /// <summary>Makes a pending body read or response flush return at once.</summary>
-    protected abstract void CancelPendingIo();
-
-    /// <summary>
-    /// Called by the gateway's watchdog when the request ran past the request timeout: the host answers
-    /// 504 (or aborts if the response had started) without waiting for the Python thread.
-    /// </summary>
-    public abstract void OnTimedOut();
+    /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a spool.</summary>
+    public abstract void Finish(ExchangeResult result);
 }
 
-/// <summary>The host took the exchange back (request timeout); the gateway must not touch it any more.</summary>
-public sealed class RequestAbandonedException : Exception
+/// <summary>
+/// The request body could not be read because of the client: malformed framing (400), too slow (408), too large
+/// (413). The host throws it from <see cref="WsgiExchange.RequestBody"/>; the app sees an OSError.
+/// </summary>
+public sealed class RequestBodyException : IOException
 {
-    public RequestAbandonedException() : base("the request timed out and was answered by the server") { }
+    public int Status { get; }
+    public RequestBodyException(int status, string message) : base(message) => Status = status;
 }

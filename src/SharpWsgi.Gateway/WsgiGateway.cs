@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using SharpWsgi.Gateway.Environ;
 using SharpWsgi.Python;
 
@@ -27,29 +26,40 @@ public sealed class WsgiGateway
     /// Builds the gateway (GIL held, on the init thread): the runtime module first, so the app can
     /// `from sharpwsgi import RequestTimeout` at import time, then the app itself.
     /// </summary>
-    public static WsgiGateway Create(Func<PyOwned> loadApp, WsgiOptions options, ILoggerFactory loggers)
+    public static WsgiGateway Create(Func<PyOwned> loadApp, WsgiOptions options, IGatewayLog appLog,
+        IGatewayLog gatewayLog)
     {
-        var timeoutClass = DefineRuntimeModule();
+        var timeoutClass = DefineRuntimeModule(options.SwitchInterval);
         var app = loadApp();
-        var errorLog = loggers.CreateLogger("sharpwsgi.app");
-        var gatewayLog = loggers.CreateLogger("sharpwsgi.gateway");
-        var objects = new WsgiObjects(errorLog);
+        var objects = new WsgiObjects(appLog);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
-        var runner = new RequestRunner(app, objects, environ, errorLog, options, timeoutClass);
-        var watchdog = new RequestWatchdog(options, errorLog, timeoutClass);
+        var buffering = new ResponseBuffering
+        {
+            TempDirectory = options.TempDirectory,
+            SpoolPerResponse = options.ResponseSpoolSize,
+            SpoolBudget = new ByteBudget(options.ResponseSpoolTotal),
+            SendTimeout = TimeSpan.FromSeconds(options.SendTimeout),
+        };
+        var runner = new RequestRunner(app, objects, environ, appLog, options, timeoutClass, buffering);
+        var watchdog = new RequestWatchdog(options, appLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);
+        watchdog.Queued = () => dispatcher.Queued;
         return new WsgiGateway(options, dispatcher, watchdog);
     }
 
     /// <summary>
-    /// The importable 'sharpwsgi' module with RequestTimeout, the exception raised inside a request's thread
-    /// when it runs past --request-timeout. A BaseException, so a bare `except Exception` does not swallow it.
+    /// The importable 'sharpwsgi' module with RequestTimeout, the exception raised inside a request's thread when it
+    /// runs past --request-timeout. A BaseException, so a bare `except Exception` does not swallow it. Also sets the
+    /// interpreter's switch interval (see <see cref="PythonDispatcher"/>).
     /// </summary>
-    private static PyOwned DefineRuntimeModule()
+    private static PyOwned DefineRuntimeModule(double switchInterval)
     {
         using var globals = Py.Dict();
+        using (var interval = Py.Str(switchInterval.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))
+            Py.DictSet(globals, "switch_interval", interval);
         Py.Exec("""
 import sys, types
+sys.setswitchinterval(float(switch_interval))
 module = types.ModuleType("sharpwsgi", "Runtime objects of the SharpWsgi server.")
 class RequestTimeout(BaseException):
     "Raised inside a request's Python thread when it runs past --request-timeout; the client already got 504."

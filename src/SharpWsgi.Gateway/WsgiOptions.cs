@@ -10,7 +10,7 @@ public sealed record WsgiOptions
     /// <summary>SCRIPT_NAME: the URL prefix the app is mounted at ("" for the root).</summary>
     public string RootPath { get; init; } = "";
     public bool Multiprocess { get; init; }
-    /// <summary>When set, asked on each request: wsgi.multiprocess follows it (the worker count can change at run time).</summary>
+    /// <summary>When set, asked on each request: wsgi.multiprocess follows it (the worker count can change).</summary>
     public Func<bool>? MultiprocessProbe { get; init; }
     public string ServerSoftware { get; init; } = "sharpwsgi";
     /// <summary>Seconds a request may run before the client gets 504 and the thread an exception (0: never).</summary>
@@ -19,6 +19,18 @@ public sealed record WsgiOptions
     public double RequestTimeoutGrace { get; init; } = 5;
     /// <summary>Seconds a request may wait for a Python thread before it is refused with 503 (0: no limit).</summary>
     public double QueueTimeout { get; init; }
+    /// <summary>Seconds with every thread busy, requests waiting and none finished before the process is stuck.</summary>
+    public double NoProgressTimeout { get; init; }
     /// <summary>How often the monitor thread proves (by taking the GIL) that Python is responsive.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>sys.setswitchinterval: how long a thread waiting for the GIL waits before it forces a switch.</summary>
+    public double SwitchInterval { get; init; } = 0.005;
+    /// <summary>Where spool files go.</summary>
+    public string TempDirectory { get; init; } = Path.GetTempPath();
+    /// <summary>Response bytes of one response that may be spooled; past it the Python thread waits.</summary>
+    public long ResponseSpoolSize { get; init; } = 1L << 30;
+    /// <summary>Spooled response bytes of the whole process.</summary>
+    public long ResponseSpoolTotal { get; init; } = 4L << 30;
+    /// <summary>Seconds a Python thread waits for a client that takes nothing before it is dropped.</summary>
+    public double SendTimeout { get; init; } = 30;
 }

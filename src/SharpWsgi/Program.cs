@@ -70,10 +70,23 @@ public static class Program
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+        CheckTempDirectory(settings.TempDirectory);
         log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
         // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
         // later workers (respawns, reloads) get the supervisor's description and skip that step.
         var python = Task.Run(() => WorkerMain.DescribePython(settings));
         return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
+    }
+
+    /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find out.</summary>
+    private static void CheckTempDirectory(string directory)
+    {
+        if (!Directory.Exists(directory))
+            throw new StartupException($"--tmp-dir {directory}: no such directory (spool files for slow clients go there).");
+        try { SpoolFile.Create(directory).Dispose(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"--tmp-dir {directory}: cannot create a spool file there: {e.Message}");
+        }
     }
 }

@@ -1,29 +1,33 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using Microsoft.Extensions.Logging;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Gateway;
 
 /// <summary>
-/// Hands requests from the host's threads to a fixed pool of dedicated Python threads through a
-/// bounded queue. Host threads never touch Python or wait for the GIL: they enqueue (or get a
-/// refusal when the queue is full, for a 503) and await the exchange's completion. A Python thread
-/// keeps the GIL while work is queued and releases it only to wait for more.
+/// Hands requests from the host's threads to a fixed pool of dedicated Python threads through a bounded FIFO queue.
+/// Host threads never touch Python or wait for the GIL: they enqueue (or are refused when the queue is full, for a
+/// 503) and await the exchange's completion.
+/// <para>GIL-aware: a Python thread takes the next request only while it holds the GIL, so the thread that is running
+/// Python keeps serving the queue in order, and a parked thread that is woken for new work first waits for the GIL;
+/// it gets it when the running thread blocks (I/O, sleep, waiting for the client: anywhere the GIL is released)
+/// rather than by preempting it. The interpreter's switch interval (<see cref="WsgiOptions.SwitchInterval"/>) bounds
+/// how long a woken thread waits before it forces a switch, so CPU-bound requests are not interleaved every 5 ms
+/// (Python's default), while I/O-bound apps still run up to one request per thread at once.</para>
 /// </summary>
 public sealed class PythonDispatcher
 {
-    private readonly ConcurrentQueue<WsgiExchange> _queue = new();
-    private readonly SemaphoreSlim _available = new(0);
+    private readonly ConcurrentQueue<RequestLease> _queue = new();
+    private readonly SemaphoreSlim _wake = new(0);
     private readonly int _capacity;
-    private int _queued;
+    private int _queued, _parked;
     private readonly List<Thread> _threads = new();
-    private readonly Action<WsgiExchange> _run;
+    private readonly Action<RequestLease> _run;
     private readonly RequestWatchdog _watchdog;
-    private readonly ILogger _log;
+    private readonly IGatewayLog _log;
     private volatile bool _stopping;
 
-    public PythonDispatcher(int threads, int capacity, Action<WsgiExchange> run, RequestWatchdog watchdog, ILogger log)
+    public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,
+        IGatewayLog log)
     {
         _capacity = capacity;
         _run = run;
@@ -44,25 +48,44 @@ public sealed class PythonDispatcher
             Interlocked.Decrement(ref _queued);
             return false;
         }
-        exchange.QueuedAt = Stopwatch.GetTimestamp();
-        exchange.CaptureForLogs();
-        _queue.Enqueue(exchange);
-        _available.Release();
+        _queue.Enqueue(new RequestLease(exchange));
+        // Wake one parked thread, if any; the thread holding the GIL may well take this request itself.
+        while (true)
+        {
+            var parked = Volatile.Read(ref _parked);
+            if (parked == 0) break;
+            if (Interlocked.CompareExchange(ref _parked, parked - 1, parked) == parked)
+            {
+                _wake.Release();
+                break;
+            }
+        }
         return true;
     }
 
-    /// <summary>The next request; waits for one with the GIL released only when none is queued.</summary>
-    private WsgiExchange Take()
+    private bool TryTake(out RequestLease lease)
     {
-        if (!_available.Wait(0))
-        {
-            using (Gil.Release()) _available.Wait();
-        }
-        WsgiExchange? item;
-        var spin = new SpinWait();
-        while (!_queue.TryDequeue(out item)) spin.SpinOnce(); // the release happens right after the enqueue
+        if (!_queue.TryDequeue(out lease!)) return false;
         Interlocked.Decrement(ref _queued);
-        return item;
+        return true;
+    }
+
+    /// <summary>The next request, taken with the GIL held; parks with the GIL released only when none is queued.</summary>
+    private RequestLease Take()
+    {
+        while (true)
+        {
+            if (TryTake(out var lease)) return lease;
+            Interlocked.Increment(ref _parked);
+            if (TryTake(out lease))
+            {
+                // Found one after announcing: withdraw, unless a waker already counted on us (a spare wake is harmless).
+                var parked = Volatile.Read(ref _parked);
+                if (parked > 0) Interlocked.CompareExchange(ref _parked, parked - 1, parked);
+                return lease;
+            }
+            using (Gil.Release()) _wake.Wait();
+        }
     }
 
     private void Loop()
@@ -70,10 +93,10 @@ public sealed class PythonDispatcher
         var slot = _watchdog.Register();
         while (!_stopping)
         {
-            var exchange = Take();
-            _watchdog.Begin(slot, exchange);
-            try { _run(exchange); }
-            catch (Exception e) { _log.LogCritical(e, "Unhandled error on a Python thread"); }
+            var lease = Take();
+            _watchdog.Begin(slot, lease);
+            try { _run(lease); }
+            catch (Exception e) { _log.Critical($"Unhandled error on a Python thread: {e}"); }
             finally { _watchdog.End(slot); }
         }
     }

@@ -1,21 +1,22 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Logging;
+using System.Text;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Gateway;
 
 /// <summary>
-/// The process's monitor: a Python thread that wakes every tick, which it can only do by taking the GIL,
-/// so its heartbeat proves Python is responsive (a C call that holds the GIL forever stops it, and the
-/// supervisor then replaces the process). It also enforces the request timeout: the client gets 504 from
-/// the host and the stuck Python thread gets a RequestTimeout exception raised asynchronously; a thread
-/// that does not come back within the grace period makes the process ask to be recycled.
+/// The process's monitor: a Python thread that wakes every tick, which it can only do by taking the GIL, so its
+/// heartbeat proves Python is responsive (a C call that holds the GIL forever stops it, and the supervisor then
+/// replaces the process). It also enforces the request timeout (the host answers 504 and the Python thread gets
+/// RequestTimeout raised asynchronously; a thread that does not come back within the grace period makes the process
+/// ask to be recycled), and notices a process that makes no progress: every Python thread busy, requests waiting, and
+/// none finished for the stuck timeout.
 /// </summary>
 public sealed class RequestWatchdog
 {
     private sealed class Slot
     {
-        public WsgiExchange? Exchange;
+        public RequestLease? Lease;
         public long Started;
         public ulong ThreadIdent;
         public bool TimedOut;
@@ -25,22 +26,27 @@ public sealed class RequestWatchdog
 
     private readonly List<Slot> _slots = new();
     private readonly WsgiOptions _options;
-    private readonly ILogger _log;
+    private readonly IGatewayLog _log;
     private readonly PyOwned _timeoutClass;
-    private readonly long _timeoutTicks, _graceTicks;
+    private readonly long _timeoutTicks, _graceTicks, _noProgressTicks;
+    private long _lastCompletion = Stopwatch.GetTimestamp();
+    private bool _noProgressReported;
 
     /// <summary>Called (without the GIL) after each tick in which the monitor got the GIL.</summary>
     public Action? OnHeartbeat { get; set; }
-    /// <summary>Called (without the GIL) once when a timed-out thread has not come back within the grace period.</summary>
+    /// <summary>Called (without the GIL) once per incident when the process should be replaced, with why.</summary>
     public Action<string>? OnStuck { get; set; }
+    /// <summary>Requests waiting for a Python thread (set by the gateway).</summary>
+    internal Func<int> Queued { get; set; } = () => 0;
 
-    public RequestWatchdog(WsgiOptions options, ILogger log, PyOwned timeoutClass)
+    public RequestWatchdog(WsgiOptions options, IGatewayLog log, PyOwned timeoutClass)
     {
         _options = options;
         _log = log;
         _timeoutClass = timeoutClass;
         _timeoutTicks = (long)(options.RequestTimeout * Stopwatch.Frequency);
         _graceTicks = (long)(options.RequestTimeoutGrace * Stopwatch.Frequency);
+        _noProgressTicks = (long)(options.NoProgressTimeout * Stopwatch.Frequency);
     }
 
     /// <summary>Registers the calling Python thread (GIL held); returns its slot.</summary>
@@ -53,20 +59,23 @@ public sealed class RequestWatchdog
         }
     }
 
-    public void Begin(int slot, WsgiExchange exchange)
+    public void Begin(int slot, RequestLease lease)
     {
-        var s = _slots[slot];
+        Slot s;
+        lock (_slots) s = _slots[slot];
         s.Started = Stopwatch.GetTimestamp();
         s.TimedOut = false;
         s.StuckReported = false;
-        Volatile.Write(ref s.Exchange, exchange);
+        Volatile.Write(ref s.Lease, lease);
     }
 
     /// <summary>The request is over (GIL held). A timeout raised too late must not hit the thread's next request.</summary>
     public void End(int slot)
     {
-        var s = _slots[slot];
-        Volatile.Write(ref s.Exchange, null);
+        Slot s;
+        lock (_slots) s = _slots[slot];
+        Volatile.Write(ref s.Lease, null);
+        Volatile.Write(ref _lastCompletion, Stopwatch.GetTimestamp());
         if (s.TimedOut)
         {
             Py.SetAsyncException(s.ThreadIdent, default); // clears a pending RequestTimeout
@@ -85,12 +94,11 @@ public sealed class RequestWatchdog
         var beatTicks = (long)(_options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
         while (true)
         {
-            string? stuck = null;
-            bool beat;
             // Here the GIL is held: reaching this line is the proof of life.
-            if (_timeoutTicks > 0) stuck = CheckTimeouts();
+            var stuck = _timeoutTicks > 0 ? CheckTimeouts() : null;
+            stuck ??= _noProgressTicks > 0 ? CheckProgress() : null;
             var now = Stopwatch.GetTimestamp();
-            beat = now - lastBeat >= beatTicks;
+            var beat = now - lastBeat >= beatTicks;
             if (beat) lastBeat = now;
             using (Gil.Release())
             {
@@ -109,24 +117,55 @@ public sealed class RequestWatchdog
         {
             foreach (var s in _slots)
             {
-                var exchange = Volatile.Read(ref s.Exchange);
-                if (exchange == null) continue;
+                var lease = Volatile.Read(ref s.Lease);
+                if (lease == null) continue;
                 if (!s.TimedOut && now - s.Started > _timeoutTicks)
                 {
                     s.TimedOut = true;
                     s.TimedOutAt = now;
-                    _log.LogError("Request timed out after {Seconds}s: {Method} {Target}; answering 504 and interrupting its Python thread",
-                        _options.RequestTimeout, exchange.LogMethod, exchange.LogTarget);
+                    _log.Error($"Request timed out after {_options.RequestTimeout}s: {lease.Describe}; " +
+                        "answering 504 and interrupting its Python thread");
                     Py.SetAsyncException(s.ThreadIdent, _timeoutClass);
-                    exchange.OnTimedOut();
+                    lease.TimeOut("the application did not answer in time");
                 }
                 else if (s.TimedOut && !s.StuckReported && now - s.TimedOutAt > _graceTicks)
                 {
                     s.StuckReported = true;
-                    stuck = $"a Python thread did not return within {_options.RequestTimeoutGrace}s of the request timeout ({exchange.LogMethod} {exchange.LogTarget})";
+                    stuck = $"a Python thread did not return within {_options.RequestTimeoutGrace}s of the " +
+                        $"request timeout ({lease.Describe})";
                 }
             }
         }
         return stuck;
+    }
+
+    /// <summary>Every thread busy, requests waiting, nothing finished for the stuck timeout: the process is stuck.</summary>
+    private string? CheckProgress()
+    {
+        var now = Stopwatch.GetTimestamp();
+        var held = new StringBuilder();
+        // Progress is a request finishing; the window opens when the last thread became busy.
+        var since = Volatile.Read(ref _lastCompletion);
+        lock (_slots)
+        {
+            foreach (var s in _slots)
+            {
+                var lease = Volatile.Read(ref s.Lease);
+                if (lease == null) { _noProgressReported = false; return null; } // a thread is free
+                since = Math.Max(since, s.Started);
+                held.Append($"\n  {lease.Describe} running for {(now - s.Started) / (double)Stopwatch.Frequency:0.0}s");
+            }
+        }
+        if (now - since <= _noProgressTicks || Queued() == 0)
+        {
+            _noProgressReported = false;
+            return null;
+        }
+        if (_noProgressReported) return null;
+        _noProgressReported = true;
+        var seconds = _noProgressTicks / (double)Stopwatch.Frequency;
+        _log.Critical($"No request finished for {seconds:0.#}s while every Python thread is busy and {Queued()} " +
+            $"requests wait; recycling this worker. The threads hold:{held}");
+        return $"no progress for {seconds:0.#}s with every Python thread busy";
     }
 }

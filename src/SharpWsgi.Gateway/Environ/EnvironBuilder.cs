@@ -1,6 +1,4 @@
 using System.Text;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Primitives;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Gateway.Environ;
@@ -23,9 +21,9 @@ public sealed class EnvironBuilder
     private readonly string _rootPath;
     private readonly Func<bool>? _multiprocessProbe;
     private bool _multiprocess;
-    private readonly ILogger _logger;
+    private readonly IGatewayLog _logger;
 
-    public EnvironBuilder(WsgiOptions options, WsgiObjects objects, ILogger logger)
+    public EnvironBuilder(WsgiOptions options, WsgiObjects objects, IGatewayLog logger)
     {
         _logger = logger;
         _rootPath = options.RootPath.TrimEnd('/');
@@ -121,16 +119,15 @@ public sealed class EnvironBuilder
             Py.DictSetAndRelease(env, _remotePort, Py.Str(x.RemotePort.ToString()));
 
             string? host = null;
-            foreach (var (name, values) in x.RequestHeaders)
+            foreach (var (name, value) in x.RequestHeaders)
             {
                 if (name.Length == 0 || name[0] == ':') continue;
                 if (name.Contains('_'))
                 {
                     // X_Auth_User must not be able to pose as X-Auth-User: both would become HTTP_X_AUTH_USER.
-                    if (_logger.IsEnabled(LogLevel.Debug)) _logger.LogDebug("Dropped request header with underscore: {Name}", name);
+                    if (_logger.IsEnabled(GatewayLogLevel.Debug)) _logger.Debug($"Dropped request header with underscore: {name}");
                     continue;
                 }
-                var value = Join(name, values);
                 if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
                     Py.DictSetAndRelease(env, _contentType, Py.Str(value));
                 else if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
@@ -156,13 +153,6 @@ public sealed class EnvironBuilder
             environ.Dispose();
             throw;
         }
-    }
-
-    private static string Join(string name, StringValues values)
-    {
-        if (values.Count == 1) return values[0] ?? "";
-        var separator = name.Equals("Cookie", StringComparison.OrdinalIgnoreCase) ? "; " : ", ";
-        return string.Join(separator, values.ToArray());
     }
 
     private PyOwned HeaderKey(string name, out bool cached)

@@ -5,25 +5,27 @@ using SharpWsgi.Python;
 namespace SharpWsgi.Gateway;
 
 /// <summary>
-/// wsgi.input: the request body read from the host's pipe as the app asks for it. It buffers only what
-/// one read needs (a 1 GiB upload read in blocks never holds 1 GiB), returns b'' at the end of the
-/// body without blocking, and releases the GIL whenever it has to wait for the client.
+/// wsgi.input: the request body read from the host's pipe as the app asks for it. The host has usually read a small
+/// body already (it is in the pipe), so a read is one copy: from the pipe's buffers into the new bytes object. A body
+/// still arriving is gathered in a buffer of ours only as far as one read needs (a 1 GiB upload read in blocks never
+/// holds 1 GiB); b'' comes at the end without blocking, and every wait for the client releases the GIL.
 /// </summary>
 public sealed class InputStream : IPyIterator, IPyMethods
 {
     public static readonly string[] Methods = { "read", "readline", "readlines", "close" };
-    private readonly WsgiExchange _exchange;
-    private PipeReader _reader => _exchange.RequestBody;
+    private readonly RequestLease _lease;
+    private PipeReader Reader => _lease.Exchange.RequestBody;
     private byte[] _buffer = Array.Empty<byte>();
     private int _start, _end;
     private bool _eof, _finished;
 
-    public InputStream(WsgiExchange exchange) => _exchange = exchange;
+    public InputStream(RequestLease lease) => _lease = lease;
 
-    /// <summary>Set (e.g. 400) when reading failed because the client's body was malformed.</summary>
+    /// <summary>Set (400, 408, 413) when reading failed because of what the client sent.</summary>
     public int ClientErrorStatus { get; private set; }
+    public string? ClientError { get; private set; }
 
-    /// <summary>Total body bytes handed to the app (for logs).</summary>
+    /// <summary>Total body bytes handed to the app.</summary>
     public long BytesRead { get; private set; }
 
     private int Buffered => _end - _start;
@@ -37,20 +39,25 @@ public sealed class InputStream : IPyIterator, IPyMethods
         _start = _end = 0;
     }
 
-    /// <summary>Reads whatever the client has sent next into the buffer; false at the end of the body.</summary>
-    private bool Fill()
+    /// <summary>
+    /// Reads from the pipe. With nothing of ours buffered, a read that the pipe's data satisfies (want bytes, the
+    /// body's end, or a newline when line is set) is made straight from it; otherwise the data is appended to our
+    /// buffer. Returns the bytes object, or default when the caller should look at the buffer again.
+    /// </summary>
+    private NewRef Fill(long want, bool line, out bool progressed)
     {
-        if (_eof) return false;
-        ReadResult result;
-        try { _exchange.Enter(); }
+        progressed = false;
+        if (_eof) return default;
+        try { _lease.Enter(); }
         catch (RequestAbandonedException e) { _eof = true; throw new PyRaiseException(PyErrorKind.OSError, e.Message); }
+        ReadResult result;
         try
         {
-            if (!_reader.TryRead(out result))
+            if (!Reader.TryRead(out result))
             {
                 using (Gil.Release())
                 {
-                    var pending = _reader.ReadAsync();
+                    var pending = Reader.ReadAsync();
                     result = pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
                 }
             }
@@ -58,32 +65,67 @@ public sealed class InputStream : IPyIterator, IPyMethods
         catch (Exception e) when (e is not PyRaiseException)
         {
             _eof = true;
-            _exchange.Exit();
-            // Kestrel's BadHttpRequestException: the client sent a malformed body (bad chunk size, too large...).
-            if (e is Microsoft.AspNetCore.Http.BadHttpRequestException bad) ClientErrorStatus = bad.StatusCode;
+            _lease.Exit();
+            if (e is RequestBodyException bad)
+            {
+                ClientErrorStatus = bad.Status;
+                ClientError = bad.Message;
+            }
             throw new PyRaiseException(PyErrorKind.OSError, $"error reading the request body: {e.Message}");
         }
-        int length;
+        NewRef direct = default;
         try
         {
             var data = result.Buffer;
-            length = (int)data.Length;
-            if (length > 0)
+            var completed = result.IsCompleted || result.IsCanceled;
+            if (Buffered == 0 && data.Length > 0 && CanServeDirectly(data, completed, want, line, out var take))
             {
-                Reserve(length);
-                data.CopyTo(_buffer.AsSpan(_end));
-                _end += length;
+                var slice = data.Slice(0, take);
+                direct = Py.NewBytes((int)take, out var target);
+                slice.CopyTo(target);
+                BytesRead += take;
+                Reader.AdvanceTo(slice.End);
+                if (completed && take == data.Length) _eof = true;
             }
-            _reader.AdvanceTo(data.End);
+            else
+            {
+                if (data.Length > 0)
+                {
+                    Reserve((int)data.Length);
+                    data.CopyTo(_buffer.AsSpan(_end));
+                    _end += (int)data.Length;
+                }
+                Reader.AdvanceTo(data.End);
+                if (completed) _eof = true;
+            }
+            progressed = data.Length > 0;
         }
-        finally { _exchange.Exit(); }
-        if (result.IsCanceled && _exchange.IsAbandoned)
+        finally { _lease.Exit(); }
+        if (result.IsCanceled && _lease.IsAbandoned)
         {
+            direct.Dispose();
             _eof = true;
             throw new PyRaiseException(PyErrorKind.OSError, "the request timed out and was answered by the server");
         }
-        if (result.IsCompleted || result.IsCanceled) _eof = true;
-        return length > 0 || !_eof;
+        return direct;
+    }
+
+    private static bool CanServeDirectly(ReadOnlySequence<byte> data, bool completed, long want, bool line, out long take)
+    {
+        take = 0;
+        if (line)
+        {
+            var nl = data.PositionOf((byte)'\n');
+            var lineLength = nl is { } p ? data.Slice(0, p).Length + 1 : -1;
+            if (lineLength < 0 && !completed && (want < 0 || data.Length < want)) return false;
+            take = lineLength >= 0 ? lineLength : data.Length;
+            if (want >= 0) take = Math.Min(take, want);
+            return true;
+        }
+        if (want < 0) { take = data.Length; return completed; }
+        if (data.Length < want && !completed) return false;
+        take = Math.Min(want, data.Length);
+        return true;
     }
 
     private void Reserve(int extra)
@@ -123,13 +165,13 @@ public sealed class InputStream : IPyIterator, IPyMethods
     public NewRef Read(long size)
     {
         CheckOpen();
-        if (size < 0)
+        while (size < 0 || Buffered < size)
         {
-            while (Fill()) { }
-            return Take(Buffered);
+            var direct = Fill(size, line: false, out var progressed);
+            if (!direct.IsNull) return direct;
+            if (!progressed && _eof) break;
         }
-        while (Buffered < size && Fill()) { }
-        return Take((int)Math.Min(size, Buffered));
+        return Take(size < 0 ? Buffered : (int)Math.Min(size, Buffered));
     }
 
     /// <summary>readline(size=-1): through the next b'\n' (or size bytes, or the end).</summary>
@@ -148,7 +190,9 @@ public sealed class InputStream : IPyIterator, IPyMethods
             }
             scanned = Buffered;
             if (limit >= 0 && Buffered >= limit) return Take((int)limit);
-            if (!Fill()) return Take(limit >= 0 ? (int)Math.Min(limit, Buffered) : Buffered);
+            if (_eof) return Take(limit >= 0 ? (int)Math.Min(limit, Buffered) : Buffered);
+            var direct = Fill(limit, line: true, out _);
+            if (!direct.IsNull) return direct;
         }
     }
 

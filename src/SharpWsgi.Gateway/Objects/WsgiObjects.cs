@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Gateway;
@@ -21,7 +20,7 @@ public sealed class WsgiObjects
     /// <summary>The wsgi.file_wrapper callable.</summary>
     public PyOwned FileWrapperFactory { get; }
 
-    public WsgiObjects(ILogger errorLog)
+    public WsgiObjects(IGatewayLog errorLog)
     {
         StartResponseType = ManagedType.Create("sharpwsgi.StartResponse", "start_response(status, response_headers, exc_info=None) -> write", callable: true, iterator: false);
         WriteType = ManagedType.Create("sharpwsgi.Write", "write(data: bytes): send body bytes before the returned iterable (PEP 3333 legacy API)", callable: true, iterator: false);
@@ -44,10 +43,10 @@ public sealed class WsgiObjects
 internal sealed class ErrorStreamTarget : IPyMethods
 {
     public static readonly string[] Methods = { "write", "writelines", "flush" };
-    private readonly ILogger _log;
+    private readonly IGatewayLog _log;
     private readonly System.Text.StringBuilder _pending = new();
 
-    public ErrorStreamTarget(ILogger log) => _log = log;
+    public ErrorStreamTarget(IGatewayLog log) => _log = log;
 
     public NewRef Invoke(int index, BorrowedRef self, BorrowedRef args, BorrowedRef kwargs)
     {
@@ -86,7 +85,7 @@ internal sealed class ErrorStreamTarget : IPyMethods
             if (lastNewline < 0) return;
             _pending.Clear().Append(all, lastNewline + 1, all.Length - lastNewline - 1);
             foreach (var line in all[..lastNewline].Split('\n'))
-                _log.LogError("{Line}", line);
+                _log.Error(line);
         }
     }
 
@@ -95,7 +94,7 @@ internal sealed class ErrorStreamTarget : IPyMethods
         lock (_pending)
         {
             if (_pending.Length == 0) return;
-            _log.LogError("{Line}", _pending.ToString());
+            _log.Error(_pending.ToString());
             _pending.Clear();
         }
     }

@@ -1,137 +1,141 @@
-using System.Buffers;
-using System.Text;
-using Microsoft.Extensions.Logging;
+using System.Diagnostics;
 using SharpWsgi.Gateway.Environ;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Gateway;
 
 /// <summary>
-/// Runs one request through the app on a Python thread (GIL held): environ, the call, the body,
-/// and close() on the iterable exactly once on every path. Errors before the headers are sent become
-/// a 500; after, the connection is aborted. Either way the traceback goes to the error log.
+/// Runs one request through the app on a Python thread (GIL held): environ, the call, the body, and close() on the
+/// iterable exactly once on every path. Orchestration only: the body rules are the <see cref="ResponseWriter"/>'s,
+/// plain error answers are written by the host, and errors are sorted by stage. Before the head is sent an error
+/// becomes a 500; after, the connection is aborted. Either way the traceback goes to the error log.
 /// </summary>
 public sealed class RequestRunner
 {
-    private static readonly byte[] InternalErrorBody = Encoding.ASCII.GetBytes("Internal Server Error\n");
     private readonly PyOwned _app;
     private readonly WsgiObjects _objects;
     private readonly EnvironBuilder _environ;
-    private readonly ILogger _log;
-    private readonly PyOwned _closeName;
-
-    private static readonly byte[] QueueTimeoutBody = Encoding.ASCII.GetBytes("Service Unavailable: the request waited too long for a Python thread\n");
+    private readonly IGatewayLog _log;
+    private readonly PyOwned _closeName, _filenoName;
     private readonly long _queueTimeoutTicks;
     private readonly PyOwned _timeoutClass;
+    private readonly ResponseBuffering _buffering;
+    [ThreadStatic] private static HeaderNames? _headerNames;
 
-    public RequestRunner(PyOwned app, WsgiObjects objects, EnvironBuilder environ, ILogger log, WsgiOptions options, PyOwned timeoutClass)
+    public RequestRunner(PyOwned app, WsgiObjects objects, EnvironBuilder environ, IGatewayLog log, WsgiOptions options,
+        PyOwned timeoutClass, ResponseBuffering buffering)
     {
-        _queueTimeoutTicks = (long)(options.QueueTimeout * System.Diagnostics.Stopwatch.Frequency);
+        _queueTimeoutTicks = (long)(options.QueueTimeout * Stopwatch.Frequency);
         _timeoutClass = timeoutClass;
         _app = app;
         _objects = objects;
         _environ = environ;
         _log = log;
+        _buffering = buffering;
         _closeName = Py.Intern("close");
+        _filenoName = Py.Intern("fileno");
     }
 
-    public void Run(WsgiExchange exchange)
+    public void Run(RequestLease lease)
     {
         DecRefQueue.Drain();
-        if (_queueTimeoutTicks > 0 && System.Diagnostics.Stopwatch.GetTimestamp() - exchange.QueuedAt > _queueTimeoutTicks)
+        if (_queueTimeoutTicks > 0 && Stopwatch.GetTimestamp() - lease.QueuedAt > _queueTimeoutTicks)
         {
-            _log.LogWarning("{Method} {Target} waited more than the queue timeout for a Python thread: 503", exchange.LogMethod, exchange.LogTarget);
-            exchange.Finish(SendPlain(exchange, 503, QueueTimeoutBody));
+            _log.Warning($"{lease.Describe} waited more than the queue timeout for a Python thread: 503");
+            lease.TryFinish(ExchangeResult.Plain(503, "the request waited too long for a Python thread"));
             return;
         }
-        var input = new InputStream(exchange);
-        var response = new ResponseState(exchange, _objects, _log);
-        var outcome = ExchangeOutcome.Completed;
-        NewRef inputObj = default, environ = default, startResponse = default, result = default;
+        var input = new InputStream(lease);
+        var writer = new ResponseWriter(lease, _buffering);
+        var startResponse = new StartResponse(writer, _objects, _headerNames ??= new HeaderNames());
+        var result = ExchangeResult.Completed;
+        NewRef inputObj = default, environ = default, startResponseObj = default, body = default;
         try
         {
             inputObj = _objects.InputType.CreateInstance(input);
-            environ = _environ.Build(exchange, inputObj);
-            startResponse = _objects.StartResponseType.CreateInstance(response);
+            environ = _environ.Build(lease.Exchange, inputObj);
+            startResponseObj = _objects.StartResponseType.CreateInstance(startResponse);
             try
             {
-                result = Py.Call(_app, environ, startResponse);
+                body = Py.Call(_app, environ, startResponseObj);
             }
             catch (PythonException e)
             {
-                outcome = Fail(exchange, response, input, e, "calling the application");
+                result = Fail(lease, writer, input, e, "calling the application");
                 return;
             }
             try
             {
-                SendBody(response, result);
-                outcome = Finish(exchange, response);
+                SendBody(writer, body);
+                result = writer.Complete(_log, lease.Describe);
             }
-            catch (PythonException e) { outcome = Fail(exchange, response, input, e, "iterating the response"); }
-            catch (PyRaiseException e) { outcome = Fail(exchange, response, input, e, "sending the response"); }
-            catch (RequestAbandonedException) { outcome = ExchangeOutcome.Aborted; }
-            catch (ClientDisconnectedException)
+            catch (PythonException e) { result = Fail(lease, writer, input, e, "iterating the response"); }
+            catch (PyRaiseException e) { result = Fail(lease, writer, input, e, "sending the response"); }
+            catch (RequestAbandonedException) { result = ExchangeResult.Aborted; }
+            catch (ClientDisconnectedException e)
             {
-                _log.LogDebug("Client disconnected during {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
-                outcome = ExchangeOutcome.Aborted;
+                _log.Debug($"Client gone during {lease.Describe}: {e.Message}");
+                result = ExchangeResult.Aborted;
             }
             finally
             {
-                if (!CloseIterable(result, exchange) && outcome == ExchangeOutcome.Completed && !response.HeadersSent)
-                    outcome = ExchangeOutcome.Aborted;
+                if (!CloseIterable(body, lease) && result.Outcome == ExchangeOutcome.Completed && !writer.HeadersSent)
+                    result = ExchangeResult.Aborted;
             }
         }
         catch (Exception e) when (e is PythonException or PyRaiseException)
         {
-            outcome = Fail(exchange, response, input, e, "preparing the request");
+            result = Fail(lease, writer, input, e, "preparing the request");
         }
         catch (Exception e)
         {
-            _log.LogError(e, "Internal error handling {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
-            outcome = TrySendInternalError(exchange, response);
+            _log.Error($"Internal error handling {lease.Describe}: {e}");
+            result = writer.HeadersSent ? ExchangeResult.Aborted : InternalError;
         }
         finally
         {
-            response.Finished = true;
-            response.DisposePython();
+            startResponse.Finished = true;
+            startResponse.DisposePython();
             input.Finish();
-            result.Dispose();
-            startResponse.Dispose();
+            body.Dispose();
+            startResponseObj.Dispose();
             environ.Dispose();
             inputObj.Dispose();
-            exchange.Finish(outcome);
+            writer.Finish(result);
         }
     }
 
+    private static readonly ExchangeResult InternalError = ExchangeResult.Plain(500, "Internal Server Error");
+
     /// <summary>The body: lists and tuples are gathered under one GIL hold; other iterables stream chunk by chunk.</summary>
-    private void SendBody(ResponseState response, BorrowedRef result)
+    private void SendBody(ResponseWriter writer, BorrowedRef body)
     {
-        if (Py.IsExactList(result) || Py.IsExactTuple(result))
+        if (Py.IsExactList(body) || Py.IsExactTuple(body))
         {
-            bool isList = Py.IsExactList(result);
-            var n = isList ? Py.ListSize(result) : Py.TupleSize(result);
+            bool isList = Py.IsExactList(body);
+            var n = isList ? Py.ListSize(body) : Py.TupleSize(body);
             long total = 0;
             for (nint i = 0; i < n; i++)
             {
-                var item = isList ? Py.ListItem(result, i) : Py.TupleItem(result, i);
+                var item = isList ? Py.ListItem(body, i) : Py.TupleItem(body, i);
                 if (!Py.IsBytes(item)) throw NotBytes(item);
                 total += Py.BytesSpan(item).Length;
             }
             // A single-element body of known size gets a Content-Length (PEP 3333 allows the server to add it).
-            if (!response.WriteUsed && n <= 1) response.SendHeaders(knownLength: total);
+            if (!writer.WriteUsed && n <= 1) writer.SendHeaders(knownLength: total);
             for (nint i = 0; i < n; i++)
             {
-                var item = isList ? Py.ListItem(result, i) : Py.TupleItem(result, i);
-                response.WriteBody(Py.BytesSpan(item), flush: false);
-                if (response.Overrun) break;
+                var item = isList ? Py.ListItem(body, i) : Py.TupleItem(body, i);
+                writer.Write(Py.BytesSpan(item), flush: false);
+                if (writer.Overrun) break;
             }
             return;
         }
 
-        if (_objects.FileWrapperType.IsInstance(result) && TrySendFile(response, (FileWrapper)ManagedType.TargetOf(result)!))
+        if (_objects.FileWrapperType.IsInstance(body) && TrySendFile(writer, (FileWrapper)ManagedType.TargetOf(body)!))
             return;
 
-        using var iterator = Py.GetIter(result);
+        using var iterator = Py.GetIter(body);
         while (Py.IterNext(iterator, out var chunk))
         {
             using (chunk)
@@ -139,8 +143,8 @@ public sealed class RequestRunner
                 if (!Py.IsBytes(chunk)) throw NotBytes(chunk);
                 var data = Py.BytesSpan(chunk);
                 if (data.Length == 0) continue;
-                response.WriteBody(data, flush: true);
-                if (response.Overrun) break;
+                writer.Write(data, flush: true);
+                if (writer.Overrun) break;
             }
         }
     }
@@ -148,11 +152,10 @@ public sealed class RequestRunner
     private static PyRaiseException NotBytes(BorrowedRef item) =>
         new(PyErrorKind.TypeError, $"the application's iterable must yield bytes, not {Py.TypeNameOf(item)}");
 
-    /// <summary>wsgi.file_wrapper over a real file: the bytes go from the file to the socket without Python or the GIL.</summary>
-    private bool TrySendFile(ResponseState response, FileWrapper wrapper)
+    /// <summary>wsgi.file_wrapper over a real file: the host sends it after this thread is done, without the GIL.</summary>
+    private bool TrySendFile(ResponseWriter writer, FileWrapper wrapper)
     {
-        using var filenoName = Py.Str("fileno");
-        if (!Py.TryGetAttr(wrapper.FileLike, filenoName, out var fileno)) return false;
+        if (!Py.TryGetAttr(wrapper.FileLike, _filenoName, out var fileno)) return false;
         int fd;
         long position;
         using (fileno)
@@ -170,94 +173,49 @@ public sealed class RequestRunner
             using var pos = Py.Call(tell);
             position = Py.AsLong(pos);
         }
-        var sender = FileSender.TryOpen(fd);
-        if (sender == null) return false;
-        using (sender)
-        {
-            var remaining = Math.Max(0, sender.Length - position);
-            if (response.DeclaredLength >= 0) remaining = Math.Min(remaining, response.DeclaredLength);
-            if (response.DeclaredLength < 0 && !response.WriteUsed) response.SendHeaders(knownLength: remaining);
-            else response.SendHeaders();
-            sender.Send(response, position, remaining);
-        }
+        if (FileSender.TryOpen(fd) is not var (handle, length)) return false;
+        var remaining = Math.Max(0, length - position);
+        if (writer.DeclaredLength >= 0) remaining = Math.Min(remaining, writer.DeclaredLength);
+        if (writer.DeclaredLength < 0 && !writer.WriteUsed) writer.SendHeaders(knownLength: remaining);
+        else writer.SendHeaders();
+        writer.SendFile(handle, position, remaining);
         return true;
     }
 
-    private ExchangeOutcome Finish(WsgiExchange exchange, ResponseState response)
+    private ExchangeResult Fail(RequestLease lease, ResponseWriter writer, InputStream input, Exception e, string stage)
     {
-        if (!response.HeadersSent) response.SendHeaders(knownLength: response.WriteUsed ? -1 : 0);
-        if (response.Overrun)
+        if (lease.IsAbandoned)
         {
-            _log.LogWarning("{Method} {Target}: the application sent more than its Content-Length ({Length}); body truncated and connection closed",
-                exchange.LogMethod, exchange.LogTarget, response.DeclaredLength);
-            return ExchangeOutcome.CompletedThenClose;
-        }
-        if (response.DeclaredLength >= 0 && response.BytesSent < response.DeclaredLength && !exchange.IsHeadRequest
-            && response.Status != 304 && response.Status != 204)
-        {
-            _log.LogError("{Method} {Target}: the application sent {Sent} bytes of its Content-Length {Length}; connection closed",
-                exchange.LogMethod, exchange.LogTarget, response.BytesSent, response.DeclaredLength);
-            return ExchangeOutcome.Aborted;
-        }
-        return ExchangeOutcome.Completed;
-    }
-
-    private ExchangeOutcome Fail(WsgiExchange exchange, ResponseState response, InputStream input, Exception e, string stage)
-    {
-        if (exchange.IsAbandoned)
-        {
-            var what = e is PythonException te && te.Matches(_timeoutClass) ? "was interrupted by RequestTimeout" : $"ended with {e.Message}";
-            _log.LogWarning("Timed-out request {Method} {Target} {What}", exchange.LogMethod, exchange.LogTarget, what);
-            return ExchangeOutcome.Aborted;
+            var what = e is PythonException te && te.Matches(_timeoutClass)
+                ? "was interrupted by RequestTimeout" : $"ended with {e.Message}";
+            _log.Warning($"Timed-out request {lease.Describe} {what}");
+            return ExchangeResult.Aborted;
         }
         if (input.ClientErrorStatus is int status and >= 400 and < 500)
         {
-            _log.LogInformation("{Method} {Target}: malformed request body ({Status}); the application's error is not logged as a server error",
-                exchange.LogMethod, exchange.LogTarget, status);
-            return response.HeadersSent ? ExchangeOutcome.Aborted : SendPlain(exchange, status, Encoding.ASCII.GetBytes("Bad Request\n"));
+            _log.Info($"{lease.Describe}: the request body could not be read ({status}: {input.ClientError}); " +
+                "the application's error is not logged as a server error");
+            return writer.HeadersSent ? ExchangeResult.Aborted
+                : ExchangeResult.Plain(status, input.ClientError ?? "malformed request body");
         }
-        if (response.ClientGone)
+        if (writer.ClientGone)
         {
-            _log.LogDebug("Client disconnected during {Method} {Target}", exchange.LogMethod, exchange.LogTarget);
-            return ExchangeOutcome.Aborted;
+            _log.Debug($"Client disconnected during {lease.Describe}");
+            return ExchangeResult.Aborted;
         }
         var detail = e is PythonException pe ? pe.Traceback.TrimEnd() : $"{e.GetType().Name}: {e.Message}";
         if (e is PyRaiseException re) detail = $"{re.Kind}: {re.Message}";
-        _log.LogError("Error handling request {Method} {Target} ({Stage}):\n{Traceback}", exchange.LogMethod, exchange.LogTarget, stage, detail);
-        return TrySendInternalError(exchange, response);
+        _log.Error($"Error handling request {lease.Describe} ({stage}):\n{detail}");
+        return writer.HeadersSent ? ExchangeResult.Aborted : InternalError;
     }
 
-    private static ExchangeOutcome TrySendInternalError(WsgiExchange exchange, ResponseState response)
+    /// <summary>Calls close() on the iterable if it has one; false if close() raised (logged).</summary>
+    private bool CloseIterable(BorrowedRef body, RequestLease lease)
     {
-        if (response.HeadersSent) return ExchangeOutcome.Aborted;
-        return SendPlain(exchange, 500, InternalErrorBody);
-    }
-
-    /// <summary>A short text/plain answer of the server's own (500, 503), when the app's headers were not sent.</summary>
-    internal static ExchangeOutcome SendPlain(WsgiExchange exchange, int status, byte[] body)
-    {
-        try { exchange.Enter(); }
-        catch (RequestAbandonedException) { return ExchangeOutcome.Aborted; }
+        if (body.IsNull || Py.IsExactList(body) || Py.IsExactTuple(body)) return true;
         try
         {
-            exchange.SetResponseHead(status, null, new KeyValuePair<string, string>[]
-            {
-                new("Content-Type", "text/plain"),
-                new("Content-Length", body.Length.ToString()),
-            });
-            if (!exchange.IsHeadRequest) ResponseState.CopyTo(exchange.ResponseBody, body);
-        }
-        finally { exchange.Exit(); }
-        return ExchangeOutcome.Completed;
-    }
-
-    /// <summary>Calls result.close() if it has one; false if close() raised (logged).</summary>
-    private bool CloseIterable(BorrowedRef result, WsgiExchange exchange)
-    {
-        if (result.IsNull || Py.IsExactList(result) || Py.IsExactTuple(result)) return true;
-        try
-        {
-            if (!Py.TryGetAttr(result, _closeName, out var close)) return true;
+            if (!Py.TryGetAttr(body, _closeName, out var close)) return true;
             using (close)
             {
                 using var r = Py.Call(close);
@@ -266,7 +224,7 @@ public sealed class RequestRunner
         }
         catch (PythonException e)
         {
-            _log.LogError("Error closing the response iterable of {Method} {Target}:\n{Traceback}", exchange.LogMethod, exchange.LogTarget, e.Traceback.TrimEnd());
+            _log.Error($"Error closing the response iterable of {lease.Describe}:\n{e.Traceback.TrimEnd()}");
             return false;
         }
     }

@@ -168,4 +168,17 @@ public sealed class ServerSettings
     public IReadOnlyList<string> ReloadExtraFiles => GetAll("reload-extra-file");
     public bool ReusePort => Flag("reuse-port");
     public string? PidFile => Get("pid");
+    public double SwitchInterval => Seconds("switch-interval");
+    private long Bytes(string name) => Setting.ParseBytes(Get(name)!)!.Value;
+    public long BodyBufferSize => Bytes("body-buffer-size");
+    public long BodyBufferTotal => Bytes("body-buffer-total");
+    public long BodySpoolSize => Bytes("body-spool-size");
+    public long ResponseBufferSize => Bytes("response-buffer-size");
+    public long ResponseSpoolSize => Bytes("response-spool-size");
+    public long ResponseSpoolTotal => Bytes("response-spool-total");
+    public string TempDirectory => Get("tmp-dir") ?? Path.GetTempPath();
+    public double SendTimeout => Seconds("send-timeout");
+    public long MinUploadRate => Bytes("min-upload-rate");
+    public long MinDownloadRate => Bytes("min-download-rate");
+    public double MinRateGrace => Seconds("min-rate-grace");
 }

@@ -1,7 +1,7 @@
 namespace SharpWsgi.Configuration;
 
 /// <summary>How a setting's text is checked and what kind of value it holds.</summary>
-public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers }
+public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers, Bytes }
 
 /// <summary>
 /// One setting, declared once: its flags, its environment variable (SHARPWSGI_&lt;NAME&gt;), default,
@@ -30,9 +30,25 @@ public sealed record Setting(
             ? null : "expected a number of seconds (0 or more)",
         SettingKind.Flag => value is "true" or "false" or "1" or "0" or "yes" or "no" ? null : "expected true or false",
         SettingKind.Workers => value == "auto" || (int.TryParse(value, out var w) && w >= 0 && value.All(char.IsAsciiDigit)) ? null : "expected a number of workers or auto",
+        SettingKind.Bytes => ParseBytes(value) is not null ? null : "expected a size in bytes (e.g. 65536, 512k, 1m, 2g)",
         SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"expected one of {string.Join(", ", Choices!)}",
         _ => value.Length > 0 ? null : "expected a value",
     };
+
+    /// <summary>Bytes from "65536", "512k", "1m" or "2g" (binary multiples), or null.</summary>
+    public static long? ParseBytes(string value)
+    {
+        var text = value.Trim().ToLowerInvariant();
+        long multiplier = 1;
+        if (text.EndsWith("b")) text = text[..^1];
+        if (text.EndsWith("k")) multiplier = 1L << 10;
+        else if (text.EndsWith("m")) multiplier = 1L << 20;
+        else if (text.EndsWith("g")) multiplier = 1L << 30;
+        if (multiplier > 1) text = text[..^1];
+        if (text.Length == 0 || !text.All(char.IsAsciiDigit) || !long.TryParse(text, out var n)) return null;
+        if (n > long.MaxValue / multiplier) return null;
+        return n * multiplier;
+    }
 }
 
 public static class SettingsRegistry
@@ -73,13 +89,15 @@ public static class SettingsRegistry
             "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.", Section: "Workers"),
         new("timeout", "-t", "SECONDS", "30", SettingKind.Seconds,
             "A worker whose Python has not been responsive (heartbeat through the GIL) for this long is killed " +
-            "(SIGABRT, then SIGKILL) and replaced. 0 disables.", Section: "Workers"),
+            "(SIGABRT, then SIGKILL) and replaced; one with every Python thread busy, requests waiting and no " +
+            "request finished for this long is recycled. 0 disables both.", Section: "Workers"),
         new("graceful-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests before it is killed.",
             Section: "Workers"),
-        new("request-timeout", null, "SECONDS", "0", SettingKind.Seconds,
+        new("request-timeout", null, "SECONDS", "60", SettingKind.Seconds,
             "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
-            "lives on. 0 disables.", Section: "Workers"),
+            "lives on. The default is mod_wsgi-express's: far beyond any page a person waits for, short enough that " +
+            "a runaway request does not hold a thread for good. 0 disables.", Section: "Workers"),
         new("request-timeout-grace", null, "SECONDS", "5", SettingKind.Seconds,
             "How long a timed-out Python thread has to return before its worker is recycled.", Section: "Workers"),
         new("queue-timeout", null, "SECONDS", "0", SettingKind.Seconds,
@@ -102,6 +120,45 @@ public static class SettingsRegistry
         new("reuse-port", null, "", "false", SettingKind.Flag,
             "Each worker binds its own SO_REUSEPORT socket (the kernel balances connections) instead of sharing the " +
             "supervisor's sockets. TCP binds with a fixed port only.", Section: "Workers"),
+        new("switch-interval", null, "SECONDS", "0.05", SettingKind.Seconds,
+            "Python's sys.setswitchinterval: how long a Python thread waiting for the GIL waits before it forces the " +
+            "running one to stop. Longer keeps CPU-bound requests from being interleaved (lower tail latency); threads " +
+            "that block on I/O release the GIL at once whatever its value.", Section: "Workers"),
+
+        new("body-buffer-size", null, "BYTES", "1m", SettingKind.Bytes,
+            "Request bodies up to this size are read by the server before the app runs, so a slow uploader holds no " +
+            "Python thread. 0 streams every body to the app as it arrives.", Section: "Buffering"),
+        new("body-buffer-total", null, "BYTES", "64m", SettingKind.Bytes,
+            "Request bodies held in memory by one worker at once; past it, bodies are spooled to --tmp-dir instead.",
+            Section: "Buffering"),
+        new("body-spool-size", null, "BYTES", "64m", SettingKind.Bytes,
+            "A larger request body is spooled to a temporary file up to this size before the app runs; only the rest " +
+            "streams to the app as it arrives.", Section: "Buffering"),
+        new("response-buffer-size", null, "BYTES", "1m", SettingKind.Bytes,
+            "Response bytes held in memory per connection for a client that reads slowly; past it, the rest is spooled " +
+            "to --tmp-dir, so the Python thread finishes the response and moves on.", Section: "Buffering"),
+        new("response-spool-size", null, "BYTES", "1g", SettingKind.Bytes,
+            "Response bytes of one response that may wait in a spool file; past it the Python thread waits for the " +
+            "client (at most --send-timeout without progress).", Section: "Buffering"),
+        new("response-spool-total", null, "BYTES", "4g", SettingKind.Bytes,
+            "Spooled response bytes of all responses of one worker.", Section: "Buffering"),
+        new("tmp-dir", null, "DIR", null, SettingKind.Text,
+            "Directory for spool files (unlinked as soon as they are created). Default: the system temp directory.",
+            Section: "Buffering"),
+        new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
+            "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full spool) " +
+            "drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),
+        new("min-upload-rate", null, "BYTES", "240", SettingKind.Bytes,
+            "A client sending a request body more slowly than this many bytes per second (after --min-rate-grace) is " +
+            "dropped (408 while the server reads the body; an OSError in the app while it streams). 0 disables.",
+            Section: "Buffering"),
+        new("min-download-rate", null, "BYTES", "240", SettingKind.Bytes,
+            "A client reading a response more slowly than this many bytes per second (after --min-rate-grace) is " +
+            "dropped. 0 disables.", Section: "Buffering"),
+        new("min-rate-grace", null, "SECONDS", "5", SettingKind.Seconds,
+            "How long a transfer may run below --min-upload-rate or --min-download-rate before the client is dropped.",
+            Section: "Buffering"),
+
         new("pid", "-p", "FILE", null, SettingKind.Text,
             "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
     };

@@ -4,14 +4,14 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Primitives;
 using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Hosting;
 
 /// <summary>
-/// A Kestrel request seen through the gateway's <see cref="WsgiExchange"/>: features are read directly
-/// (no HttpContext, no middleware). The Python thread uses it while Kestrel's task awaits <see cref="Completion"/>.
+/// A Kestrel request seen through the gateway's port: features are read directly (no HttpContext, no middleware).
+/// The Python thread uses it while Kestrel's task awaits <see cref="Completion"/>; everything Kestrel-specific the
+/// gateway must not see (body errors, the connection's lifetime, draining) is handled here.
 /// </summary>
 public sealed class KestrelExchange : WsgiExchange
 {
@@ -20,10 +20,10 @@ public sealed class KestrelExchange : WsgiExchange
     private readonly IHttpResponseFeature _response;
     private readonly IHttpResponseBodyFeature _responseBody;
     private readonly IHttpConnectionFeature _connection;
-    private readonly TaskCompletionSource<ExchangeOutcome> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private PipeReader? _requestBody;
-
     private readonly WorkerLifecycle _lifecycle;
+    private readonly TaskCompletionSource<ExchangeResult> _done =
+        new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private PipeReader? _requestBody;
 
     public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
     {
@@ -35,8 +35,12 @@ public sealed class KestrelExchange : WsgiExchange
         _connection = features.GetRequiredFeature<IHttpConnectionFeature>();
     }
 
-    public Task<ExchangeOutcome> Completion => _done.Task;
+    public Task<ExchangeResult> Completion => _done.Task;
     public IFeatureCollection Features => _features;
+    public IHeaderDictionary KestrelRequestHeaders => _request.Headers;
+    public bool ResponseStarted => _response.HasStarted;
+    internal IHttpResponseFeature Response => _response;
+    internal IHttpResponseBodyFeature ResponseBodyFeature => _responseBody;
 
     public override string Method => _request.Method;
     public override string RawTarget => _request.RawTarget;
@@ -46,10 +50,31 @@ public sealed class KestrelExchange : WsgiExchange
     public override int RemotePort => _connection.RemotePort;
     public override string LocalAddress => Format(_connection.LocalIpAddress);
     public override int LocalPort => _connection.LocalPort;
-    public override IEnumerable<KeyValuePair<string, StringValues>> RequestHeaders => _request.Headers;
-    public override PipeReader RequestBody => _requestBody ??= _features.Get<IRequestBodyPipeFeature>()?.Reader ?? PipeReader.Create(_request.Body);
-    public override PipeWriter ResponseBody => _responseBody.Writer;
-    public override bool IsHeadRequest => HttpMethods.IsHead(_request.Method);
+
+    public override IEnumerable<KeyValuePair<string, string>> RequestHeaders
+    {
+        get
+        {
+            foreach (var (name, values) in _request.Headers)
+            {
+                if (values.Count == 1) yield return new(name, values[0] ?? "");
+                else
+                {
+                    var separator = name.Equals("Cookie", StringComparison.OrdinalIgnoreCase) ? "; " : ", ";
+                    yield return new(name, string.Join(separator, values.ToArray()));
+                }
+            }
+        }
+    }
+
+    /// <summary>The body the gateway reads: what the host buffered or spooled, else Kestrel's own pipe.</summary>
+    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody);
+
+    internal PipeReader KestrelBody =>
+        _features.Get<IRequestBodyPipeFeature>()?.Reader ?? PipeReader.Create(_request.Body);
+
+    /// <summary>Set by the body prefetch before the request is queued.</summary>
+    internal void UseBody(PipeReader body) => _requestBody = body;
 
     private static string Format(IPAddress? address)
     {
@@ -58,70 +83,50 @@ public sealed class KestrelExchange : WsgiExchange
         return address.ToString();
     }
 
-    public override void SetResponseHead(int status, string? reasonPhrase, IReadOnlyList<KeyValuePair<string, string>> headers)
+    public override void SetStatus(int status, string? reasonPhrase)
     {
         _response.StatusCode = status;
         // Only a non-standard phrase is set: Kestrel keeps its preencoded status line for the standard ones.
-        if (!string.IsNullOrEmpty(reasonPhrase) && reasonPhrase != ReasonPhrases.GetReasonPhrase(status))
-            _response.ReasonPhrase = reasonPhrase;
-        var target = _response.Headers;
-        var connectTunnel = status is >= 200 and < 300 && HttpMethods.IsConnect(_request.Method);
-        foreach (var (name, value) in headers)
-        {
-            if (connectTunnel && name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
-            if (target.TryGetValue(name, out var existing)) target[name] = StringValues.Concat(existing, value);
-            else target[name] = value;
-        }
-        // A retiring process tells each client to reconnect (to another worker) after this response.
-        if (_lifecycle.Draining) target.Connection = "close";
+        _response.ReasonPhrase = !string.IsNullOrEmpty(reasonPhrase) && reasonPhrase != ReasonPhrases.GetReasonPhrase(status)
+            ? reasonPhrase : null;
     }
 
-    protected override void CancelPendingIo()
+    public override void ClearResponseHeaders()
+    {
+        _response.Headers.Clear();
+        // A retiring process tells each client to reconnect (to another worker) after this response.
+        if (_lifecycle.Draining) _response.Headers.Connection = "close";
+    }
+
+    public override void AddResponseHeader(string name, string value)
+    {
+        var target = _response.Headers;
+        if (target.TryGetValue(name, out var existing))
+        {
+            // Draining's own Connection: close stays single.
+            if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) return;
+            target[name] = Microsoft.Extensions.Primitives.StringValues.Concat(existing, value);
+        }
+        else target[name] = value;
+    }
+
+    public override PipeWriter ResponseBody => _responseBody.Writer;
+
+    public override void CancelPendingIo()
     {
         _requestBody?.CancelPendingRead();
         _responseBody.Writer.CancelPendingFlush();
     }
 
-    public override void OnTimedOut() => _ = AnswerTimeoutAsync();
+    public override void AbortConnection() => _features.Get<IHttpRequestLifetimeFeature>()?.Abort();
 
-    private static readonly byte[] TimeoutBody = System.Text.Encoding.ASCII.GetBytes("Gateway Timeout: the application did not answer in time\n");
-
-    /// <summary>Takes the exchange back from the stuck Python thread and answers 504 (or aborts a started response).</summary>
-    private async Task AnswerTimeoutAsync()
-    {
-        await AbandonAsync().ConfigureAwait(false);
-        if (_response.HasStarted)
-        {
-            _done.TrySetResult(ExchangeOutcome.Aborted);
-            return;
-        }
-        _response.Headers.Clear();
-        _response.StatusCode = 504;
-        _response.ReasonPhrase = null;
-        _response.Headers.ContentType = "text/plain";
-        _response.Headers.ContentLength = TimeoutBody.Length;
-        if (_lifecycle.Draining) _response.Headers.Connection = "close";
-        try
-        {
-            if (!IsHeadRequest) await _responseBody.Writer.WriteAsync(TimeoutBody).ConfigureAwait(false);
-            _done.TrySetResult(ExchangeOutcome.Completed);
-        }
-        catch (Exception)
-        {
-            _done.TrySetResult(ExchangeOutcome.Aborted);
-        }
-    }
-
-    public override void Finish(ExchangeOutcome outcome) => _done.TrySetResult(outcome);
-
-    /// <summary>Resets the connection: the response could not be completed.</summary>
-    public void Abort() => _features.Get<IHttpRequestLifetimeFeature>()?.Abort();
+    public override void Finish(ExchangeResult result) => _done.TrySetResult(result);
 
     /// <summary>Closes the connection once this response is out (no further keep-alive requests).</summary>
     public void CloseAfterResponse()
     {
         var lifetime = _features.Get<IConnectionLifetimeNotificationFeature>();
         if (lifetime != null) lifetime.RequestClose();
-        else Abort();
+        else AbortConnection();
     }
 }

@@ -79,7 +79,14 @@ public sealed class ServerHost : IAsyncDisposable
             RequestHeaderEncodingSelector = _ => Encoding.Latin1,
             ResponseHeaderEncodingSelector = _ => Encoding.Latin1,
         };
-        options.Limits.MaxRequestBodySize = null; // streamed to the app; no buffering, so no size cap by default
+        options.Limits.MaxRequestBodySize = null; // spooled or streamed past the memory buffer: no size cap by default
+        // A Content-Length body up to --body-buffer-size waits in the connection's input pipe: it must fit.
+        options.Limits.MaxRequestBufferSize = Math.Max(1 << 20, settings.BodyBufferSize + (64 << 10));
+        // The in-memory part of the elastic response buffer: flushes complete at once until this much waits.
+        options.Limits.MaxResponseBufferSize = Math.Max(64 << 10, settings.ResponseBufferSize);
+        var grace = TimeSpan.FromSeconds(Math.Max(1, settings.MinRateGrace));
+        options.Limits.MinRequestBodyDataRate = settings.MinUploadRate > 0 ? new MinDataRate(settings.MinUploadRate, grace) : null;
+        options.Limits.MinResponseDataRate = settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));
         foreach (var fd in inheritedFds) options.ListenHandle((ulong)fd);
         foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address).EndPoint);
@@ -99,7 +106,14 @@ public sealed class ServerHost : IAsyncDisposable
         var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers),
             reusePortAddresses.Count == 0 ? balance : null);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
-        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle);
+        var bodies = new BodyBufferingOptions
+        {
+            MemoryLimit = settings.BodyBufferSize,
+            SpoolLimit = settings.BodySpoolSize,
+            TempDirectory = settings.TempDirectory,
+            MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
+        };
+        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies);
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);

@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -7,21 +6,24 @@ using SharpWsgi.Gateway;
 namespace SharpWsgi.Hosting;
 
 /// <summary>
-/// Kestrel's application: each request becomes a <see cref="KestrelExchange"/> queued to the gateway's
-/// Python threads. Kestrel's threads never run Python and never block: they await the exchange.
+/// Kestrel's application: each request becomes a <see cref="KestrelExchange"/>, its body is read ahead (so a slow
+/// uploader holds no Python thread), and it is queued to the gateway's Python threads. Kestrel's threads never run
+/// Python and never block: they await the exchange, then finish it as the gateway says, writing the server's own
+/// answers through <see cref="PlainResponse"/>.
 /// </summary>
 public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
 {
-    private static readonly byte[] BusyBody = Encoding.ASCII.GetBytes("Service Unavailable: all Python threads are busy\n");
     private readonly WsgiGateway _gateway;
     private readonly ILogger _log;
     private readonly WorkerLifecycle _lifecycle;
+    private readonly BodyBufferingOptions _bodies;
 
-    public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle)
+    public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies)
     {
         _gateway = gateway;
         _log = log;
         _lifecycle = lifecycle;
+        _bodies = bodies;
     }
 
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) => new(contextFeatures, _lifecycle);
@@ -29,35 +31,68 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
         _lifecycle.CountRequest();
-        if (!_gateway.TryDispatch(exchange)) return RefuseBusy(exchange);
-        var completion = exchange.Completion;
-        if (completion.IsCompletedSuccessfully && completion.Result == ExchangeOutcome.Completed) return Task.CompletedTask;
-        return AwaitOutcome(exchange, completion);
+        var prefetch = RequestBodyPrefetch.For(exchange, _bodies);
+        if (prefetch != null) return PrefetchThenDispatchAsync(exchange, prefetch);
+        return Dispatch(exchange);
     }
 
-    private static async Task AwaitOutcome(KestrelExchange exchange, Task<ExchangeOutcome> completion)
+    private async Task PrefetchThenDispatchAsync(KestrelExchange exchange, RequestBodyPrefetch prefetch)
     {
-        switch (await completion.ConfigureAwait(false))
+        using (prefetch)
+        {
+            if (await prefetch.ReadAsync(exchange).ConfigureAwait(false) is var (status, reason))
+            {
+                if (status == 0)
+                {
+                    exchange.AbortConnection();
+                    return;
+                }
+                _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
+                    exchange.Method, exchange.RawTarget, status, reason);
+                if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true).ConfigureAwait(false))
+                    exchange.AbortConnection();
+                return;
+            }
+            await Dispatch(exchange).ConfigureAwait(false);
+        }
+    }
+
+    private Task Dispatch(KestrelExchange exchange)
+    {
+        if (!_gateway.TryDispatch(exchange)) return RefuseBusyAsync(exchange);
+        var completion = exchange.Completion;
+        if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.Completed)
+            return Task.CompletedTask;
+        return FinishAsync(exchange, completion);
+    }
+
+    private async Task FinishAsync(KestrelExchange exchange, Task<ExchangeResult> completion)
+    {
+        var result = await completion.ConfigureAwait(false);
+        switch (result.Outcome)
         {
             case ExchangeOutcome.Aborted:
-                exchange.Abort();
+                exchange.AbortConnection();
                 break;
             case ExchangeOutcome.CompletedThenClose:
-                await exchange.Features.GetRequiredFeature<IHttpResponseBodyFeature>().CompleteAsync().ConfigureAwait(false);
+                await exchange.ResponseBodyFeature.CompleteAsync().ConfigureAwait(false);
                 exchange.CloseAfterResponse();
+                break;
+            case ExchangeOutcome.PlainAnswer:
+                // A client error in the body leaves the stream unreadable: close after the answer.
+                var close = _lifecycle.Draining || result.Status is >= 400 and < 500;
+                if (!await PlainResponse.WriteAsync(exchange, result.Status, result.Reason ?? "", close).ConfigureAwait(false))
+                    exchange.AbortConnection();
                 break;
         }
     }
 
-    private Task RefuseBusy(KestrelExchange exchange)
+    private async Task RefuseBusyAsync(KestrelExchange exchange)
     {
-        _log.LogWarning("Queue full ({Queued} waiting): 503 for {Method} {Target}", _gateway.Queued, exchange.Method, exchange.RawTarget);
-        exchange.SetResponseHead(503, null, new KeyValuePair<string, string>[]
-        {
-            new("Content-Type", "text/plain"), new("Content-Length", BusyBody.Length.ToString()), new("Retry-After", "1"),
-        });
-        if (exchange.IsHeadRequest) return Task.CompletedTask;
-        return exchange.ResponseBody.WriteAsync(BusyBody).AsTask();
+        _log.LogWarning("Queue full ({Queued} waiting): 503 for {Method} {Target}",
+            _gateway.Queued, exchange.Method, exchange.RawTarget);
+        await PlainResponse.WriteAsync(exchange, 503, "all Python threads are busy", _lifecycle.Draining,
+            retryAfterSeconds: 1).ConfigureAwait(false);
     }
 
     public void DisposeContext(KestrelExchange context, Exception? exception) { }

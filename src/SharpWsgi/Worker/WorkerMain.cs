@@ -78,9 +78,17 @@ public static class WorkerMain
             RequestTimeoutGrace = settings.RequestTimeoutGrace,
             QueueTimeout = settings.QueueTimeout,
             HeartbeatInterval = TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
+            NoProgressTimeout = settings.Timeout,
+            SwitchInterval = settings.SwitchInterval,
+            TempDirectory = settings.TempDirectory,
+            ResponseSpoolSize = settings.ResponseSpoolSize,
+            ResponseSpoolTotal = settings.ResponseSpoolTotal,
+            SendTimeout = settings.SendTimeout,
         };
+        var appLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.app"));
+        var gatewayLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.gateway"));
         var gateway = PythonRuntime.RunOnMainThreadState(() =>
-            WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, loggers));
+            WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, appLog, gatewayLog));
 
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");

@@ -1,0 +1,37 @@
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>
+/// The one writer of the server's own answers (400, 408, 413, 500, 503, 504): a short text/plain body that names the
+/// status and says why in one line, e.g. "503 Service Unavailable: all Python threads are busy". It replaces whatever
+/// head the app had set but not sent; once a response has started it can only abort.
+/// </summary>
+public static class PlainResponse
+{
+    /// <summary>Writes the answer; false when the response had already started (the caller aborts).</summary>
+    public static async Task<bool> WriteAsync(KestrelExchange exchange, int status, string reason,
+        bool closeConnection = false, int retryAfterSeconds = 0)
+    {
+        if (exchange.ResponseStarted) return false;
+        var response = exchange.Response;
+        var phrase = ReasonPhrases.GetReasonPhrase(status);
+        var body = Encoding.ASCII.GetBytes($"{status} {phrase}: {reason}\n");
+        response.Headers.Clear();
+        response.StatusCode = status;
+        response.ReasonPhrase = null;
+        response.Headers.ContentType = "text/plain; charset=utf-8";
+        response.Headers.ContentLength = body.Length;
+        if (retryAfterSeconds > 0) response.Headers.RetryAfter = retryAfterSeconds.ToString();
+        if (closeConnection) response.Headers.Connection = "close";
+        if (HttpMethods.IsHead(exchange.Method)) return true;
+        try
+        {
+            await exchange.ResponseBodyFeature.Writer.WriteAsync(body).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception) { return false; }
+    }
+}

@@ -1,0 +1,233 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Win32.SafeHandles;
+using SharpWsgi.Gateway;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>What the host may hold of request bodies before a Python thread reads them.</summary>
+public sealed class BodyBufferingOptions
+{
+    /// <summary>A body up to this size is read into memory before the request is queued (0: stream every body).</summary>
+    public long MemoryLimit { get; init; } = 1 << 20;
+    /// <summary>A larger body is spooled to a file up to this size; the rest streams while the app reads.</summary>
+    public long SpoolLimit { get; init; } = 64 << 20;
+    public string TempDirectory { get; init; } = Path.GetTempPath();
+    /// <summary>Bytes of bodies held in memory by the whole process; past it bodies are spooled instead.</summary>
+    public required ByteBudget MemoryBudget { get; init; }
+}
+
+/// <summary>
+/// Reads a request's body asynchronously, on Kestrel's side, before the request is queued for a Python thread, so a
+/// slow uploader holds no Python thread: a body of known length up to the memory limit stays in Kestrel's own
+/// buffers (the gateway copies it once, into the bytes object the app reads); a body of unknown length is gathered
+/// in memory up to the same limit; past it, the body goes to an unlinked spool file up to the spool limit, and only
+/// what is larger still is streamed to the app as it arrives (subject to Kestrel's minimum upload rate).
+/// </summary>
+internal sealed class RequestBodyPrefetch : IDisposable
+{
+    private const int Block = 64 * 1024;
+    private readonly BodyBufferingOptions _options;
+    private long _reserved;
+    private byte[]? _memory;
+    private SafeFileHandle? _spool;
+
+    private RequestBodyPrefetch(BodyBufferingOptions options) => _options = options;
+
+    /// <summary>Null when the request has no body or buffering is off: the app reads Kestrel's pipe.</summary>
+    public static RequestBodyPrefetch? For(KestrelExchange exchange, BodyBufferingOptions options)
+    {
+        if (options.MemoryLimit <= 0) return null;
+        var detection = exchange.Features.Get<IHttpRequestBodyDetectionFeature>();
+        if (detection is { CanHaveBody: false }) return null;
+        var length = exchange.KestrelRequestHeaders.ContentLength;
+        if (length == 0) return null;
+        if (length == null && detection == null) return null;
+        return new RequestBodyPrefetch(options);
+    }
+
+    /// <summary>
+    /// Reads what it may of the body and gives the exchange the body the app will read. Null when done; otherwise
+    /// the status (and why) the host must answer instead of queueing the request, or 0 if the client went away.
+    /// </summary>
+    public async Task<(int Status, string Reason)?> ReadAsync(KestrelExchange exchange)
+    {
+        var reader = exchange.KestrelBody;
+        var length = exchange.KestrelRequestHeaders.ContentLength;
+        try
+        {
+            var http1 = exchange.Protocol is "HTTP/1.1" or "HTTP/1.0";
+            if (length is long known && known <= _options.MemoryLimit && http1 && Reserve(known))
+            {
+                await HoldInKestrelAsync(reader, known).ConfigureAwait(false);
+                exchange.UseBody(new KestrelBodyReader(reader));
+                return null;
+            }
+            exchange.UseBody(await GatherAsync(reader, length).ConfigureAwait(false));
+            return null;
+        }
+        catch (BadHttpRequestException e)
+        {
+            return (e.StatusCode, e.Message);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return (0, e.Message); // the client went away while sending
+        }
+    }
+
+    private bool Reserve(long bytes)
+    {
+        if (!_options.MemoryBudget.TryReserve(bytes)) return false;
+        _reserved += bytes;
+        return true;
+    }
+
+    /// <summary>
+    /// A Content-Length body over HTTP/1.x reads straight from the connection's input pipe: leaving it unconsumed keeps
+    /// it in Kestrel's buffers, no copy (the server sizes MaxRequestBufferSize to fit the memory limit).
+    /// </summary>
+    private static async Task HoldInKestrelAsync(PipeReader reader, long length)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var done = result.IsCompleted || result.IsCanceled || buffer.Length >= length;
+            reader.AdvanceTo(buffer.Start, done ? buffer.Start : buffer.End);
+            if (done) return;
+        }
+    }
+
+    /// <summary>Copies the body into memory, then a spool file; returns the pipe the app will read.</summary>
+    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length)
+    {
+        long gathered = 0;
+        var inMemory = length is not long known || known <= _options.MemoryLimit;
+        while (true)
+        {
+            var result = await reader.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (buffer.Length > 0)
+            {
+                if (inMemory && gathered + buffer.Length <= _options.MemoryLimit && Reserve(buffer.Length))
+                {
+                    Append(buffer, gathered);
+                }
+                else
+                {
+                    if (_spool == null)
+                    {
+                        _spool = SpoolFile.Create(_options.TempDirectory);
+                        if (gathered > 0) RandomAccess.Write(_spool, _memory.AsSpan(0, (int)gathered), 0);
+                        ReturnMemory();
+                        inMemory = false;
+                    }
+                    var at = gathered;
+                    foreach (var segment in buffer)
+                    {
+                        await RandomAccess.WriteAsync(_spool, segment, at).ConfigureAwait(false);
+                        at += segment.Length;
+                    }
+                }
+                gathered += buffer.Length;
+            }
+            reader.AdvanceTo(buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                if (_spool == null) return PipeReader.Create(new ReadOnlySequence<byte>(_memory ?? [], 0, (int)gathered));
+                return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, null));
+            }
+            if (_spool != null && gathered >= _options.SpoolLimit)
+                return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, new KestrelBodyReader(reader)));
+        }
+    }
+
+    private void Append(ReadOnlySequence<byte> data, long at)
+    {
+        var needed = (int)(at + data.Length);
+        if (_memory == null || _memory.Length < needed)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Min((int)_options.MemoryLimit, Block)));
+            if (_memory != null)
+            {
+                _memory.AsSpan(0, (int)at).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_memory);
+            }
+            _memory = bigger;
+        }
+        data.CopyTo(_memory.AsSpan((int)at));
+    }
+
+    private void ReturnMemory()
+    {
+        if (_memory != null) ArrayPool<byte>.Shared.Return(_memory);
+        _memory = null;
+        _options.MemoryBudget.Release(_reserved);
+        _reserved = 0;
+    }
+
+    /// <summary>The request is over: memory back to the pool and the budget, the spool file closed (and so gone).</summary>
+    public void Dispose()
+    {
+        ReturnMemory();
+        _spool?.Dispose();
+        _spool = null;
+    }
+
+    /// <summary>The spooled part of a body, then whatever still arrives on Kestrel's pipe.</summary>
+    private sealed class SpoolThenPipeStream : Stream
+    {
+        private readonly SafeFileHandle _file;
+        private readonly long _spooled;
+        private readonly PipeReader? _rest;
+        private readonly Stream? _restStream;
+        private long _position;
+
+        public SpoolThenPipeStream(SafeFileHandle file, long spooled, PipeReader? rest)
+        {
+            _file = file;
+            _spooled = spooled;
+            _rest = rest;
+            _restStream = rest?.AsStream(leaveOpen: true);
+        }
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (_position < _spooled)
+            {
+                var n = RandomAccess.Read(_file, buffer[..(int)Math.Min(buffer.Length, _spooled - _position)], _position);
+                _position += n;
+                return n;
+            }
+            return _restStream?.Read(buffer) ?? 0;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_position < _spooled)
+            {
+                var want = (int)Math.Min(buffer.Length, _spooled - _position);
+                var n = await RandomAccess.ReadAsync(_file, buffer[..want], _position, cancellationToken)
+                    .ConfigureAwait(false);
+                _position += n;
+                return n;
+            }
+            return _restStream == null ? 0 : await _restStream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
