@@ -290,7 +290,9 @@ def markdown(data, agg, svg_name):
     out.append('## Servers')
     out.append('')
     for s in meta['servers']:
-        out.append('- **%s** (%s)%s' % (s['label'], s['shape'], ': ' + s['note'] if s['note'] else ''))
+        shape = s['shape'] + ''.join('; %s: %s' % (app, shapes[s['key']])
+                                     for app, shapes in meta.get('app_shapes', {}).items() if s['key'] in shapes)
+        out.append('- **%s** (%s)%s' % (s['label'], shape, ': ' + s['note'] if s['note'] else ''))
     out.append('')
     out.append('## Machine and versions')
     out.append('')

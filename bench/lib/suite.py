@@ -484,7 +484,7 @@ def measure(ctx, a, chosen, notes, argv):
                                                 'wrk_threads', 'quick')},
         'apps': ctx.apps,
         'servers': [{'key': s.key, 'label': s.label, 'shape': s.shape(ctx), 'peer': s.peer, 'ceiling': s.ceiling,
-                     'note': s.note} for s in chosen],
+                     'note': s.note} for s in chosen if any(s.supports(app) for app in ctx.apps)],
         # where an app runs a server differently (uWSGI with threads for djangopg)
         'app_servers': {app: list(S.APP_SERVERS[app]) for app in ctx.apps if app in S.APP_SERVERS},
         'app_shapes': {app: {s.key: s.app_shape(ctx, app) for s in chosen
