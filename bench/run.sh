@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SharpWsgi side-by-side benchmark suite: one command from a clean clone on Debian 12.
 #
-#   bench/run.sh              full suite (6 apps x 7 servers x 3 rounds, about 30 min on 2 cores)
+#   bench/run.sh              full suite (7 apps x up to 7 servers x 3 rounds, about 32 min on 2 cores)
 #   bench/run.sh --quick      smoke test: 1 round, 2 s, hello only
 #   bench/run.sh --check      no load: start every server with every app, check the answer, stop it
 #   bench/run.sh --help       every option (processes, threads, rounds, duration, apps, servers, ...)
@@ -33,12 +33,17 @@ done
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # ---- peers from Debian ---------------------------------------------------------------------------
-PACKAGES=(gunicorn uwsgi-core uwsgi-plugin-python3 python3-waitress apache2 libapache2-mod-wsgi-py3 wrk python3-flask)
+PACKAGES=(gunicorn uwsgi-core uwsgi-plugin-python3 python3-waitress apache2 libapache2-mod-wsgi-py3 wrk python3-flask
+          postgresql python3-psycopg2 python3-django)
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || missing+=(gunicorn)
 /usr/bin/python3 -c 'import waitress' 2>/dev/null || missing+=(python3-waitress)
 /usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=(python3-flask)
+/usr/bin/python3 -c 'import django' 2>/dev/null || missing+=(python3-django)
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || missing+=(python3-psycopg2)
+# the djangopg app's PostgreSQL server (the suite runs its own private cluster; see bench/lib/database.py)
+[ -n "${BENCH_PG_BIN:-}" ] || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v uwsgi >/dev/null || missing+=(uwsgi-core)
 [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || missing+=(uwsgi-plugin-python3)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
@@ -55,7 +60,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     say "installing the peers from Debian (missing: ${missing[*]})"
     "${SUDO[@]}" apt-get update
-    # apache2's postinst may start the system apache service on port 80; the suite never uses it.
+    # apache2's postinst may start the system apache service on port 80, and postgresql's a system cluster on
+    # 5432; the suite uses neither (it runs its own apache in the foreground and its own PostgreSQL cluster).
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}"
 fi
 

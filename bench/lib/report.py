@@ -20,6 +20,13 @@ PALETTE = {
     'uwsgi-http11': '#bcbd22',
 }
 
+APP_DESCRIPTION = {
+    'djangopg': 'djangopg: Django (DEBUG off) on PostgreSQL through psycopg2 over a unix socket, four ORM queries '
+                '(a filtered select_related join, a grouped annotate, an aggregate, a count) and a template, '
+                '3.8 KB of HTML; persistent connections (CONN_MAX_AGE=None, one per server thread); every server at '
+                'the same processes × threads (uWSGI with --threads)',
+}
+
 TARGETS_NOTE = 'targets from issue 4; SharpWsgi must be at -w P (the peers\' process count) for them to count'
 
 
@@ -59,6 +66,8 @@ def aggregate(data):
                     'other_cpu': median([r.get('other_cpu_pct') for r in ok]),
                     'steal': median([r.get('steal_pct') for r in ok]),
                     'read_errors': sum(r['errors_detail']['read'] for r in ok),
+                    'db_cpu_us': median([r.get('db_cpu_us_per_req') for r in ok]),
+                    'db_cpu_pct': median([r.get('db_cpu_pct') for r in ok]),
                 })
             starts = [r['startup_ms'] for r in runs if r.get('startup_ms') is not None]
             if starts:
@@ -130,6 +139,8 @@ def targets(meta, agg):
     for app in meta['apps']:
         if app == 'flask':
             continue  # plain Kestrel's flask row runs no Python: no fair latency ceiling
+        if 'kestrel' not in meta.get('app_servers', {}).get(app, ['kestrel']):
+            continue  # an app plain Kestrel does not serve (djangopg)
         a, b = get(app, 'sharpwsgi', 'p99_ms'), get(app, 'kestrel', 'p99_ms')
         check('p99 vs plain Kestrel: %s' % app, '%.2f× (%.2f vs %.2f ms)' % (a / b, a, b) if a and b else None,
               '≤ 1.5× plain Kestrel', bool(a and b and a / b <= 1.5),
@@ -226,14 +237,15 @@ def markdown(data, agg, svg_name):
             x = a.get(s['key'])
             if x is None:
                 continue
+            shape = meta.get('app_shapes', {}).get(app, {}).get(s['key'], s['shape'])
             name = ('**%s**' % s['label']) if s['key'] == 'sharpwsgi' else s['label']
             if not x.get('req_s'):
                 out.append('| %s | %s | failed: %s | | | | | | | | | | | | | |' % (
-                    name, s['shape'], (x['errors'][0] if x['errors'] else '?').replace('|', '/').replace('\n', ' ')[:200]))
+                    name, shape, (x['errors'][0] if x['errors'] else '?').replace('|', '/').replace('\n', ' ')[:200]))
                 continue
             spread = (x['req_s_max'] - x['req_s_min']) / x['req_s'] * 100 if x['req_s'] else 0
             out.append('| %s | %s | %s | %.0f%% | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |' % (
-                name, s['shape'], fmt_num(x['req_s']), spread,
+                name, shape, fmt_num(x['req_s']), spread,
                 fmt_ratio(x['req_s'], br), fmt_ratio(x['req_s'], kr),
                 fmt_num(x['p50_ms'], 2), fmt_num(x['p99_ms'], 2), fmt_num(x['non2xx']), fmt_num(x['socket_errors']),
                 fmt_num(x['rss_mb'], 1), fmt_num(x['pss_mb'], 1), x['processes'], fmt_num(x['cpu_us'], 1),
@@ -253,6 +265,13 @@ def markdown(data, agg, svg_name):
         for p in problems:
             out.append('')
             out.append('- ' + p)
+        db = [(s['label'], a[s['key']]) for s in meta['servers'] if a.get(s['key'], {}).get('db_cpu_us') is not None]
+        if db:
+            out.append('')
+            out.append('- %s. PostgreSQL runs in its own processes: its CPU and memory are in none of the columns above '
+                       '(nor in "other jobs"). Its CPU per request and share of the machine, median: %s.' % (
+                           APP_DESCRIPTION.get(app, app), ', '.join('%s %s µs/req (%.0f%%)' % (
+                               label, fmt_num(x['db_cpu_us'], 1), x['db_cpu_pct'] or 0) for label, x in db)))
         out.append('')
 
     # start-up
@@ -271,7 +290,9 @@ def markdown(data, agg, svg_name):
     out.append('## Servers')
     out.append('')
     for s in meta['servers']:
-        out.append('- **%s** (%s)%s' % (s['label'], s['shape'], ': ' + s['note'] if s['note'] else ''))
+        shape = s['shape'] + ''.join('; %s: %s' % (app, shapes[s['key']])
+                                     for app, shapes in meta.get('app_shapes', {}).items() if s['key'] in shapes)
+        out.append('- **%s** (%s)%s' % (s['label'], shape, ': ' + s['note'] if s['note'] else ''))
     out.append('')
     out.append('## Machine and versions')
     out.append('')

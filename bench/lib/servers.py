@@ -20,6 +20,11 @@ APP_BODY_LENGTH = {
     'stream100': 10000,
     'sleep10ms': 12,
 }
+# Apps checked by content instead of length: {app: (text that must appear, times)}.
+APP_BODY_CONTAINS = {
+    'djangopg': (('<title>Library &mdash; 2000 books</title>', 1), ('<tr class="book ', 20),
+                 ('<li class="author">', 10), ('<footer>rendered by Django</footer>', 1)),
+}
 APP_MODULE = {
     'hello': 'hello',
     'flask': 'flask_app',
@@ -27,8 +32,29 @@ APP_MODULE = {
     'echo10k': 'echo10k',
     'stream100': 'stream100',
     'sleep10ms': 'sleep10ms',
+    'djangopg': 'djangopg_app',
 }
 APPS = list(APP_MODULE)
+# Apps that run only on some servers, at equal processes AND threads (uWSGI gets --threads T for them).
+APP_SERVERS = {
+    'djangopg': ('sharpwsgi', 'gunicorn-gthread', 'uwsgi'),
+}
+# Apps that need the suite's PostgreSQL (bench/lib/database.py).
+DATABASE_APPS = ('djangopg',)
+
+
+def check_body(app, body):
+    """None if the body is the app's expected answer, else why not."""
+    if app in APP_BODY_CONTAINS:
+        text = body.decode('utf-8', 'replace')
+        for needle, times in APP_BODY_CONTAINS[app]:
+            if text.count(needle) != times:
+                return 'body has %r %d times, expected %d (%d bytes: %r)' % (
+                    needle, text.count(needle), times, len(body), text[:200])
+        return None
+    if len(body) != APP_BODY_LENGTH[app]:
+        return 'body of %d bytes, expected %d' % (len(body), APP_BODY_LENGTH[app])
+    return None
 
 
 class Launch:
@@ -43,11 +69,12 @@ class Launch:
 
 
 class Server:
-    def __init__(self, key, label, launch, shape, peer=True, note='', apps=None, ceiling=False):
+    def __init__(self, key, label, launch, shape, peer=True, note='', apps=None, ceiling=False, app_shape=None):
         self.key = key
         self.label = label
         self._launch = launch
         self.shape = shape  # function(ctx) -> "2 procs x 4 threads"
+        self._app_shape = app_shape  # function(ctx, app) -> shape for that app, or None: shape(ctx)
         self.peer = peer  # counts for "best peer"
         self.note = note
         self.apps = apps  # None: all
@@ -57,7 +84,13 @@ class Server:
         return self._launch(ctx, app, port, workdir)
 
     def supports(self, app):
+        if app in APP_SERVERS and self.key not in APP_SERVERS[app]:
+            return False
         return self.apps is None or app in self.apps
+
+    def app_shape(self, ctx, app):
+        shape = self._app_shape(ctx, app) if self._app_shape else None
+        return shape or self.shape(ctx)
 
 
 def _app_file(ctx, app):
@@ -94,8 +127,14 @@ def _uwsgi(socket_option):
                 '--master', '--processes', str(ctx.procs), '--chdir', ctx.apps_dir,
                 '--wsgi-file', _app_file(ctx, app), '--need-app', '--die-on-term', '--disable-logging',
                 '--listen', '1024', '--pidfile', os.path.join(workdir, 'uwsgi.pid')]
+        if app in APP_SERVERS:
+            argv += ['--threads', str(ctx.threads)]  # equal processes and threads for these apps
         return Launch(argv, cwd=ctx.apps_dir, stop_signal='INT')
     return launch
+
+
+def _uwsgi_threaded_shape(ctx, app):
+    return '%d procs x %d threads' % (ctx.procs, ctx.threads) if app in APP_SERVERS else None
 
 
 def _waitress(ctx, app, port, workdir):
@@ -167,7 +206,8 @@ def all_servers():
                note='sync workers close the connection after every response (no keep-alive)'),
         Server('gunicorn-gthread', 'gunicorn gthread', _gunicorn('gthread'),
                lambda c: '%d procs x %d threads' % (c.procs, c.threads)),
-        Server('uwsgi', 'uWSGI --http-socket', _uwsgi('--http-socket'), lambda c: '%d procs x 1' % c.procs),
+        Server('uwsgi', 'uWSGI --http-socket', _uwsgi('--http-socket'), lambda c: '%d procs x 1' % c.procs,
+               app_shape=_uwsgi_threaded_shape),
         Server('mod_wsgi', 'mod_wsgi daemon', _mod_wsgi,
                lambda c: '%d daemons x %d threads (+apache front)' % (c.procs, c.threads),
                note='apache2 event MPM front end (2 processes) proxies to the mod_wsgi daemon processes; all are counted'),
@@ -206,6 +246,8 @@ def versions(ctx):
         'mod_wsgi': deb('libapache2-mod-wsgi-py3') + ' on apache2 ' + deb('apache2'),
         'waitress': deb('python3-waitress'),
         'Flask': deb('python3-flask'),
+        'Django': deb('python3-django'),
+        'psycopg2': deb('python3-psycopg2'),
         'wrk': deb('wrk'),
         '.NET': run(['dotnet', '--version']) if shutil.which('dotnet') else 'unavailable',
     }

@@ -26,6 +26,7 @@ BENCH = os.path.dirname(HERE)
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, HERE)
 
+import database  # noqa: E402
 import report  # noqa: E402
 import servers as S  # noqa: E402
 
@@ -138,8 +139,9 @@ def probe(app, port):
         body = r.read()
         if r.status != 200:
             return 'status %d' % r.status
-        if len(body) != S.APP_BODY_LENGTH[app]:
-            return 'body of %d bytes, expected %d' % (len(body), S.APP_BODY_LENGTH[app])
+        why = S.check_body(app, body)
+        if why:
+            return why
         if app == 'echo10k' and body != ECHO_BODY:
             return 'echo body differs from the request body'
         return None
@@ -164,6 +166,7 @@ def start(ctx, server, app, workdir):
     log_path = os.path.join(workdir, 'server.log')
     log = open(log_path, 'ab')
     env = dict(os.environ)
+    env.update(ctx.app_env.get(app, {}))  # e.g. where the djangopg app finds PostgreSQL
     env.update(launch.env)
     t0 = time.monotonic()
     proc = subprocess.Popen(launch.argv, cwd=launch.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -171,16 +174,21 @@ def start(ctx, server, app, workdir):
     log.close()
     deadline = t0 + ctx.start_timeout
     why = 'no answer'
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return proc, port, launch, None, 'exited with code %s before answering: %s' % (proc.returncode, tail(log_path))
-        try:
-            why = probe(app, port)
-            if why is None:
-                return proc, port, launch, (time.monotonic() - t0) * 1000, None
-        except (OSError, http.client.HTTPException) as e:
-            why = '%s: %s' % (type(e).__name__, e)
-        time.sleep(0.005)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return proc, port, launch, None, 'exited with code %s before answering: %s' % (
+                    proc.returncode, tail(log_path))
+            try:
+                why = probe(app, port)
+                if why is None:
+                    return proc, port, launch, (time.monotonic() - t0) * 1000, None
+            except (OSError, http.client.HTTPException) as e:
+                why = '%s: %s' % (type(e).__name__, e)
+            time.sleep(0.005)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) while waiting: do not leave the server running
+        stop(proc, launch.stop_signal)
+        raise
     return proc, port, launch, None, 'not ready after %ds (%s): %s' % (ctx.start_timeout, why, tail(log_path))
 
 
@@ -251,16 +259,21 @@ def run_one(ctx, server, app, round_no):
         if ctx.warmup > 0:
             wrk(ctx, app, port, ctx.warmup, latency=False)
         sampler = Sampler(proc.pid)
+        # The database's processes are sampled the same way: their CPU is reported apart, not as "other jobs".
+        db_sampler = Sampler(ctx.db.pid) if ctx.db and app in S.DATABASE_APPS else None
         busy0, kids0, self0, wall0 = cpu_busy_seconds(), os.times(), os.times(), time.monotonic()
         sampler.start()
+        if db_sampler:
+            db_sampler.start()
         try:
             stats, text = wrk(ctx, app, port, ctx.duration)
         finally:
             cpu_seconds = sampler.finish()
+            db_cpu = db_sampler.finish() if db_sampler else 0.0
         busy1, kids1, wall1 = cpu_busy_seconds(), os.times(), time.monotonic()
         wrk_cpu = (kids1.children_user + kids1.children_system) - (kids0.children_user + kids0.children_system)
         driver_cpu = (kids1.user + kids1.system) - (self0.user + self0.system)
-        other = (busy1[0] - busy0[0]) - cpu_seconds - wrk_cpu - driver_cpu
+        other = (busy1[0] - busy0[0]) - cpu_seconds - wrk_cpu - driver_cpu - db_cpu
         steal = busy1[1] - busy0[1]
         cores = os.cpu_count() or 1
         alive = proc.poll() is None
@@ -287,6 +300,13 @@ def run_one(ctx, server, app, round_no):
             'steal_pct': 100 * steal / (wall1 - wall0) / cores,
             'bytes_read': stats['bytes'],
         })
+        if db_sampler:
+            result.update({
+                'db_cpu_seconds': db_cpu,
+                'db_cpu_us_per_req': db_cpu * 1e6 / requests if requests else None,
+                'db_cpu_pct': 100 * db_cpu / (wall1 - wall0) / cores,
+                'db_peak_rss_bytes': db_sampler.peak_rss,
+            })
         if not alive:
             result['error'] = 'server exited during the run: ' + tail(os.path.join(workdir, 'server.log'))
         # a last probe: the server still answers correctly after the load
@@ -417,9 +437,38 @@ def main(argv):
     for root, dirs, files in os.walk(ctx.tmp):
         os.chmod(root, 0o755)  # readable by apache's www-data children too
 
-    if a.check:
-        return check(ctx, chosen)
+    # PostgreSQL for the database apps: started once for the whole run, always stopped and removed.
+    ctx.db = None
+    ctx.app_env = {}
+    saved = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        if any(app in S.DATABASE_APPS and any(s.supports(app) for s in chosen) for app in ctx.apps):
+            start_database(ctx)
+        if a.check:
+            return check(ctx, chosen)
+        return measure(ctx, a, chosen, notes, argv)
+    finally:
+        if ctx.db:
+            print('stopping PostgreSQL (pid %s)' % ctx.db.pid, flush=True)
+            ctx.db.stop()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt('signal %d' % signum)  # unwinds like Ctrl-C: servers and PostgreSQL are stopped
+
+
+def start_database(ctx):
+    t0 = time.monotonic()
+    ctx.db = database.Postgres(free_port(), say=lambda m: print(m, flush=True))
+    ctx.db.start()
+    database.prepare_django(os.path.join(ctx.apps_dir, 'djangopg'), ctx.db, say=lambda m: print(m, flush=True))
+    ctx.app_env['djangopg'] = ctx.db.env()
+    print('PostgreSQL ready, djangopg migrated and seeded in %.1f s' % (time.monotonic() - t0), flush=True)
+
+
+def measure(ctx, a, chosen, notes, argv):
     runs_total = sum(1 for app in ctx.apps for s in chosen if s.supports(app)) * a.rounds
     eta = runs_total * (a.warmup + a.duration + 2.5)
     print('SharpWsgi bench: %d apps x %d servers x %d rounds = %d runs, about %d min'
@@ -435,13 +484,20 @@ def main(argv):
                                                 'wrk_threads', 'quick')},
         'apps': ctx.apps,
         'servers': [{'key': s.key, 'label': s.label, 'shape': s.shape(ctx), 'peer': s.peer, 'ceiling': s.ceiling,
-                     'note': s.note} for s in chosen],
+                     'note': s.note} for s in chosen if any(s.supports(app) for app in ctx.apps)],
+        # where an app runs a server differently (uWSGI with threads for djangopg)
+        'app_servers': {app: list(S.APP_SERVERS[app]) for app in ctx.apps if app in S.APP_SERVERS},
+        'app_shapes': {app: {s.key: s.app_shape(ctx, app) for s in chosen
+                             if s.supports(app) and s.app_shape(ctx, app) != s.shape(ctx)} for app in ctx.apps},
         'sharpwsgi_workers': ctx.sharpwsgi_workers,
         'notes': notes,
         'machine': machine_info(),
         'loadavg_start': loadavg(),
         'versions': S.versions(ctx),
     }
+    if ctx.db:
+        meta['versions']['PostgreSQL'] = subprocess.run(
+            [os.path.join(ctx.db.bin, 'postgres'), '--version'], capture_output=True, text=True).stdout.strip()
     runs = []
     done = 0
     try:
