@@ -71,6 +71,8 @@ public static class Program
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
         CheckTempDirectory(settings.TempDirectory);
+        if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
+            throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
         log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
         // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
         // later workers (respawns, reloads) get the supervisor's description and skip that step.

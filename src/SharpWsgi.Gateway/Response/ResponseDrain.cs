@@ -14,6 +14,7 @@ namespace SharpWsgi.Gateway;
 internal sealed class ResponseDrain
 {
     private const int BlockSize = 64 * 1024;
+    private const int ReleaseGilAbove = 1 << 20;
     private readonly RequestLease _lease;
     private readonly PipeWriter _pipe;
     private readonly SafeFileHandle _file;
@@ -74,8 +75,8 @@ internal sealed class ResponseDrain
         lock (_gate) at = _end;
         try
         {
-            // A large write to the page cache is still a wait: other Python threads run meanwhile.
-            if (data.Length >= BlockSize)
+            // A write to the page cache is a memory copy; only a large one is worth letting other threads run.
+            if (data.Length >= ReleaseGilAbove)
                 using (Gil.Release()) RandomAccess.Write(_file, data, at);
             else RandomAccess.Write(_file, data, at);
         }

@@ -94,6 +94,15 @@ public static unsafe class Py
     /// <summary>Encodes a str as latin-1; false (error cleared) if it has code points above U+00FF.</summary>
     public static bool TryLatin1(BorrowedRef str, out string value)
     {
+        // Most header names and values are ASCII: their UTF-8 buffer is the str's own data (no allocation).
+        nint length;
+        var utf8 = PyApi.PyUnicode_AsUTF8AndSize(str.Handle, &length);
+        if (utf8 == null) PyApi.PyErr_Clear();
+        else if (System.Text.Ascii.IsValid(new ReadOnlySpan<byte>(utf8, (int)length)))
+        {
+            value = Encoding.Latin1.GetString(utf8, (int)length);
+            return true;
+        }
         var encoded = PyApi.PyUnicode_AsLatin1String(str.Handle);
         if (encoded == 0) { PyApi.PyErr_Clear(); value = ""; return false; }
         try

@@ -156,7 +156,8 @@ public static class SettingsRegistry
             "A client reading a response more slowly than this many bytes per second (after --min-rate-grace) is " +
             "dropped. 0 disables.", Section: "Buffering"),
         new("min-rate-grace", null, "SECONDS", "5", SettingKind.Seconds,
-            "How long a transfer may run below --min-upload-rate or --min-download-rate before the client is dropped.",
+            "How long a transfer may run below --min-upload-rate or --min-download-rate before the client is dropped " +
+            "(more than 1).",
             Section: "Buffering"),
 
         new("pid", "-p", "FILE", null, SettingKind.Text,

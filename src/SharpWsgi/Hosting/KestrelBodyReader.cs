@@ -13,7 +13,13 @@ internal sealed class KestrelBodyReader : PipeReader
     private readonly PipeReader _inner;
     public KestrelBodyReader(PipeReader inner) => _inner = inner;
 
-    public static RequestBodyException Translate(BadHttpRequestException e) => new(e.StatusCode, e.Message);
+    /// <summary>Kestrel's reason in the server's own words (its messages name Kestrel's options, not ours).</summary>
+    public static RequestBodyException Translate(BadHttpRequestException e) => e.StatusCode switch
+    {
+        408 => new(408, "the request body arrived more slowly than --min-upload-rate allows"),
+        413 => new(413, "the request body is larger than the server accepts"),
+        _ => new(e.StatusCode, $"malformed request body: {e.Message.TrimEnd('.')}"),
+    };
 
     public override bool TryRead(out ReadResult result)
     {

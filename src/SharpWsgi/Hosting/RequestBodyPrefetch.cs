@@ -70,7 +70,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
         }
         catch (BadHttpRequestException e)
         {
-            return (e.StatusCode, e.Message);
+            var translated = KestrelBodyReader.Translate(e);
+            return (translated.Status, translated.Message);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {

@@ -84,7 +84,7 @@ public sealed class ServerHost : IAsyncDisposable
         options.Limits.MaxRequestBufferSize = Math.Max(1 << 20, settings.BodyBufferSize + (64 << 10));
         // The in-memory part of the elastic response buffer: flushes complete at once until this much waits.
         options.Limits.MaxResponseBufferSize = Math.Max(64 << 10, settings.ResponseBufferSize);
-        var grace = TimeSpan.FromSeconds(Math.Max(1, settings.MinRateGrace));
+        var grace = TimeSpan.FromSeconds(Math.Max(1.001, settings.MinRateGrace)); // Kestrel needs more than 1 s
         options.Limits.MinRequestBodyDataRate = settings.MinUploadRate > 0 ? new MinDataRate(settings.MinUploadRate, grace) : null;
         options.Limits.MinResponseDataRate = settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));

@@ -93,7 +93,12 @@ public static class WorkerMain
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");
         gateway.Watchdog.OnHeartbeat = () => control.Send("beat");
-        gateway.Watchdog.OnStuck = reason => control.Send("recycle " + reason);
+        gateway.Watchdog.OnStuck = reason =>
+        {
+            // New connections wait in the shared backlog for the replacement rather than queue behind stuck threads.
+            _ = host?.StopAcceptingAsync();
+            control.Send("recycle " + reason);
+        };
 
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance).GetAwaiter().GetResult();
         gateway.Watchdog.Start();
