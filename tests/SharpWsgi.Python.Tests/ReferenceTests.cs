@@ -98,8 +98,7 @@ public sealed class ReferenceTests
     {
         // The C# callable hands Python a new reference each call; the trampoline must steal it (not dispose it).
         using var result = Py.List();
-        var type = ManagedType.Create("tests.ReturnsList", "returns one list", callable: true, iterator: false);
-        using var callable = type.CreateInstance(new ReturnsReference(result.Handle));
+        using var callable = TestTypes.Callable.CreateInstance(new ReturnsReference(result.Handle));
         var before = PyTest.RefCount(result);
         using var globals = Py.Dict();
         Py.DictSet(globals, "f", callable);
@@ -144,6 +143,7 @@ public sealed class ReferenceTests
 
     private sealed class ReturnsReference(nint handle) : IPyCallable
     {
-        public NewRef Call(BorrowedRef self, BorrowedRef args, BorrowedRef kwargs) => new BorrowedRef(handle).NewReference();
+        public NewRef Call(BorrowedRef self, BorrowedRef args, BorrowedRef kwargs)
+            => new BorrowedRef(handle).NewReference();
     }
 }

@@ -53,7 +53,7 @@ public static class OnPython
         return outcome.Get();
     }
 
-    /// <summary>Starts body on a new Python thread without waiting; <see cref="Outcome{T}.Get"/> rethrows its failure.</summary>
+    /// <summary>Starts body on a new Python thread; <see cref="Outcome{T}.Get"/> rethrows its failure.</summary>
     public static Thread Start<T>(Func<T> body, out Outcome<T> outcome)
     {
         var result = new Outcome<T>();
