@@ -69,6 +69,18 @@ public sealed class ManagedTypeTests
         Assert.Equal("[0, 1]", PyTest.ExecAndRead(globals, "shown = str(seen)", "shown"));
     });
 
+    [Theory]
+    [InlineData("type(w)()")]
+    [InlineData("__import__('copy').copy(w)")]
+    public void New_FromPython_RaisesTypeErrorInsteadOfATargetlessInstance(string expression) => OnPython.Run(() =>
+    {
+        // Only C# creates instances (CreateInstance binds the target); one made by Python would have none.
+        using var globals = InGlobals("w", Widget.CreateInstance(new WidgetTarget("w")));
+        var e = Assert.Throws<PythonException>(() => Py.Exec("made = " + expression, globals));
+        Assert.Equal("TypeError", e.TypeName);
+        Assert.Contains("Widget", e.PythonMessage);
+    });
+
     [Fact]
     public void TargetOf_Instance_ReturnsTheSameManagedObject() => OnPython.Run(() =>
     {

@@ -69,7 +69,8 @@ public sealed class StringTests
         using var s = Py.Str("a\uD800b\uDC00");
         using var globals = Py.Dict();
         Py.DictSet(globals, "s", s);
-        Assert.Equal("[97, 55296, 98, 56320]", PyTest.ExecAndRead(globals, "shown = str([ord(c) for c in s])", "shown"));
+        var shown = PyTest.ExecAndRead(globals, "shown = str([ord(c) for c in s])", "shown");
+        Assert.Equal("[97, 55296, 98, 56320]", shown);
     });
 
     [Fact]
