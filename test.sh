@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds SharpWsgi and runs every test. Installs what the tests need when it is missing:
+# Builds SharpWsgi and runs every test project (tests/*.Tests). Installs what the tests need when it is missing:
 # Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3) and
 # libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through).
 # Prints a final line "N passed, N failed" and exits non-zero when anything failed.
@@ -23,28 +23,55 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 
 dotnet build -c Release SharpWsgi.slnx
 
-results_dir="$PWD/tests/SharpWsgi.Tests/TestResults"
-rm -rf "$results_dir"
+# Every tests/*.Tests project runs, one after another (unit tests first, the functional suite last by name),
+# each writing its own trx; the final line sums their counters. Extra arguments go to every `dotnet test`.
+# A test project must also be listed in SharpWsgi.slnx, which the build above compiles.
 status=0
-dotnet test tests/SharpWsgi.Tests -c Release --no-build \
-    --results-directory "$results_dir" \
-    --logger "trx;LogFileName=results.trx" \
-    --logger "console;verbosity=normal" "$@" || status=$?
-
-trx="$results_dir/results.trx"
-if [[ -f "$trx" ]]; then
-    counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
-    attr() { sed -n "s/.* $1=\"\\([0-9]*\\)\".*/\\1/p" <<<"$counters"; }
-    passed=$(attr passed); failed=$(attr failed); total=$(attr total)
-    not_run=$(( total - passed - failed ))
-    echo
-    echo "Test results: $trx (total $total, not run $not_run)"
-    echo "${passed:-0} passed, ${failed:-0} failed"
-    if [[ "${failed:-0}" != 0 ]]; then status=1; fi
-else
-    echo
-    echo "0 passed, 0 failed"
-    echo "test.sh: no test results at $trx" >&2
-    if [[ $status == 0 ]]; then status=1; fi
+total_passed=0 total_failed=0
+summaries=()
+shopt -s nullglob
+projects=(tests/*.Tests/*.Tests.csproj)
+if ((${#projects[@]} == 0)); then
+    echo "test.sh: no test projects under tests/*.Tests" >&2
+    status=1
 fi
+for project in "${projects[@]}"; do
+    dir=$(dirname "$project")
+    name=$(basename "$dir")
+    if ! grep -q "Path=\"$project\"" SharpWsgi.slnx; then
+        echo "test.sh: $project is not in SharpWsgi.slnx, so it was not built" >&2
+        summaries+=("$name: not built (add it to SharpWsgi.slnx)")
+        status=1
+        continue
+    fi
+    results_dir="$PWD/$dir/TestResults"
+    rm -rf "$results_dir"
+    echo
+    echo "test.sh: running $name"
+    dotnet test "$project" -c Release --no-build \
+        --results-directory "$results_dir" \
+        --logger "trx;LogFileName=results.trx" \
+        --logger "console;verbosity=normal" "$@" || status=1
+
+    trx="$results_dir/results.trx"
+    if [[ -f "$trx" ]]; then
+        counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+        attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+        passed=$(attr passed); failed=$(attr failed); total=$(attr total)
+        passed=${passed:-0}; failed=${failed:-0}; total=${total:-0}
+        not_run=$(( total - passed - failed ))
+        total_passed=$(( total_passed + passed )); total_failed=$(( total_failed + failed ))
+        summaries+=("$name: $passed passed, $failed failed, $not_run not run ($trx)")
+        if [[ $failed != 0 ]]; then status=1; fi
+    else
+        echo "test.sh: no test results at $trx" >&2
+        summaries+=("$name: no test results at $trx")
+        status=1
+    fi
+done
+
+echo
+echo "Test results:"
+for line in "${summaries[@]}"; do echo "  $line"; done
+echo "$total_passed passed, $total_failed failed"
 exit "$status"

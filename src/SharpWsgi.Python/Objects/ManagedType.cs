@@ -33,7 +33,7 @@ public interface IPyMethods
 public sealed unsafe class ManagedType
 {
     private const int Py_tp_call = 50, Py_tp_dealloc = 52, Py_tp_doc = 56, Py_tp_iter = 62, Py_tp_iternext = 63,
-        Py_tp_methods = 64, Py_tp_free = 74;
+        Py_tp_methods = 64, Py_tp_new = 65, Py_tp_free = 74;
     private const uint Py_TPFLAGS_DEFAULT = 1u << 18;
     private const int METH_VARARGS = 1, METH_KEYWORDS = 2;
     public const int MaxMethods = 8;
@@ -52,6 +52,8 @@ public sealed unsafe class ManagedType
         {
             (Py_tp_dealloc, (nint)(delegate* unmanaged<nint, void>)&Dealloc),
             (Py_tp_doc, Utf8Forever(doc)),
+            // Only CreateInstance makes instances: one made by Python (type(o)(), copy) would have no target.
+            (Py_tp_new, (nint)(delegate* unmanaged<nint, nint, nint, nint>)&NewFromPython),
         };
         if (callable) slots.Add((Py_tp_call, (nint)(delegate* unmanaged<nint, nint, nint, nint>)&CallTrampoline));
         if (iterator)
@@ -143,6 +145,14 @@ public sealed unsafe class ManagedType
         var free = (delegate* unmanaged<nint, void>)PyApi.PyType_GetSlot(type, Py_tp_free);
         free(self);
         PyApi.Py_DecRef(type);
+    }
+
+    [UnmanagedCallersOnly]
+    private static nint NewFromPython(nint type, nint args, nint kwargs)
+    {
+        try { Py.SetError(PyErrorKind.TypeError, $"cannot create '{Py.TypeName(new(type))}' instances from Python"); }
+        catch (Exception e) { RaiseInPython(e); }
+        return 0;
     }
 
     [UnmanagedCallersOnly]

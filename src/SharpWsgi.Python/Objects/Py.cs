@@ -77,10 +77,30 @@ public static unsafe class Py
         fixed (byte* p = bytes) return Check(PyApi.PyUnicode_DecodeLatin1(p, bytes.Length, null));
     }
 
-    /// <summary>A str from chars that are all below U+0100 (latin-1 decoded text); wider chars are kept as is.</summary>
+    /// <summary>
+    /// A str with the chars' code points: latin-1 decoded text (all below U+0100) or any text; a surrogate pair
+    /// becomes the one code point it encodes (as UCS-2 it would become two lone surrogates Python cannot encode).
+    /// </summary>
     public static NewRef StrFromChars(ReadOnlySpan<char> chars)
     {
+        if (chars.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0) return StrFromUtf16(chars);
         fixed (char* p = chars) return Check(PyApi.PyUnicode_FromKindAndData(2, p, chars.Length));
+    }
+
+    /// <summary>Text with surrogates as UCS-4: pairs combined, a lone surrogate kept as that code point.</summary>
+    private static NewRef StrFromUtf16(ReadOnlySpan<char> chars)
+    {
+        var codePoints = new int[chars.Length];
+        int n = 0;
+        for (int i = 0; i < chars.Length; i++)
+        {
+            var c = chars[i];
+            if (char.IsHighSurrogate(c) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]))
+                codePoints[n++] = char.ConvertToUtf32(c, chars[++i]);
+            else
+                codePoints[n++] = c;
+        }
+        fixed (int* p = codePoints) return Check(PyApi.PyUnicode_FromKindAndData(4, p, n));
     }
 
     public static NewRef Str(string s) => StrFromChars(s.AsSpan());
