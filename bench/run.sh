@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SharpWsgi side-by-side benchmark suite: one command from a clean clone on Debian 12.
 #
-#   bench/run.sh              full suite (7 apps x up to 7 servers x 3 rounds, about 32 min on 2 cores)
+#   bench/run.sh              full suite (7 apps x up to 8 servers x 3 rounds, about 33 min on 2 cores)
 #   bench/run.sh --quick      smoke test: 1 round, 2 s, hello only
 #   bench/run.sh --check      no load: start every server with every app, check the answer, stop it
 #   bench/run.sh --help       every option (processes, threads, rounds, duration, apps, servers, ...)
@@ -25,7 +25,9 @@ for arg in "$@"; do
     case "$arg" in
         --no-install) INSTALL=0 ;;
         --rebuild) REBUILD=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; echo; exec /usr/bin/python3 "$BENCH/lib/suite.py" --help ;;
+        -h|--help)
+            sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; echo
+            exec /usr/bin/python3 "$BENCH/lib/suite.py" --help ;;
         *) ARGS+=("$arg") ;;
     esac
 done
@@ -87,7 +89,8 @@ if [ -z "${SHARPWSGI_BIN:-}" ] && { [ "$REBUILD" = 1 ] || [ ! -x "$SHARPWSGI" ];
 fi
 say "measuring $SHARPWSGI"
 KESTREL="$BENCH/PlainKestrel/bin/Release/net10.0/PlainKestrel"
-if [ ! -x "$KESTREL" ] || [ -n "$(find "$BENCH/PlainKestrel" -maxdepth 1 \( -name '*.cs' -o -name '*.csproj' \) -newer "$KESTREL")" ]; then
+if [ ! -x "$KESTREL" ] ||
+   [ -n "$(find "$BENCH/PlainKestrel" -maxdepth 1 \( -name '*.cs' -o -name '*.csproj' \) -newer "$KESTREL")" ]; then
     say "building the plain-Kestrel ceiling server"
     dotnet build -c Release -nologo -v q "$BENCH/PlainKestrel"
 fi

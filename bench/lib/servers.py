@@ -41,6 +41,8 @@ APP_SERVERS = {
 }
 # Apps that need the suite's PostgreSQL (bench/lib/database.py).
 DATABASE_APPS = ('djangopg',)
+# Apps the SharpWsgi --threads 1 variant (sharpwsgi-t1) runs: issue 7 compares flask's p99 with it.
+SHARPWSGI_T1_APPS = ('hello', 'flask')
 
 
 def check_body(app, body):
@@ -69,7 +71,8 @@ class Launch:
 
 
 class Server:
-    def __init__(self, key, label, launch, shape, peer=True, note='', apps=None, ceiling=False, app_shape=None):
+    def __init__(self, key, label, launch, shape, peer=True, note='', apps=None, ceiling=False, app_shape=None,
+                 variant_of=None):
         self.key = key
         self.label = label
         self._launch = launch
@@ -79,6 +82,7 @@ class Server:
         self.note = note
         self.apps = apps  # None: all
         self.ceiling = ceiling
+        self.variant_of = variant_of  # another setting of that server (sharpwsgi-t1 of sharpwsgi), never a peer
 
     def launch(self, ctx, app, port, workdir):
         return self._launch(ctx, app, port, workdir)
@@ -97,17 +101,24 @@ def _app_file(ctx, app):
     return os.path.join(ctx.apps_dir, APP_MODULE[app] + '.py')
 
 
-def _sharpwsgi(ctx, app, port, workdir):
-    argv = [ctx.sharpwsgi, '--bind', '127.0.0.1:%d' % port, '--threads', str(ctx.threads), '--python', PYTHON]
-    if ctx.sharpwsgi_workers:
-        argv += ['--workers', str(ctx.procs)]
-    argv += ['--log-level', 'warning', _app_file(ctx, app)]
-    return Launch(argv, cwd=ctx.apps_dir)
+def _sharpwsgi(threads=None):
+    """SharpWsgi with T threads per process, or `threads` (the --threads 1 variant); everything else equal."""
+    def launch(ctx, app, port, workdir):
+        argv = [ctx.sharpwsgi, '--bind', '127.0.0.1:%d' % port, '--threads', str(threads or ctx.threads),
+                '--python', PYTHON]
+        if ctx.sharpwsgi_workers:
+            argv += ['--workers', str(ctx.procs)]
+        argv += ['--log-level', 'warning', _app_file(ctx, app)]
+        return Launch(argv, cwd=ctx.apps_dir)
+    return launch
 
 
-def _sharpwsgi_shape(ctx):
-    procs = ctx.procs if ctx.sharpwsgi_workers else 1
-    return '%d proc%s x %d threads' % (procs, '' if procs == 1 else 's', ctx.threads)
+def _sharpwsgi_shape(threads=None):
+    def shape(ctx):
+        procs = ctx.procs if ctx.sharpwsgi_workers else 1
+        t = threads or ctx.threads
+        return '%d proc%s x %d thread%s' % (procs, '' if procs == 1 else 's', t, '' if t == 1 else 's')
+    return shape
 
 
 def _gunicorn(worker_class):
@@ -201,7 +212,12 @@ def _kestrel(ctx, app, port, workdir):
 
 def all_servers():
     return [
-        Server('sharpwsgi', 'SharpWsgi', _sharpwsgi, _sharpwsgi_shape, peer=False),
+        Server('sharpwsgi', 'SharpWsgi', _sharpwsgi(), _sharpwsgi_shape(), peer=False),
+        # issue 7's latency reference: the same SharpWsgi and processes with one thread each (never a peer)
+        Server('sharpwsgi-t1', 'SharpWsgi --threads 1', _sharpwsgi(threads=1), _sharpwsgi_shape(threads=1),
+               peer=False, apps=SHARPWSGI_T1_APPS, variant_of='sharpwsgi',
+               note='SharpWsgi with --threads 1, everything else equal: the latency reference of issue 7 '
+                    '(%s only)' % ', '.join(SHARPWSGI_T1_APPS)),
         Server('gunicorn-sync', 'gunicorn sync', _gunicorn('sync'), lambda c: '%d procs x 1' % c.procs,
                note='sync workers close the connection after every response (no keep-alive)'),
         Server('gunicorn-gthread', 'gunicorn gthread', _gunicorn('gthread'),
@@ -210,11 +226,13 @@ def all_servers():
                app_shape=_uwsgi_threaded_shape),
         Server('mod_wsgi', 'mod_wsgi daemon', _mod_wsgi,
                lambda c: '%d daemons x %d threads (+apache front)' % (c.procs, c.threads),
-               note='apache2 event MPM front end (2 processes) proxies to the mod_wsgi daemon processes; all are counted'),
+               note='apache2 event MPM front end (2 processes) proxies to the mod_wsgi daemon processes; '
+                    'all are counted'),
         Server('waitress', 'waitress', _waitress, lambda c: '1 proc x %d threads' % c.threads,
                note='waitress is single-process: it has no worker processes'),
         Server('kestrel', 'plain Kestrel (ceiling)', _kestrel, lambda c: '1 proc, no Python', peer=False, ceiling=True,
-               note='no Python at all: the same response bytes written by C#; the flask row returns the route\'s JSON as constant bytes'),
+               note='no Python at all: the same response bytes written by C#; the flask row returns the route\'s '
+                    'JSON as constant bytes'),
         Server('uwsgi-http11', 'uWSGI --http11-socket*', _uwsgi('--http11-socket'), lambda c: '%d procs x 1' % c.procs,
                peer=False,
                note='serves only as many keep-alive connections as it has processes and leaves the rest unaccepted: '

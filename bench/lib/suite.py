@@ -243,7 +243,8 @@ def wrk(ctx, app, port, seconds, latency=True):
     for line in out.stdout.splitlines():
         if line.startswith('BENCH_JSON '):
             return json.loads(line[len('BENCH_JSON '):]), out.stdout
-    raise RuntimeError('wrk printed no result (exit %d): %s %s' % (out.returncode, out.stdout[-500:], out.stderr[-500:]))
+    raise RuntimeError('wrk printed no result (exit %d): %s %s' % (out.returncode, out.stdout[-500:],
+                                                                    out.stderr[-500:]))
 
 
 def run_one(ctx, server, app, round_no):
@@ -384,6 +385,9 @@ def parse_args(argv):
         REPO, 'src/SharpWsgi/bin/Release/net10.0/sharpwsgi'), help='the sharpwsgi executable')
     p.add_argument('--plain-kestrel', default=os.path.join(BENCH, 'PlainKestrel/bin/Release/net10.0/PlainKestrel'))
     p.add_argument('--apache2', default=shutil.which('apache2') or '/usr/sbin/apache2')
+    p.add_argument('--baseline', default=os.path.join(REPO, report.DEFAULT_BASELINE),
+                   help='results JSON of the run issue 7 compares with ("none": no baseline; default %s)'
+                        % report.DEFAULT_BASELINE)
     p.add_argument('--check', action='store_true',
                    help='no load: start every server with every app, check its answer, stop it')
     p.add_argument('--command', default=None, help=argparse.SUPPRESS)
@@ -417,6 +421,13 @@ def main(argv):
             sys.exit('unknown server %s (servers: %s)' % (k, ', '.join(s.key for s in every)))
         chosen.append(match[0])
 
+    ctx.baseline = None
+    if a.baseline and a.baseline != 'none' and not a.check:
+        try:
+            ctx.baseline = report.baseline_summary(a.baseline)
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit('cannot read the baseline %s (%s); --baseline none runs without one' % (a.baseline, e))
+
     ctx.tmp = tempfile.mkdtemp(prefix='sharpwsgi-bench-')
     os.chmod(ctx.tmp, 0o755)
     # Measure a private copy of the build: a rebuild of src/ during the run must not change what is measured.
@@ -425,6 +436,9 @@ def main(argv):
         copy = os.path.join(ctx.tmp, 'sharpwsgi-build')
         shutil.copytree(build_dir, copy, symlinks=True)
         ctx.sharpwsgi = os.path.join(copy, os.path.basename(a.sharpwsgi))
+        ctx.sharpwsgi_build = 'JIT (%s)' % report.shown_path(a.sharpwsgi)
+    else:
+        ctx.sharpwsgi_build = 'NativeAOT (%s)' % report.shown_path(a.sharpwsgi)
     help_text = subprocess.run([ctx.sharpwsgi, '--help'], capture_output=True, text=True).stdout
     ctx.sharpwsgi_workers = '--workers' in help_text
     notes = []
@@ -484,12 +498,16 @@ def measure(ctx, a, chosen, notes, argv):
                                                 'wrk_threads', 'quick')},
         'apps': ctx.apps,
         'servers': [{'key': s.key, 'label': s.label, 'shape': s.shape(ctx), 'peer': s.peer, 'ceiling': s.ceiling,
-                     'note': s.note} for s in chosen if any(s.supports(app) for app in ctx.apps)],
+                     'note': s.note, **({'variant_of': s.variant_of} if s.variant_of else {})}
+                    for s in chosen if any(s.supports(app) for app in ctx.apps)],
         # where an app runs a server differently (uWSGI with threads for djangopg)
         'app_servers': {app: list(S.APP_SERVERS[app]) for app in ctx.apps if app in S.APP_SERVERS},
         'app_shapes': {app: {s.key: s.app_shape(ctx, app) for s in chosen
                              if s.supports(app) and s.app_shape(ctx, app) != s.shape(ctx)} for app in ctx.apps},
         'sharpwsgi_workers': ctx.sharpwsgi_workers,
+        'sharpwsgi_build': ctx.sharpwsgi_build,
+        # SharpWsgi's medians in the baseline run, copied here so the report needs nothing but this file
+        'baseline': ctx.baseline,
         'notes': notes,
         'machine': machine_info(),
         'loadavg_start': loadavg(),
