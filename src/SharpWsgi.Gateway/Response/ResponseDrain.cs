@@ -89,6 +89,12 @@ internal sealed class ResponseDrain
         }
         lock (_gate)
         {
+            if (_pumpEnded)
+            {
+                // The client went while this was written: nobody will send (or release) these bytes.
+                _budget?.Release(data.Length);
+                throw new ClientDisconnectedException();
+            }
             _end += data.Length;
             if (_pumpWaiting) { _pumpWaiting = false; _wakePump.Release(); }
         }
@@ -141,6 +147,8 @@ internal sealed class ResponseDrain
             if (_pumpWaiting) { _pumpWaiting = false; _wakePump.Release(); }
         }
         if (finishNow) _lease.TryFinish(_failed ? ExchangeResult.Aborted : result);
+        // A failed response is not worth sending on: a flush waiting for a slow client returns at once.
+        else if (_failed) _pipe.CancelPendingFlush();
     }
 
     private void Fail()
