@@ -12,14 +12,16 @@ namespace SharpWsgi.Gateway;
 /// it gets it when the running thread blocks (I/O, sleep, waiting for the client: anywhere the GIL is released)
 /// rather than by preempting it. The interpreter's switch interval (<see cref="WsgiOptions.SwitchInterval"/>) bounds
 /// how long a woken thread waits before it forces a switch, so CPU-bound requests are not interleaved every 5 ms
-/// (Python's default), while I/O-bound apps still run up to one request per thread at once.</para>
+/// (Python's default), while I/O-bound apps still run up to one request per thread at once. At most one parked
+/// thread is woken to stand by for the GIL at a time: when it gets the GIL and takes work, the next request wakes
+/// another.</para>
 /// </summary>
 public sealed class PythonDispatcher
 {
     private readonly ConcurrentQueue<RequestLease> _queue = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly int _capacity;
-    private int _queued, _parked;
+    private int _queued, _parked, _standby;
     private readonly List<Thread> _threads = new();
     private readonly Action<RequestLease> _run;
     private readonly RequestWatchdog _watchdog;
@@ -49,18 +51,29 @@ public sealed class PythonDispatcher
             return false;
         }
         _queue.Enqueue(new RequestLease(exchange));
-        // Wake one parked thread, if any; the thread holding the GIL may well take this request itself.
+        WakeStandby();
+        return true;
+    }
+
+    /// <summary>
+    /// Wakes a parked thread to stand by for the GIL, unless one already does. One standby is enough: it takes queued
+    /// work when the running thread blocks, and then wakes the next if work is still queued; more standbys would only
+    /// take turns forcing switches.
+    /// </summary>
+    private void WakeStandby()
+    {
+        if (Volatile.Read(ref _standby) > 0) return;
         while (true)
         {
             var parked = Volatile.Read(ref _parked);
-            if (parked == 0) break;
+            if (parked == 0) return;
             if (Interlocked.CompareExchange(ref _parked, parked - 1, parked) == parked)
             {
+                Interlocked.Increment(ref _standby);
                 _wake.Release();
-                break;
+                return;
             }
         }
-        return true;
     }
 
     private bool TryTake(out RequestLease lease)
@@ -85,6 +98,12 @@ public sealed class PythonDispatcher
                 return lease;
             }
             using (Gil.Release()) _wake.Wait();
+            Interlocked.Decrement(ref _standby); // holds the GIL now: no longer a standby
+            if (TryTake(out lease))
+            {
+                if (!_queue.IsEmpty) WakeStandby(); // a burst: the next thread stands by in turn
+                return lease;
+            }
         }
     }
 
