@@ -10,11 +10,9 @@ namespace SharpWsgi.Gateway;
 public sealed class WsgiGateway
 {
     private readonly PythonDispatcher _dispatcher;
-    public WsgiOptions Options { get; }
 
-    private WsgiGateway(WsgiOptions options, PythonDispatcher dispatcher, RequestWatchdog watchdog)
+    private WsgiGateway(PythonDispatcher dispatcher, RequestWatchdog watchdog)
     {
-        Options = options;
         _dispatcher = dispatcher;
         Watchdog = watchdog;
     }
@@ -44,7 +42,7 @@ public sealed class WsgiGateway
         var watchdog = new RequestWatchdog(options, appLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);
         watchdog.Queued = () => dispatcher.Queued;
-        return new WsgiGateway(options, dispatcher, watchdog);
+        return new WsgiGateway(dispatcher, watchdog);
     }
 
     /// <summary>

@@ -22,11 +22,9 @@ public sealed class PythonDispatcher
     private readonly SemaphoreSlim _wake = new(0);
     private readonly int _capacity;
     private int _queued, _parked, _standby;
-    private readonly List<Thread> _threads = new();
     private readonly Action<RequestLease> _run;
     private readonly RequestWatchdog _watchdog;
     private readonly IGatewayLog _log;
-    private volatile bool _stopping;
 
     public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,
         IGatewayLog log)
@@ -36,10 +34,9 @@ public sealed class PythonDispatcher
         _watchdog = watchdog;
         _log = log;
         for (int i = 0; i < threads; i++)
-            _threads.Add(PythonThread.Start($"python-{i}", Loop));
+            PythonThread.Start($"python-{i}", Loop);
     }
 
-    public int ThreadCount => _threads.Count;
     public int Queued => Volatile.Read(ref _queued);
 
     /// <summary>Queues a request; false when the queue is full (the host answers 503).</summary>
@@ -110,7 +107,7 @@ public sealed class PythonDispatcher
     private void Loop()
     {
         var slot = _watchdog.Register();
-        while (!_stopping)
+        while (true)
         {
             var lease = Take();
             _watchdog.Begin(slot, lease);
@@ -119,6 +116,4 @@ public sealed class PythonDispatcher
             finally { _watchdog.End(slot); }
         }
     }
-
-    public void Stop() => _stopping = true;
 }

@@ -25,9 +25,6 @@ public sealed class InputStream : IPyIterator, IPyMethods
     public int ClientErrorStatus { get; private set; }
     public string? ClientError { get; private set; }
 
-    /// <summary>Total body bytes handed to the app.</summary>
-    public long BytesRead { get; private set; }
-
     private int Buffered => _end - _start;
 
     /// <summary>Called when the request is over: later reads raise, and the buffer goes back to the pool.</summary>
@@ -83,7 +80,6 @@ public sealed class InputStream : IPyIterator, IPyMethods
                 var slice = data.Slice(0, take);
                 direct = Py.NewBytes((int)take, out var target);
                 slice.CopyTo(target);
-                BytesRead += take;
                 Reader.AdvanceTo(slice.End);
                 if (completed && take == data.Length) _eof = true;
             }
@@ -151,7 +147,6 @@ public sealed class InputStream : IPyIterator, IPyMethods
     {
         var bytes = Py.Bytes(_buffer.AsSpan(_start, count));
         _start += count;
-        BytesRead += count;
         if (_start == _end) _start = _end = 0;
         return bytes;
     }

@@ -40,9 +40,6 @@ internal sealed class ResponseDrain
         _sendTimeout = sendTimeout;
     }
 
-    /// <summary>Bytes appended but not yet handed to the host's pipe.</summary>
-    public long Pending { get { lock (_gate) return _end - _sent; } }
-
     /// <summary>Starts spooling; the caller's flush is still pending (the in-memory buffer is full).</summary>
     public static ResponseDrain StartSpool(RequestLease lease, PipeWriter pipe, ValueTask<FlushResult> pendingFlush,
         ResponseBuffering buffering)

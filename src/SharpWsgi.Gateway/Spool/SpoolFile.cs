@@ -32,16 +32,15 @@ public static class SpoolFile
 public sealed class ByteBudget
 {
     private long _used;
-    public ByteBudget(long capacity) => Capacity = capacity;
-    public long Capacity { get; }
-    public long Used => Interlocked.Read(ref _used);
+    private readonly long _capacity;
+    public ByteBudget(long capacity) => _capacity = capacity;
 
     public bool TryReserve(long bytes)
     {
         while (true)
         {
             var used = Interlocked.Read(ref _used);
-            if (used + bytes > Capacity && used > 0) return false;
+            if (used + bytes > _capacity && used > 0) return false;
             if (Interlocked.CompareExchange(ref _used, used + bytes, used) == used) return true;
         }
     }
