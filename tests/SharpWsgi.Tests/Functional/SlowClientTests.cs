@@ -183,17 +183,46 @@ public sealed class SlowClientTests
         finally { Directory.Delete(tmp, recursive: true); }
     }
 
-    [Fact]
-    public void SlowUpload_BelowMinUploadRate_Gets408WithoutReachingTheApp()
+    [Theory]
+    [InlineData("1m")] // the server reads the body ahead: 408 before the app runs
+    [InlineData("0")]  // the body streams: the app's read raises OSError, and the answer is still 408
+    public void SlowUpload_BelowMinUploadRate_Gets408AndTheAppNeverCompletes(string bodyBuffer)
     {
-        using var server = ServerProcess.Start(new[] { "--min-upload-rate", "10000", "--min-rate-grace", "1.5", App });
+        using var server = ServerProcess.Start(new[]
+        {
+            "--min-upload-rate", "10000", "--min-rate-grace", "1.5", "--body-buffer-size", bodyBuffer, App,
+        });
         using var c = new RawHttp(server.Port);
         c.Send("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n");
         c.Send(new byte[100]);
         var r = c.ReadResponse(); // the body never comes: the server gives up on it
         Assert.Equal(408, r.Status);
         Assert.Contains("--min-upload-rate", r.BodyText);
+        Assert.Equal("close", r.Header("Connection"));
         Assert.Equal(0, Stats(server.Port).GetProperty("upload_done").GetInt32());
+        if (bodyBuffer == "0") Assert.Contains("the request body could not be read (408", server.Output);
+    }
+
+    [Fact]
+    public void SpooledResponse_ClientReadsLate_CompleteAndSpoolRemoved()
+    {
+        var tmp = WorkerTestSupport.TempDir("spool-end");
+        try
+        {
+            using var server = ServerProcess.Start(new[] { "--threads", "1", "--tmp-dir", tmp, App });
+            using var c = new RawHttp(server.Port, TimeSpan.FromSeconds(60));
+            c.Socket.ReceiveBufferSize = 4096;
+            c.Send("GET /stream?mb=8 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            WaitUntil(() => Stats(server.Port).GetProperty("stream_closed").GetInt32() == 1, TimeSpan.FromSeconds(30),
+                "Python finishing the stream");
+            Assert.True(SpoolFiles(server) > 0, "the unread rest of the response should be spooled");
+            var r = c.ReadResponse(); // now the client reads it all
+            Assert.Equal(200, r.Status);
+            Assert.Equal(8L << 20, r.Body.LongLength);
+            Assert.All(r.Body, b => Assert.Equal((byte)'x', b));
+            WaitUntil(() => SpoolFiles(server) == 0, TimeSpan.FromSeconds(10), "the spool file being removed");
+        }
+        finally { Directory.Delete(tmp, recursive: true); }
     }
 
     [Fact]
