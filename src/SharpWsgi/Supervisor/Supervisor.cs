@@ -20,7 +20,7 @@ public sealed class Supervisor
 {
     private abstract record Event;
     private sealed record SignalEvent(int Signal) : Event;
-    private sealed record MessageEvent(WorkerHandle Worker, string Message) : Event;
+    private sealed record MessageEvent(WorkerHandle Worker, WorkerMessage Message) : Event;
     private sealed record ExitEvent(WorkerHandle Worker, int ExitCode) : Event;
     private sealed record ReloadFilesChanged(string Path) : Event;
 
@@ -62,7 +62,8 @@ public sealed class Supervisor
         (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
         var registrations = new List<PosixSignalRegistration>();
-        foreach (var sig in new[] { Native.SIGTERM, Native.SIGINT, Native.SIGQUIT, Native.SIGHUP, Native.SIGTTIN, Native.SIGTTOU, Native.SIGUSR1 })
+        var handled = new[] { Libc.SIGTERM, Libc.SIGINT, Libc.SIGQUIT, Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU, Libc.SIGUSR1 };
+        foreach (var sig in handled)
             registrations.Add(PosixSignalRegistration.Create((PosixSignal)ToPosix(sig), c =>
             {
                 c.Cancel = true;
@@ -91,12 +92,12 @@ public sealed class Supervisor
     // PosixSignal has named values for the common signals; others are passed as raw numbers.
     private static int ToPosix(int sig) => sig switch
     {
-        Native.SIGTERM => (int)PosixSignal.SIGTERM,
-        Native.SIGINT => (int)PosixSignal.SIGINT,
-        Native.SIGQUIT => (int)PosixSignal.SIGQUIT,
-        Native.SIGHUP => (int)PosixSignal.SIGHUP,
-        Native.SIGTTIN => (int)PosixSignal.SIGTTIN,
-        Native.SIGTTOU => (int)PosixSignal.SIGTTOU,
+        Libc.SIGTERM => (int)PosixSignal.SIGTERM,
+        Libc.SIGINT => (int)PosixSignal.SIGINT,
+        Libc.SIGQUIT => (int)PosixSignal.SIGQUIT,
+        Libc.SIGHUP => (int)PosixSignal.SIGHUP,
+        Libc.SIGTTIN => (int)PosixSignal.SIGTTIN,
+        Libc.SIGTTOU => (int)PosixSignal.SIGTTOU,
         _ => sig,
     };
 
@@ -139,39 +140,39 @@ public sealed class Supervisor
 
     private void OnSignal(int signal)
     {
-        if (_stopping != null && signal is not (Native.SIGINT or Native.SIGQUIT)) return;
+        if (_stopping != null && signal is not (Libc.SIGINT or Libc.SIGQUIT)) return;
         switch (signal)
         {
-            case Native.SIGTERM:
+            case Libc.SIGTERM:
                 _log.LogInformation("Handling signal: term");
                 _stopping = signal;
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
                 foreach (var w in _workers) Retire(w, "shutdown");
                 break;
-            case Native.SIGINT or Native.SIGQUIT:
-                _log.LogInformation("Handling signal: {Signal}", signal == Native.SIGINT ? "int" : "quit");
+            case Libc.SIGINT or Libc.SIGQUIT:
+                _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 _stopping = signal;
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
-                foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGQUIT);
+                foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGQUIT);
                 break;
-            case Native.SIGHUP:
+            case Libc.SIGHUP:
                 _log.LogInformation("Handling signal: hup");
                 Reload();
                 break;
-            case Native.SIGTTIN:
+            case Libc.SIGTTIN:
                 _target++;
                 _log.LogInformation("Handling signal: ttin; workers: {Target}", _target);
                 break;
-            case Native.SIGTTOU:
+            case Libc.SIGTTOU:
                 if (_target > 1) _target--;
                 _log.LogInformation("Handling signal: ttou; workers: {Target}", _target);
                 break;
-            case Native.SIGUSR1:
+            case Libc.SIGUSR1:
                 _log.LogInformation("Handling signal: usr1; reopening log files");
                 _loggers.Reopen();
-                foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGUSR1);
+                foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGUSR1);
                 break;
         }
         Reconcile();
@@ -205,16 +206,16 @@ public sealed class Supervisor
         foreach (var s in _sockets)
         {
             if (s.Socket != null) s.Socket.Dispose();
-            else if (s.Fd >= 0) Native.Close(s.Fd);
+            else if (s.Fd >= 0) Libc.Close(s.Fd);
             if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
         }
         _sockets = _sockets.Select(s => s with { Fd = -1, Socket = null, UnixPath = null }).ToList();
     }
 
-    private void OnMessage(WorkerHandle w, string message)
+    private void OnMessage(WorkerHandle w, WorkerMessage message)
     {
-        if (message == "beat") { w.LastBeat = DateTime.UtcNow; return; }
-        if (message == "ready")
+        if (message.Kind == WorkerMessageKind.Beat) { w.LastBeat = DateTime.UtcNow; return; }
+        if (message.Kind == WorkerMessageKind.Ready)
         {
             w.Ready = true;
             w.LastBeat = DateTime.UtcNow;
@@ -228,7 +229,8 @@ public sealed class Supervisor
             AnnounceIfReady();
             return;
         }
-        if (message.StartsWith("recycle ", StringComparison.Ordinal)) Replace(w, message["recycle ".Length..]);
+        if (message.Kind == WorkerMessageKind.Recycle) Replace(w, message.Reason!);
+        else _log.LogWarning("Worker (pid: {Pid}) sent an unknown message: {Line}", w.Pid, message.Reason);
     }
 
     private void AnnounceIfReady()
@@ -256,7 +258,7 @@ public sealed class Supervisor
         if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null; // the replacement failed: the old one serves on
 
         if (_stopping != null || _haltCode != null) return;
-        if (!w.Ready && !w.Killed && code is Program.ExitAppLoad or Program.ExitStartup)
+        if (!w.Ready && !w.Killed && code is WorkerProtocol.ExitAppLoad or WorkerProtocol.ExitStartup)
         {
             if (!_workers.Any(x => x.Ready))
             {
@@ -277,7 +279,7 @@ public sealed class Supervisor
     private void Halt(int code)
     {
         _haltCode = code;
-        foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGKILL);
+        foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGKILL);
     }
 
     private void OnTick()
@@ -287,7 +289,7 @@ public sealed class Supervisor
         {
             if (w.Killed)
             {
-                if (now >= w.KillAt) { Native.Kill(w.Pid, Native.SIGKILL); w.KillAt = DateTime.MaxValue; }
+                if (now >= w.KillAt) { Libc.Kill(w.Pid, Libc.SIGKILL); w.KillAt = DateTime.MaxValue; }
                 continue;
             }
             if (w.Retiring)
@@ -295,7 +297,7 @@ public sealed class Supervisor
                 if (now >= w.RetireDeadline)
                 {
                     _log.LogWarning("Worker (pid: {Pid}) did not finish within the graceful timeout; killing it", w.Pid);
-                    Native.Kill(w.Pid, Native.SIGKILL);
+                    Libc.Kill(w.Pid, Libc.SIGKILL);
                     w.RetireDeadline = DateTime.MaxValue;
                 }
                 continue;
@@ -305,7 +307,7 @@ public sealed class Supervisor
                 _log.LogCritical("WORKER TIMEOUT (pid: {Pid}): no heartbeat for {Seconds}s; killing it", w.Pid, _settings.Timeout);
                 w.Killed = true;
                 w.KillAt = now + TimeSpan.FromSeconds(2);
-                Native.Kill(w.Pid, Native.SIGABRT);
+                Libc.Kill(w.Pid, Libc.SIGABRT);
                 continue;
             }
             if (!w.Ready || w.ReplacedBy != null) continue;
@@ -316,7 +318,7 @@ public sealed class Supervisor
         }
         if (_stopping != null && now >= _stopDeadline)
         {
-            foreach (var w in _workers) Native.Kill(w.Pid, Native.SIGKILL);
+            foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGKILL);
             _stopDeadline = DateTime.MaxValue;
         }
         Reconcile();
@@ -363,7 +365,7 @@ public sealed class Supervisor
         w.Retiring = true;
         w.RetireDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
         _log.LogInformation("Stopping worker (pid: {Pid}): {Reason}", w.Pid, reason);
-        Native.Kill(w.Pid, Native.SIGTERM);
+        Libc.Kill(w.Pid, Libc.SIGTERM);
     }
 
     private WorkerHandle Spawn()
@@ -372,37 +374,41 @@ public sealed class Supervisor
         var pipe = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
         var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
         foreach (var a in prefix.Concat(_args)) psi.ArgumentList.Add(a);
-        psi.Environment[WorkerMain.FdsVariable] = string.Join(",", _sockets.Where(s => s.Fd >= 0).Select(s => s.Fd));
-        psi.Environment[WorkerMain.ReusePortVariable] = string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
-        psi.Environment[WorkerMain.MultiprocessVariable] = _target > 1 ? "1" : "0";
-        psi.Environment[ControlChannel.HandleVariable] = pipe.GetClientHandleAsString();
-        if (_python.IsCompletedSuccessfully) psi.Environment[WorkerMain.PythonVariable] = PythonLocator.Serialize(_python.Result);
+        var env = psi.Environment;
+        env[WorkerProtocol.FdsVariable] = string.Join(",", _sockets.Where(s => s.Fd >= 0).Select(s => s.Fd));
+        env[WorkerProtocol.ReusePortVariable] =
+            string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
+        env[WorkerProtocol.MultiprocessVariable] = _target > 1 ? "1" : "0";
+        env[WorkerProtocol.ControlFdVariable] = pipe.GetClientHandleAsString();
+        if (_python.IsCompletedSuccessfully)
+            env[WorkerProtocol.PythonVariable] = PythonLocator.Serialize(_python.Result);
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
-        psi.Environment[AcceptBalance.PathVariable] = _balancePath;
-        psi.Environment[AcceptBalance.SlotVariable] = slot.ToString();
+        env[WorkerProtocol.BalanceFileVariable] = _balancePath;
+        env[WorkerProtocol.BalanceSlotVariable] = slot.ToString();
         if (_settings.MaxRequests > 0)
-            psi.Environment[WorkerMain.MaxRequestsVariable] =
-                (_settings.MaxRequests + (_settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0)).ToString();
+        {
+            var jitter = _settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0;
+            env[WorkerProtocol.MaxRequestsVariable] = (_settings.MaxRequests + jitter).ToString();
+        }
         var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker process ({exe})");
         pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
         var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
         _workers.Add(worker);
         _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
-        _ = ReadMessagesAsync(worker);
+        StartReader(worker);
         _ = WaitForExitAsync(worker);
         return worker;
     }
 
-    private async Task ReadMessagesAsync(WorkerHandle w)
+    /// <summary>
+    /// A small thread per worker reads its control pipe with blocking reads (an anonymous pipe has no true
+    /// async reads on Linux: ReadAsync would hold a thread-pool thread in read() just the same).
+    /// </summary>
+    private void StartReader(WorkerHandle w)
     {
-        try
-        {
-            using var reader = new StreamReader(w.Control);
-            string? line;
-            while ((line = await reader.ReadLineAsync().ConfigureAwait(false)) != null)
-                _events.Add(new MessageEvent(w, line));
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        var thread = new Thread(() => ControlChannel.Read(w.Control, m => _events.Add(new MessageEvent(w, m))),
+            maxStackSize: 256 * 1024) { IsBackground = true, Name = $"control-{w.Pid}" };
+        thread.Start();
     }
 
     private async Task WaitForExitAsync(WorkerHandle w)

@@ -15,20 +15,12 @@ namespace SharpWsgi.Worker;
 /// </summary>
 public static class WorkerMain
 {
-    public const string FdsVariable = "SHARPWSGI_WORKER_FDS";
-    public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
-    public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
-    public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
-    public const string PythonVariable = "SHARPWSGI_WORKER_PYTHON";
-
     /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all workers.</summary>
     public static PythonInfo DescribePython(ServerSettings settings)
     {
         var (interpreter, source) = PythonLocator.Choose(settings.Python);
         return PythonLocator.Describe(interpreter, source);
     }
-
-    public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
 
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
@@ -37,19 +29,18 @@ public static class WorkerMain
         ServerHost? host = null;
         // SIGABRT is the supervisor's heartbeat kill: stop taking connections at once and exit, even while
         // a C call holds the GIL (nothing here needs Python). SIGKILL follows if this does not finish.
-        using var abort = PosixSignalRegistration.Create((PosixSignal)6, c =>
+        using var abort = PosixSignalRegistration.Create((PosixSignal)Libc.SIGABRT, c =>
         {
             c.Cancel = true;
             log.LogCritical("Worker {Pid} received SIGABRT (heartbeat timeout): exiting", Environment.ProcessId);
             try { host?.StopAcceptingAsync().Wait(200); } catch (Exception) { }
-            Environment.Exit(134);
+            Environment.Exit(WorkerProtocol.ExitHeartbeatAbort);
         });
-        var fds = Split(FdsVariable).Select(int.Parse).ToList();
-        var reusePort = Split(ReusePortVariable).ToList();
-        var multiprocess = Environment.GetEnvironmentVariable(MultiprocessVariable) == "1";
-        long.TryParse(Environment.GetEnvironmentVariable(MaxRequestsVariable), out var maxRequests);
-        foreach (var v in new[] { FdsVariable, ReusePortVariable, MultiprocessVariable, MaxRequestsVariable })
-            Environment.SetEnvironmentVariable(v, null);
+        var fds = WorkerProtocol.TakeList(WorkerProtocol.FdsVariable).Select(int.Parse).ToList();
+        var reusePort = WorkerProtocol.TakeList(WorkerProtocol.ReusePortVariable).ToList();
+        var multiprocess = WorkerProtocol.Take(WorkerProtocol.MultiprocessVariable) == "1";
+        long.TryParse(WorkerProtocol.Take(WorkerProtocol.MaxRequestsVariable), out var maxRequests);
+        var described = WorkerProtocol.Take(WorkerProtocol.PythonVariable);
 
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         if (settings.Chdir != null)
@@ -58,8 +49,6 @@ public static class WorkerMain
             Directory.SetCurrentDirectory(settings.Chdir);
         }
         var cwd = Directory.GetCurrentDirectory();
-        var described = Environment.GetEnvironmentVariable(PythonVariable);
-        Environment.SetEnvironmentVariable(PythonVariable, null);
         var info = described != null ? PythonLocator.Deserialize(described) : DescribePython(settings);
         var leading = new List<string> { cwd };
         leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
@@ -83,9 +72,10 @@ public static class WorkerMain
             WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, loggers));
 
         var lifecycle = new WorkerLifecycle(maxRequests);
-        lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");
-        gateway.Watchdog.OnHeartbeat = () => control.Send("beat");
-        gateway.Watchdog.OnStuck = reason => control.Send("recycle " + reason);
+        lifecycle.MaxRequestsReached += () =>
+            control.Send(WorkerMessage.Recycle($"served {maxRequests} requests (--max-requests)"));
+        gateway.Watchdog.OnHeartbeat = () => control.Send(WorkerMessage.Beat);
+        gateway.Watchdog.OnStuck = reason => control.Send(WorkerMessage.Recycle(reason));
 
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance).GetAwaiter().GetResult();
         gateway.Watchdog.Start();
@@ -96,8 +86,12 @@ public static class WorkerMain
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; graceful = false; stop.Set(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; graceful = false; stop.Set(); });
         using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true); // the supervisor reloads
-        using var usr1 = PosixSignalRegistration.Create((PosixSignal)10, c => { c.Cancel = true; loggers.Reopen(); });
-        control.Send("ready");
+        using var usr1 = PosixSignalRegistration.Create((PosixSignal)Libc.SIGUSR1, c =>
+        {
+            c.Cancel = true;
+            loggers.Reopen();
+        });
+        control.Send(WorkerMessage.Ready);
         log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
 
         stop.Wait();
@@ -111,7 +105,4 @@ public static class WorkerMain
         log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
         return 0;
     }
-
-    private static IEnumerable<string> Split(string variable) =>
-        (Environment.GetEnvironmentVariable(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
 }
