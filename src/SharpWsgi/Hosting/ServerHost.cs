@@ -47,6 +47,10 @@ public sealed class ServerHost
 
     private readonly List<(int Fd, string Identity)> _inherited = new();
 
+    /// <summary>Stops taking new connections for now (see <see cref="ListenerControl.Pause"/>).</summary>
+    public void PauseAccepting() => _listeners.Pause();
+    public void ResumeAccepting() => _listeners.Resume();
+
     private static string? DescribeFd(int fd)
     {
         try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }

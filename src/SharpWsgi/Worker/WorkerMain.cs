@@ -74,10 +74,18 @@ public static class WorkerMain
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () =>
             control.Send(WorkerMessage.Recycle($"served {maxRequests} requests (--max-requests)"));
-        gateway.Watchdog.OnHeartbeat = () => control.Send(WorkerMessage.Beat);
         gateway.Watchdog.OnStuck = reason => control.Send(WorkerMessage.Recycle(reason));
 
-        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance).GetAwaiter().GetResult();
+        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance)
+            .GetAwaiter().GetResult();
+        // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
+        using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
+        gateway.Watchdog.OnHeartbeat = () =>
+        {
+            stall.Beat();
+            control.Send(WorkerMessage.Beat);
+        };
+        stall.Start();
         gateway.Watchdog.Start();
 
         using var stop = new ManualResetEventSlim();
