@@ -30,7 +30,8 @@ public sealed class AcceptBalance : IDisposable
     public static (AcceptBalance Table, string Path) Create()
     {
         var path = $"/dev/shm/sharpwsgi-{Environment.ProcessId}.balance";
-        if (!Directory.Exists("/dev/shm")) path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
+        if (!Directory.Exists("/dev/shm"))
+            path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
         using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite))
             fs.SetLength(Size);
         var table = Open(path, -1)!;
@@ -60,7 +61,7 @@ public sealed class AcceptBalance : IDisposable
 
     public void Set(int slot, int value) => _view.Write(slot * sizeof(int), value);
 
-    /// <summary>The number of workers the supervisor runs (for wsgi.multiprocess, which can change with TTIN/TTOU/HUP).</summary>
+    /// <summary>The number of workers the supervisor runs (for wsgi.multiprocess; TTIN/TTOU/HUP change it).</summary>
     public int Workers
     {
         get => _view.ReadInt32(WorkersOffset);

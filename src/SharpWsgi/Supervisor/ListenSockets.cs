@@ -34,7 +34,8 @@ public static class ListenSockets
             {
                 foreach (var r in result) r.Socket?.Dispose();
                 var reason = e.SocketErrorCode == SocketError.AddressAlreadyInUse
-                    ? "the address is already in use (another server is listening there; stop it or choose another --bind)"
+                    ? "the address is already in use (another server is listening there; " +
+                      "stop it or choose another --bind)"
                     : e.Message;
                 throw new StartupException($"Cannot listen on {bind}: {reason}.");
             }
@@ -98,6 +99,7 @@ public static class ListenSockets
         return new ListenSocket(fd, url, null, null, null);
     }
 
-    private static string Format(IPEndPoint ep) => ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
+    private static string Format(IPEndPoint ep) =>
+        ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
     private static string Url(IPEndPoint ep) => "http://" + Format(ep);
 }

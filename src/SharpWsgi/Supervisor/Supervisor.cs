@@ -49,7 +49,8 @@ public sealed class Supervisor
 
     private Task<PythonInfo> _python;
 
-    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log, Task<PythonInfo> python)
+    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log,
+        Task<PythonInfo> python)
     {
         _python = python;
         _args = args;
@@ -65,7 +66,10 @@ public sealed class Supervisor
         (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
         var registrations = new List<PosixSignalRegistration>();
-        var handled = new[] { Libc.SIGTERM, Libc.SIGINT, Libc.SIGQUIT, Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU, Libc.SIGUSR1 };
+        var handled = new[]
+        {
+            Libc.SIGTERM, Libc.SIGINT, Libc.SIGQUIT, Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU, Libc.SIGUSR1,
+        };
         foreach (var sig in handled)
             registrations.Add(PosixSignalRegistration.Create((PosixSignal)ToPosix(sig), c =>
             {
@@ -198,7 +202,7 @@ public sealed class Supervisor
         Reconcile();
     }
 
-    /// <summary>HUP: re-read the configuration, start workers that import the app afresh, then retire the old ones.</summary>
+    /// <summary>HUP: re-read the configuration, start workers importing the app afresh, retire the old ones.</summary>
     private void Reload()
     {
         try
@@ -261,7 +265,8 @@ public sealed class Supervisor
         if (_python.IsCompletedSuccessfully)
             _log.LogInformation("Python {Version} ({Executable})", _python.Result.Version, _python.Result.Executable);
         foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
-        _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count, string.Join(",", live.Select(x => x.Pid)));
+        _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count,
+            string.Join(",", live.Select(x => x.Pid)));
     }
 
     private void OnExit(WorkerHandle w, int code)
@@ -271,10 +276,12 @@ public sealed class Supervisor
         _balance?.Set(w.BalanceSlot, -1);
         var how = code > 128 ? $"signal {code - 128}" : $"exit code {code}";
         if (w.Retiring) _log.LogInformation("Worker exited (pid: {Pid}, {How})", w.Pid, how);
-        else if (_stopping == null && (w.Ready || w.Killed)) _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
+        else if (_stopping == null && (w.Ready || w.Killed))
+            _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
         else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) exited while booting: {How}", w.Pid, how);
         if (w.ReplacedBy is { } successor) successor.Replaces = null;
-        if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null; // the replacement failed: the old one serves on
+        // The replacement failed: the old one serves on.
+        if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null;
 
         if (_stopping != null || _haltCode != null) return;
         if (!w.Ready && !w.Killed && code is WorkerProtocol.ExitAppLoad or WorkerProtocol.ExitStartup)
@@ -319,7 +326,8 @@ public sealed class Supervisor
             {
                 if (now >= w.RetireDeadline)
                 {
-                    _log.LogWarning("Worker (pid: {Pid}) did not finish within the graceful timeout; killing it", w.Pid);
+                    _log.LogWarning("Worker (pid: {Pid}) did not finish within the graceful timeout; killing it",
+                        w.Pid);
                     Libc.Kill(w.Pid, Libc.SIGKILL);
                     w.RetireDeadline = DateTime.MaxValue;
                 }
@@ -327,7 +335,8 @@ public sealed class Supervisor
             }
             if (_settings.Timeout > 0 && now - w.LastBeat > TimeSpan.FromSeconds(_settings.Timeout))
             {
-                _log.LogCritical("WORKER TIMEOUT (pid: {Pid}): no heartbeat for {Seconds}s; killing it", w.Pid, _settings.Timeout);
+                _log.LogCritical("WORKER TIMEOUT (pid: {Pid}): no heartbeat for {Seconds}s; killing it", w.Pid,
+                    _settings.Timeout);
                 w.Killed = true;
                 w.KillAt = now + TimeSpan.FromSeconds(2);
                 Libc.Kill(w.Pid, Libc.SIGABRT);
@@ -473,7 +482,11 @@ public sealed class Supervisor
         var root = Directory.GetCurrentDirectory();
         if (_settings.App is { } app && app.Split(':')[0].EndsWith(".py"))
             root = Path.GetDirectoryName(Path.GetFullPath(app.Split(':')[0]))!;
-        var watcher = new FileSystemWatcher(root, "*.py") { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size };
+        var watcher = new FileSystemWatcher(root, "*.py")
+        {
+            IncludeSubdirectories = true,
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size,
+        };
         var last = DateTime.MinValue;
         void Changed(object? _, FileSystemEventArgs e)
         {
@@ -493,7 +506,10 @@ public sealed class Supervisor
         {
             var full = Path.GetFullPath(extra);
             var dir = Directory.Exists(full) ? full : Path.GetDirectoryName(full)!;
-            var w2 = new FileSystemWatcher(dir, Directory.Exists(full) ? "*" : Path.GetFileName(full)) { IncludeSubdirectories = Directory.Exists(full) };
+            var w2 = new FileSystemWatcher(dir, Directory.Exists(full) ? "*" : Path.GetFileName(full))
+            {
+                IncludeSubdirectories = Directory.Exists(full),
+            };
             w2.Changed += Changed;
             w2.Created += Changed;
             w2.EnableRaisingEvents = true;

@@ -15,7 +15,7 @@ namespace SharpWsgi.Worker;
 /// </summary>
 public static class WorkerMain
 {
-    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all workers.</summary>
+    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all.</summary>
     public static PythonInfo DescribePython(ServerSettings settings)
     {
         var (interpreter, source) = PythonLocator.Choose(settings.Python);
@@ -45,7 +45,8 @@ public static class WorkerMain
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         if (settings.Chdir != null)
         {
-            if (!Directory.Exists(settings.Chdir)) throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+            if (!Directory.Exists(settings.Chdir))
+                throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
             Directory.SetCurrentDirectory(settings.Chdir);
         }
         var cwd = Directory.GetCurrentDirectory();
@@ -53,7 +54,8 @@ public static class WorkerMain
         var leading = new List<string> { cwd };
         leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
         PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
-        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(), info.Executable, info.LibPythonPath);
+        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(),
+            info.Executable, info.LibPythonPath);
 
         var options = new WsgiOptions
         {
@@ -66,7 +68,8 @@ public static class WorkerMain
             RequestTimeout = settings.RequestTimeout,
             RequestTimeoutGrace = settings.RequestTimeoutGrace,
             QueueTimeout = settings.QueueTimeout,
-            HeartbeatInterval = TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
+            HeartbeatInterval =
+                TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
         };
         var gateway = PythonRuntime.RunOnMainThreadState(() =>
             WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, loggers));
@@ -90,10 +93,17 @@ public static class WorkerMain
 
         using var stop = new ManualResetEventSlim();
         var graceful = true;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
-        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; graceful = false; stop.Set(); });
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; graceful = false; stop.Set(); });
-        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true); // the supervisor reloads
+        void Stop(PosixSignalContext c, bool gracefully)
+        {
+            c.Cancel = true;
+            if (!gracefully) graceful = false; // a fast stop wins over a graceful one
+            stop.Set();
+        }
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, true));
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => Stop(c, false));
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => Stop(c, false));
+        // The supervisor reloads: nothing to do here.
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
         using var usr1 = PosixSignalRegistration.Create((PosixSignal)Libc.SIGUSR1, c =>
         {
             c.Cancel = true;
@@ -106,7 +116,8 @@ public static class WorkerMain
         if (graceful)
         {
             host.RetireAsync(TimeSpan.FromSeconds(settings.GracefulTimeout), () =>
-                    log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)", Environment.ProcessId, lifecycle.Requests))
+                    log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)",
+                        Environment.ProcessId, lifecycle.Requests))
                 .GetAwaiter().GetResult();
         }
         else host.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
