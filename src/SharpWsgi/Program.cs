@@ -12,8 +12,6 @@ namespace SharpWsgi;
 
 public static class Program
 {
-    public const int ExitUsage = 2, ExitStartup = 1, ExitAppLoad = 4;
-
     public static string Version =>
         typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -30,7 +28,7 @@ public static class Program
         {
             Console.Error.WriteLine($"sharpwsgi: error: {e.Message}");
             Console.Error.WriteLine("usage: sharpwsgi [OPTIONS] [APP]   (sharpwsgi --help for the options)");
-            return ExitUsage;
+            return WorkerProtocol.ExitUsage;
         }
         if (settings.ShowHelp) { Console.Out.Write(HelpText.Usage(Version)); return 0; }
         if (settings.ShowVersion) { Console.Out.WriteLine($"sharpwsgi {Version}"); return 0; }
@@ -45,28 +43,28 @@ public static class Program
         catch (UsageException e)
         {
             Console.Error.WriteLine($"sharpwsgi: error: {e.Message}");
-            return ExitUsage;
+            return WorkerProtocol.ExitUsage;
         }
         catch (PythonStartupException e)
         {
             log.LogCritical("{Message}", e.Message);
-            return ExitStartup;
+            return WorkerProtocol.ExitStartup;
         }
         catch (AppLoadException e)
         {
             log.LogCritical("{Message}", e.Message + (e.PythonTraceback != null ? "\n" + e.PythonTraceback.TrimEnd() : ""));
-            return ExitAppLoad;
+            return WorkerProtocol.ExitAppLoad;
         }
         catch (StartupException e)
         {
             log.LogCritical("{Message}", e.Message);
-            return ExitStartup;
+            return WorkerProtocol.ExitStartup;
         }
     }
 
     private static int Serve(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
-        if (WorkerMain.IsWorker) return WorkerMain.Run(settings, loggers, log, Version);
+        if (WorkerProtocol.IsWorker) return WorkerMain.Run(settings, loggers, log, Version);
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");

@@ -5,17 +5,24 @@ namespace SharpWsgi.Hosting;
 
 /// <summary>
 /// Wraps Kestrel's socket transport so the process can stop accepting new connections while the ones it
-/// has finish their requests (Kestrel's StopAsync does both at once), and counts open connections so a
+/// has finish their requests (Kestrel's StopAsync does both at once), pause and resume accepting (a worker
+/// whose Python is unresponsive leaves new connections to the others), and counts open connections so a
 /// retiring worker knows when its last client has gone.
 /// </summary>
 public sealed class ListenerControl : IConnectionListenerFactory
 {
     private readonly IConnectionListenerFactory _inner;
     private readonly List<IConnectionListener> _listeners = new();
+    private readonly AcceptBalance? _balance;
     private int _open;
     private volatile bool _stopped;
 
-    private readonly AcceptBalance? _balance;
+    // Pausing: accepts in progress wait on the pause token (cancelled when a pause starts); new ones wait
+    // for _resumed. Both are replaced under _pauseGate; a pause is rare, so they are allocated per pause.
+    private readonly object _pauseGate = new();
+    private volatile bool _paused;
+    private CancellationTokenSource _pauseToken = new();
+    private TaskCompletionSource _resumed = Completed();
 
     public ListenerControl(IConnectionListenerFactory inner, AcceptBalance? balance)
     {
@@ -24,29 +31,89 @@ public sealed class ListenerControl : IConnectionListenerFactory
         _balance?.Publish(0);
     }
 
-    private void Opened() { var n = Interlocked.Increment(ref _open); if (!_stopped) _balance?.Publish(n); }
-    private void Closed() { var n = Interlocked.Decrement(ref _open); if (!_stopped) _balance?.Publish(n); }
+    private static TaskCompletionSource Completed()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        done.SetResult();
+        return done;
+    }
+
+    private void Opened() => Publish(Interlocked.Increment(ref _open));
+    private void Closed() => Publish(Interlocked.Decrement(ref _open));
+
+    // A worker that does not accept shows -1: the others do not defer to it.
+    private void Publish(int open)
+    {
+        if (!_stopped && !_paused) _balance?.Publish(open);
+    }
 
     public int OpenConnections => Volatile.Read(ref _open);
+    public bool Paused => _paused;
 
-    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint,
+        CancellationToken cancellationToken = default)
     {
-        var listener = new CountingListener(await _inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false), this);
+        var inner = await _inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        var listener = new CountingListener(inner, this);
         lock (_listeners) _listeners.Add(listener);
         return listener;
     }
 
-    /// <summary>Stops accepting: the listening sockets stay open in other processes; connections already accepted go on.</summary>
+    /// <summary>
+    /// Stops taking new connections until <see cref="Resume"/>: an accept in progress is cancelled, so a
+    /// connection waiting in a shared socket's queue goes to another worker. The sockets stay open, and the
+    /// connections already accepted go on.
+    /// </summary>
+    public void Pause()
+    {
+        CancellationTokenSource cancel;
+        lock (_pauseGate)
+        {
+            if (_paused || _stopped) return;
+            _paused = true;
+            _resumed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cancel = _pauseToken;
+            _pauseToken = new CancellationTokenSource();
+            _balance?.Publish(-1);
+        }
+        cancel.Cancel(); // outside the lock: cancellation runs the accepts' callbacks
+    }
+
+    /// <summary>Takes new connections again after <see cref="Pause"/>.</summary>
+    public void Resume()
+    {
+        TaskCompletionSource resumed;
+        lock (_pauseGate)
+        {
+            if (!_paused) return;
+            _paused = false;
+            resumed = _resumed;
+            if (!_stopped) _balance?.Publish(OpenConnections);
+        }
+        resumed.TrySetResult();
+    }
+
+    /// <summary>
+    /// Stops accepting for good: the listening sockets stay open in other processes; connections already
+    /// accepted go on.
+    /// </summary>
     public async Task StopAcceptingAsync()
     {
         _stopped = true;
         _balance?.Publish(-1); // no longer accepting: not a candidate for the others to defer to
+        lock (_pauseGate) _resumed.TrySetResult(); // a paused accept loop sees the stop and ends
         IConnectionListener[] all;
         lock (_listeners) all = _listeners.ToArray();
         foreach (var l in all)
         {
             try { await l.UnbindAsync().ConfigureAwait(false); } catch (Exception) { }
         }
+    }
+
+    /// <summary>While paused: the task to wait for. Otherwise: the token that a pause cancels.</summary>
+    private (Task? Resumed, CancellationToken PauseToken) AcceptPermit()
+    {
+        lock (_pauseGate) return _paused ? (_resumed.Task, default) : (null, _pauseToken.Token);
     }
 
     private sealed class CountingListener : IConnectionListener
@@ -58,17 +125,41 @@ public sealed class ListenerControl : IConnectionListenerFactory
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
-            if (_owner._stopped) return null;
-            if (_owner._balance != null) await _owner._balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken).ConfigureAwait(false);
-            var connection = await _inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
-            if (connection == null) return null;
-            // A connection accepted in the instant the listener was unbound is still served (with Connection: close).
-            _owner.Opened();
-            connection.ConnectionClosed.Register(static o => ((ListenerControl)o!).Closed(), _owner);
-            return connection;
+            while (true)
+            {
+                if (_owner._stopped) return null;
+                var (resumed, pauseToken) = _owner.AcceptPermit();
+                if (resumed != null)
+                {
+                    await resumed.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+                var balance = _owner._balance;
+                if (balance != null)
+                    await balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken).ConfigureAwait(false);
+                using var linked = cancellationToken.CanBeCanceled
+                    ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, pauseToken)
+                    : null;
+                ConnectionContext? connection;
+                try
+                {
+                    connection = await _inner.AcceptAsync(linked?.Token ?? pauseToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (pauseToken.IsCancellationRequested &&
+                                                          !cancellationToken.IsCancellationRequested)
+                {
+                    continue; // paused while waiting: nothing was accepted
+                }
+                if (connection == null) return null;
+                // A connection accepted in the instant the listener was unbound or paused is still served.
+                _owner.Opened();
+                connection.ConnectionClosed.Register(static o => ((ListenerControl)o!).Closed(), _owner);
+                return connection;
+            }
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => _inner.UnbindAsync(cancellationToken);
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) =>
+            _inner.UnbindAsync(cancellationToken);
         public ValueTask DisposeAsync() => _inner.DisposeAsync();
     }
 }

@@ -20,7 +20,7 @@ public sealed class StartupException : Exception
 }
 
 /// <summary>Kestrel wired to the gateway: listeners, limits, and the request entry point.</summary>
-public sealed class ServerHost : IAsyncDisposable
+public sealed class ServerHost
 {
     private readonly KestrelServer _server;
     private readonly ListenerControl _listeners;
@@ -33,8 +33,6 @@ public sealed class ServerHost : IAsyncDisposable
         _lifecycle = lifecycle;
     }
 
-    public int OpenConnections => _listeners.OpenConnections;
-
     /// <summary>
     /// Stops accepting and closes this process's copies of the inherited listening sockets (Kestrel does not close a
     /// descriptor it was handed), so once every process has let go, new clients are refused rather than queued.
@@ -43,20 +41,21 @@ public sealed class ServerHost : IAsyncDisposable
     {
         await _listeners.StopAcceptingAsync().ConfigureAwait(false);
         foreach (var (fd, identity) in _inherited)
-            if (DescribeFd(fd) == identity) CloseFd(fd); // same socket still: not a number reused since
+            if (DescribeFd(fd) == identity) Libc.Close(fd); // same socket still: not a number reused since
         _inherited.Clear();
     }
 
     private readonly List<(int Fd, string Identity)> _inherited = new();
+
+    /// <summary>Stops taking new connections for now (see <see cref="ListenerControl.Pause"/>).</summary>
+    public void PauseAccepting() => _listeners.Pause();
+    public void ResumeAccepting() => _listeners.Resume();
 
     private static string? DescribeFd(int fd)
     {
         try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }
         catch (IOException) { return null; }
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "close")]
-    private static extern int CloseFd(int fd);
 
     /// <summary>
     /// Starts Kestrel on the listeners the supervisor handed down: inherited descriptors, and with --reuse-port
@@ -89,7 +88,7 @@ public sealed class ServerHost : IAsyncDisposable
         options.Limits.MinResponseDataRate = settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));
         foreach (var fd in inheritedFds) options.ListenHandle((ulong)fd);
-        foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address).EndPoint);
+        foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address));
 
         var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
         if (reusePortAddresses.Count > 0)
@@ -145,7 +144,7 @@ public sealed class ServerHost : IAsyncDisposable
         await StopAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
     }
 
-    public static (IPEndPoint EndPoint, bool IsLocalhost) ParseEndPoint(string bind)
+    public static IPEndPoint ParseEndPoint(string bind)
     {
         string host;
         int port = 8000;
@@ -166,13 +165,13 @@ public sealed class ServerHost : IAsyncDisposable
         }
         if (host.Length == 0 || host == "*") host = "0.0.0.0";
         if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
-            return (new IPEndPoint(IPAddress.Loopback, port), true);
-        if (IPAddress.TryParse(host, out var address)) return (new IPEndPoint(address, port), false);
+            return new IPEndPoint(IPAddress.Loopback, port);
+        if (IPAddress.TryParse(host, out var address)) return new IPEndPoint(address, port);
         try
         {
             var resolved = Dns.GetHostAddresses(host);
             if (resolved.Length == 0) throw new StartupException($"--bind {bind}: {host} has no address.");
-            return (new IPEndPoint(resolved[0], port), false);
+            return new IPEndPoint(resolved[0], port);
         }
         catch (SocketException e)
         {
@@ -192,11 +191,5 @@ public sealed class ServerHost : IAsyncDisposable
         using var cts = new CancellationTokenSource(grace);
         try { await _server.StopAsync(cts.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _server.Dispose();
-        await Task.CompletedTask;
     }
 }

@@ -34,7 +34,8 @@ public static class ListenSockets
             {
                 foreach (var r in result) r.Socket?.Dispose();
                 var reason = e.SocketErrorCode == SocketError.AddressAlreadyInUse
-                    ? "the address is already in use (another server is listening there; stop it or choose another --bind)"
+                    ? "the address is already in use (another server is listening there; " +
+                      "stop it or choose another --bind)"
                     : e.Message;
                 throw new StartupException($"Cannot listen on {bind}: {reason}.");
             }
@@ -58,10 +59,10 @@ public static class ListenSockets
             unix.Bind(new UnixDomainSocketEndPoint(path));
             unix.Listen(settings.Backlog);
             var fd = (int)unix.Handle;
-            Native.MakeInheritable(fd);
+            Libc.MakeInheritable(fd);
             return new ListenSocket(fd, "unix:" + path, null, unix, path);
         }
-        var (endPoint, _) = ServerHost.ParseEndPoint(bind);
+        var endPoint = ServerHost.ParseEndPoint(bind);
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         if (settings.ReusePort)
@@ -75,14 +76,14 @@ public static class ListenSockets
         socket.Bind(endPoint);
         socket.Listen(settings.Backlog);
         var handle = (int)socket.Handle;
-        Native.MakeInheritable(handle);
+        Libc.MakeInheritable(handle);
         return new ListenSocket(handle, Url((IPEndPoint)socket.LocalEndPoint!), null, socket, null);
     }
 
     private static ListenSocket Inherited(int fd, string source)
     {
-        if (!Native.IsOpen(fd)) throw new StartupException($"{source}: descriptor {fd} is not open in this process.");
-        Native.MakeInheritable(fd);
+        if (!Libc.IsOpen(fd)) throw new StartupException($"{source}: descriptor {fd} is not open in this process.");
+        Libc.MakeInheritable(fd);
         string url;
         try
         {
@@ -98,6 +99,7 @@ public static class ListenSockets
         return new ListenSocket(fd, url, null, null, null);
     }
 
-    private static string Format(IPEndPoint ep) => ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
+    private static string Format(IPEndPoint ep) =>
+        ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
     private static string Url(IPEndPoint ep) => "http://" + Format(ep);
 }

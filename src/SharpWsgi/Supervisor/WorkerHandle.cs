@@ -12,7 +12,13 @@ internal sealed class WorkerHandle
     /// <summary>Its counter in the shared accept-balance table.</summary>
     public required int BalanceSlot { get; init; }
     public DateTime Started { get; } = DateTime.UtcNow;
-    public DateTime LastBeat { get; set; } = DateTime.UtcNow;
+    private long _lastBeat = DateTime.UtcNow.Ticks;
+    /// <summary>Set by the worker's control-pipe reader thread, read by the supervisor's loop.</summary>
+    public DateTime LastBeat
+    {
+        get => new(Volatile.Read(ref _lastBeat), DateTimeKind.Utc);
+        set => Volatile.Write(ref _lastBeat, value.Ticks);
+    }
     public bool Ready { get; set; }
     /// <summary>Sent TERM: finishing its in-flight requests; no longer counts toward the worker target.</summary>
     public bool Retiring { get; set; }

@@ -15,20 +15,12 @@ namespace SharpWsgi.Worker;
 /// </summary>
 public static class WorkerMain
 {
-    public const string FdsVariable = "SHARPWSGI_WORKER_FDS";
-    public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
-    public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
-    public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
-    public const string PythonVariable = "SHARPWSGI_WORKER_PYTHON";
-
-    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all workers.</summary>
+    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all.</summary>
     public static PythonInfo DescribePython(ServerSettings settings)
     {
         var (interpreter, source) = PythonLocator.Choose(settings.Python);
         return PythonLocator.Describe(interpreter, source);
     }
-
-    public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
 
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
@@ -37,34 +29,33 @@ public static class WorkerMain
         ServerHost? host = null;
         // SIGABRT is the supervisor's heartbeat kill: stop taking connections at once and exit, even while
         // a C call holds the GIL (nothing here needs Python). SIGKILL follows if this does not finish.
-        using var abort = PosixSignalRegistration.Create((PosixSignal)6, c =>
+        using var abort = PosixSignalRegistration.Create((PosixSignal)Libc.SIGABRT, c =>
         {
             c.Cancel = true;
             log.LogCritical("Worker {Pid} received SIGABRT (heartbeat timeout): exiting", Environment.ProcessId);
             try { host?.StopAcceptingAsync().Wait(200); } catch (Exception) { }
-            Environment.Exit(134);
+            Environment.Exit(WorkerProtocol.ExitHeartbeatAbort);
         });
-        var fds = Split(FdsVariable).Select(int.Parse).ToList();
-        var reusePort = Split(ReusePortVariable).ToList();
-        var multiprocess = Environment.GetEnvironmentVariable(MultiprocessVariable) == "1";
-        long.TryParse(Environment.GetEnvironmentVariable(MaxRequestsVariable), out var maxRequests);
-        foreach (var v in new[] { FdsVariable, ReusePortVariable, MultiprocessVariable, MaxRequestsVariable })
-            Environment.SetEnvironmentVariable(v, null);
+        var fds = WorkerProtocol.TakeList(WorkerProtocol.FdsVariable).Select(int.Parse).ToList();
+        var reusePort = WorkerProtocol.TakeList(WorkerProtocol.ReusePortVariable).ToList();
+        var multiprocess = WorkerProtocol.Take(WorkerProtocol.MultiprocessVariable) == "1";
+        long.TryParse(WorkerProtocol.Take(WorkerProtocol.MaxRequestsVariable), out var maxRequests);
+        var described = WorkerProtocol.Take(WorkerProtocol.PythonVariable);
 
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         if (settings.Chdir != null)
         {
-            if (!Directory.Exists(settings.Chdir)) throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+            if (!Directory.Exists(settings.Chdir))
+                throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
             Directory.SetCurrentDirectory(settings.Chdir);
         }
         var cwd = Directory.GetCurrentDirectory();
-        var described = Environment.GetEnvironmentVariable(PythonVariable);
-        Environment.SetEnvironmentVariable(PythonVariable, null);
         var info = described != null ? PythonLocator.Deserialize(described) : DescribePython(settings);
         var leading = new List<string> { cwd };
         leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
         PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
-        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(), info.Executable, info.LibPythonPath);
+        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(),
+            info.Executable, info.LibPythonPath);
 
         var options = new WsgiOptions
         {
@@ -77,7 +68,8 @@ public static class WorkerMain
             RequestTimeout = settings.RequestTimeout,
             RequestTimeoutGrace = settings.RequestTimeoutGrace,
             QueueTimeout = settings.QueueTimeout,
-            HeartbeatInterval = TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
+            HeartbeatInterval =
+                TimeSpan.FromSeconds(settings.Timeout > 0 ? Math.Clamp(settings.Timeout / 4, 0.05, 1) : 1),
             NoProgressTimeout = settings.Timeout,
             SwitchInterval = settings.SwitchInterval,
             TempDirectory = settings.TempDirectory,
@@ -91,40 +83,58 @@ public static class WorkerMain
             WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, appLog, gatewayLog));
 
         var lifecycle = new WorkerLifecycle(maxRequests);
-        lifecycle.MaxRequestsReached += () => control.Send($"recycle served {maxRequests} requests (--max-requests)");
-        gateway.Watchdog.OnHeartbeat = () => control.Send("beat");
+        lifecycle.MaxRequestsReached += () =>
+            control.Send(WorkerMessage.Recycle($"served {maxRequests} requests (--max-requests)"));
         gateway.Watchdog.OnStuck = reason =>
         {
             // New connections wait in the shared backlog for the replacement rather than queue behind stuck threads.
             _ = host?.StopAcceptingAsync();
-            control.Send("recycle " + reason);
+            control.Send(WorkerMessage.Recycle(reason));
         };
 
-        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance).GetAwaiter().GetResult();
+        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance)
+            .GetAwaiter().GetResult();
+        // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
+        using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
+        gateway.Watchdog.OnHeartbeat = () =>
+        {
+            stall.Beat();
+            control.Send(WorkerMessage.Beat);
+        };
+        stall.Start();
         gateway.Watchdog.Start();
 
         using var stop = new ManualResetEventSlim();
         var graceful = true;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
-        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; graceful = false; stop.Set(); });
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; graceful = false; stop.Set(); });
-        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true); // the supervisor reloads
-        using var usr1 = PosixSignalRegistration.Create((PosixSignal)10, c => { c.Cancel = true; loggers.Reopen(); });
-        control.Send("ready");
+        void Stop(PosixSignalContext c, bool gracefully)
+        {
+            c.Cancel = true;
+            if (!gracefully) graceful = false; // a fast stop wins over a graceful one
+            stop.Set();
+        }
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, true));
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => Stop(c, false));
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => Stop(c, false));
+        // The supervisor reloads: nothing to do here.
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
+        using var usr1 = PosixSignalRegistration.Create((PosixSignal)Libc.SIGUSR1, c =>
+        {
+            c.Cancel = true;
+            loggers.Reopen();
+        });
+        control.Send(WorkerMessage.Ready);
         log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
 
         stop.Wait();
         if (graceful)
         {
             host.RetireAsync(TimeSpan.FromSeconds(settings.GracefulTimeout), () =>
-                    log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)", Environment.ProcessId, lifecycle.Requests))
+                    log.LogInformation("Worker {Pid} stopping gracefully ({Requests} requests served)",
+                        Environment.ProcessId, lifecycle.Requests))
                 .GetAwaiter().GetResult();
         }
         else host.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
         log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
         return 0;
     }
-
-    private static IEnumerable<string> Split(string variable) =>
-        (Environment.GetEnvironmentVariable(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
 }

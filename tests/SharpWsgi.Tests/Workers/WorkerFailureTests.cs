@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using SharpWsgi.Tests.Infrastructure;
 using Xunit.Abstractions;
 using static SharpWsgi.Tests.Workers.WorkerTestSupport;
@@ -110,6 +111,60 @@ public sealed class WorkerFailureTests : WorkerTestBase
             Assert.All(fresh, f => Assert.Equal($"200 from {replacement}", f));
         }
         finally { Directory.Delete(scratch, true); }
+    }
+
+    [Fact]
+    public void Heartbeat_LateWhileCCallHoldsTheGil_WorkerStopsAcceptingOtherServesAllThenItAcceptsAgain()
+    {
+        // --timeout 60: the frozen worker is not killed during its 8 s freeze, only paused.
+        using var server = Start(new[] { "-w", "2", "--threads", "2", "--timeout", "60", PidApp });
+        var pids = ReadyPids(server);
+        var freeze = new BackgroundRequest(server, "/gil?s=8");
+        var marker = new Regex(@"GIL-START pid=(\d+)");
+        var frozen = int.Parse(marker.Match(server.WaitForOutput(marker, LogTimeout)).Groups[1].Value);
+        var clock = Stopwatch.StartNew();
+        var other = pids.Single(p => p != frozen);
+
+        server.WaitForOutput($@"Worker {frozen} stopped accepting connections: no heartbeat", TimeSpan.FromSeconds(10));
+        var pausedAfter = clock.Elapsed;
+        // While it is frozen, fresh connections (which would otherwise go to either worker) are all the other's.
+        var results = new List<string>();
+        var slowest = TimeSpan.Zero;
+        for (int i = 0; i < 20; i++)
+        {
+            var one = Stopwatch.StartNew();
+            try
+            {
+                using var c = new RawHttp(server.Port, TimeSpan.FromSeconds(3));
+                c.Send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                var r = c.ReadResponse();
+                results.Add(r.Status == 200 ? $"{PidOf(Http.Json(r))}" : r.StatusLine);
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+            {
+                results.Add($"failed: {e.Message}");
+            }
+            if (one.Elapsed > slowest) slowest = one.Elapsed;
+        }
+        var servedBy = clock.Elapsed;
+        var stillFrozen = !freeze.Wait(TimeSpan.Zero);
+        Out.WriteLine($"frozen {frozen}: paused {pausedAfter.TotalMilliseconds:F0} ms after GIL-START; 20 requests " +
+                      $"done at {servedBy.TotalMilliseconds:F0} ms (slowest {slowest.TotalMilliseconds:F0} ms): " +
+                      string.Join(",", results));
+        Assert.True(pausedAfter < TimeSpan.FromSeconds(4), $"paused only {pausedAfter.TotalMilliseconds:F0} ms in");
+        Assert.All(results, r => Assert.Equal($"{other}", r));
+        Assert.True(slowest < TimeSpan.FromSeconds(1), $"the slowest request took {slowest.TotalMilliseconds:F0} ms");
+        Assert.True(stillFrozen, "the freeze ended before the 20 requests did: they do not test the pause");
+
+        // The freeze ends: its own request is answered, and the worker takes connections again.
+        Assert.True(freeze.Wait(TimeSpan.FromSeconds(20)), "the frozen request got no answer");
+        Assert.Equal(200, freeze.Response?.Status);
+        server.WaitForOutput($"Worker {frozen} accepting connections again", LogTimeout);
+        PollUntilServedBy(server, frozen, TimeSpan.FromSeconds(10));
+        var output = server.Output;
+        Assert.DoesNotContain("WORKER TIMEOUT", output);
+        Assert.DoesNotContain("died unexpectedly", output);
+        Assert.Equal(pids.OrderBy(p => p), WorkerProcesses(server).OrderBy(p => p));
     }
 
     [Fact]

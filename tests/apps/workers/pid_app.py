@@ -6,7 +6,8 @@ Module state shows which process, which import and which Python thread served a 
   /sleep?s=S   -> writes "SLEEP-START pid=P" to stderr, then time.sleep(S) (blocks its Python thread; 200 if it returns)
   /loop?s=S    -> a pure-Python loop for up to S seconds; a RequestTimeout raised into it is recorded, then re-raised
   /interrupted -> {"interrupted": [paths whose loop or sleep was interrupted by RequestTimeout], "pid"}
-  /gil         -> ctypes.PyDLL(None).sleep(600): a C call that keeps the GIL (the heartbeat stops)
+  /gil?s=S     -> writes "GIL-START pid=P", then ctypes.PyDLL(None).sleep(S) (default 600): a C call that keeps
+                  the GIL (the heartbeat stops), then answers {"pid"}
   /log?m=TEXT  -> writes "LOGGED: TEXT" to wsgi.errors (the server's error log)
 $WORKERS_TEST_VERSION_FILE (if set) names a file whose stripped text is read at import as "version", so a test can
 change it and see whether a reload imported the module afresh; the version "broken" makes the import fail.
@@ -87,7 +88,7 @@ def application(environ, start_response):
         return _json(start_response, {'logged': True, 'pid': os.getpid()})
     if path == '/gil':
         _marker('GIL-START')
-        ctypes.PyDLL(None).sleep(600)
+        ctypes.PyDLL(None).sleep(int(arg('s', 600)))
         return _json(start_response, {'pid': os.getpid()})
     return _json(start_response, {
         'pid': os.getpid(),

@@ -1,18 +1,17 @@
 using System.IO.MemoryMappedFiles;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi;
 
 /// <summary>
 /// Evens out connections across workers that accept from the same shared socket. Without it the first
 /// worker to wake takes a whole burst of keep-alive connections (measured: 53,831 requests to one worker,
 /// 0 to the other). Each worker publishes its open-connection count in a slot of a small shared memory
-/// file the supervisor creates (which also publishes the worker count); a worker that is ahead of the least loaded one by more than one
-/// connection lets the others accept first, for at most a few milliseconds.
+/// file the supervisor creates (which also publishes the worker count), or -1 while it does not accept
+/// (retiring, or paused because its heartbeat is late); a worker that is ahead of the least loaded
+/// accepting one by more than one connection lets the others accept first, for at most a few milliseconds.
 /// </summary>
 public sealed class AcceptBalance : IDisposable
 {
-    public const string PathVariable = "SHARPWSGI_BALANCE_FILE";
-    public const string SlotVariable = "SHARPWSGI_BALANCE_SLOT";
     public const int Slots = 1024;
     private const int MaxDeferMilliseconds = 5;
 
@@ -31,7 +30,8 @@ public sealed class AcceptBalance : IDisposable
     public static (AcceptBalance Table, string Path) Create()
     {
         var path = $"/dev/shm/sharpwsgi-{Environment.ProcessId}.balance";
-        if (!Directory.Exists("/dev/shm")) path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
+        if (!Directory.Exists("/dev/shm"))
+            path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
         using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite))
             fs.SetLength(Size);
         var table = Open(path, -1)!;
@@ -42,10 +42,9 @@ public sealed class AcceptBalance : IDisposable
     /// <summary>A worker's side, from the environment the supervisor set; null when there is none.</summary>
     public static AcceptBalance? FromEnvironment()
     {
-        var path = Environment.GetEnvironmentVariable(PathVariable);
-        if (path == null || !int.TryParse(Environment.GetEnvironmentVariable(SlotVariable), out var slot)) return null;
-        Environment.SetEnvironmentVariable(PathVariable, null);
-        Environment.SetEnvironmentVariable(SlotVariable, null);
+        var path = WorkerProtocol.Take(WorkerProtocol.BalanceFileVariable);
+        var slotText = WorkerProtocol.Take(WorkerProtocol.BalanceSlotVariable);
+        if (path == null || !int.TryParse(slotText, out var slot)) return null;
         try { return Open(path, slot); }
         catch (IOException) { return null; }
     }
@@ -62,7 +61,7 @@ public sealed class AcceptBalance : IDisposable
 
     public void Set(int slot, int value) => _view.Write(slot * sizeof(int), value);
 
-    /// <summary>The number of workers the supervisor runs (for wsgi.multiprocess, which can change with TTIN/TTOU/HUP).</summary>
+    /// <summary>The number of workers the supervisor runs (for wsgi.multiprocess; TTIN/TTOU/HUP change it).</summary>
     public int Workers
     {
         get => _view.ReadInt32(WorkersOffset);

@@ -1,0 +1,85 @@
+using System.Text;
+
+namespace SharpWsgi;
+
+/// <summary>
+/// The whole contract between the supervisor and its workers, used by both sides: the environment variables a
+/// worker is started with, the lines it writes on its control pipe, and the exit codes the supervisor acts on.
+/// The supervisor starts this same executable; <see cref="FdsVariable"/> in the environment selects the worker role.
+/// </summary>
+public static class WorkerProtocol
+{
+    // The environment of a worker. Each variable is read once (Take) and removed, so the app's own
+    // subprocesses do not inherit it (a subprocess running sharpwsgi would otherwise think it is a worker).
+
+    /// <summary>Inherited listening descriptors, "3,4" (may be empty); its presence marks the worker role.</summary>
+    public const string FdsVariable = "SHARPWSGI_WORKER_FDS";
+    /// <summary>Addresses the worker binds itself with SO_REUSEPORT (--reuse-port), comma-separated.</summary>
+    public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
+    /// <summary>"1" when more than one worker runs at spawn time (the first value of wsgi.multiprocess).</summary>
+    public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
+    /// <summary>The request count (jitter added) after which the worker asks to be recycled; absent for none.</summary>
+    public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
+    /// <summary>The supervisor's description of the interpreter (PythonLocator.Serialize): workers skip it.</summary>
+    public const string PythonVariable = "SHARPWSGI_WORKER_PYTHON";
+    /// <summary>The write end of the worker's control pipe (an inherited handle, as a string).</summary>
+    public const string ControlFdVariable = "SHARPWSGI_CONTROL_FD";
+    /// <summary>The shared accept-balance file (<see cref="AcceptBalance"/>) and this worker's slot in it.</summary>
+    public const string BalanceFileVariable = "SHARPWSGI_BALANCE_FILE";
+    public const string BalanceSlotVariable = "SHARPWSGI_BALANCE_SLOT";
+
+    public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
+
+    /// <summary>Reads a variable of the worker's environment and removes it.</summary>
+    public static string? Take(string variable)
+    {
+        var value = Environment.GetEnvironmentVariable(variable);
+        Environment.SetEnvironmentVariable(variable, null);
+        return value;
+    }
+
+    /// <summary>A comma-separated variable as its items (none when absent), removed from the environment.</summary>
+    public static string[] TakeList(string variable) =>
+        (Take(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+
+    // Exit codes of the program. The supervisor does not respawn a worker that exits with ExitAppLoad or
+    // ExitStartup before it was ready (the next one would fail the same way); it halts with that code instead.
+    public const int ExitStartup = 1, ExitUsage = 2, ExitAppLoad = 4;
+    /// <summary>A worker's exit on SIGABRT, the supervisor's heartbeat kill (128 + signal, as a shell says).</summary>
+    public const int ExitHeartbeatAbort = 128 + Libc.SIGABRT;
+}
+
+public enum WorkerMessageKind { Unknown, Ready, Beat, Recycle }
+
+/// <summary>
+/// One line a worker writes on its control pipe: "ready" (serving), "beat" (its Python is responsive; every
+/// heartbeat interval) or "recycle REASON" (replace me: --max-requests, a stuck Python thread). UTF-8, '\n'-ended.
+/// </summary>
+public readonly record struct WorkerMessage(WorkerMessageKind Kind, string? Reason = null)
+{
+    public static readonly WorkerMessage Ready = new(WorkerMessageKind.Ready);
+    public static readonly WorkerMessage Beat = new(WorkerMessageKind.Beat);
+    public static WorkerMessage Recycle(string reason) => new(WorkerMessageKind.Recycle, reason);
+
+    private static readonly byte[] ReadyLine = "ready\n"u8.ToArray(), BeatLine = "beat\n"u8.ToArray();
+    private static ReadOnlySpan<byte> RecyclePrefix => "recycle "u8;
+
+    /// <summary>The line as sent, '\n' included; ready and beat are preallocated (a beat goes every second).</summary>
+    public byte[] Encode() => Kind switch
+    {
+        WorkerMessageKind.Ready => ReadyLine,
+        WorkerMessageKind.Beat => BeatLine,
+        // A reason is one line: a newline in it would split the message.
+        WorkerMessageKind.Recycle => Encoding.UTF8.GetBytes("recycle " + Reason!.ReplaceLineEndings(" ") + "\n"),
+        _ => throw new InvalidOperationException("an unknown message is not sent"),
+    };
+
+    /// <summary>Parses one line (without its '\n'); allocates only for a recycle reason or an unknown line.</summary>
+    public static WorkerMessage Parse(ReadOnlySpan<byte> line)
+    {
+        if (line.SequenceEqual(BeatLine.AsSpan(0, BeatLine.Length - 1))) return Beat;
+        if (line.SequenceEqual(ReadyLine.AsSpan(0, ReadyLine.Length - 1))) return Ready;
+        if (line.StartsWith(RecyclePrefix)) return Recycle(Encoding.UTF8.GetString(line[RecyclePrefix.Length..]));
+        return new WorkerMessage(WorkerMessageKind.Unknown, Encoding.UTF8.GetString(line));
+    }
+}
