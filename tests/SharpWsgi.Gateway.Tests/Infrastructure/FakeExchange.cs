@@ -75,9 +75,7 @@ public sealed class FakeExchange : WsgiExchange
     /// <summary>A body whose first bytes arrive, then the host fails it as the client's fault (400, 408, 413).</summary>
     public FakeExchange FailingBody(string sentFirst, int status, string message)
     {
-        var pipe = StreamedBody();
-        pipe.Writer.Write(Encoding.Latin1.GetBytes(sentFirst));
-        pipe.Writer.Complete(new RequestBodyException(status, message));
+        _requestBody = new FailingReader(Encoding.Latin1.GetBytes(sentFirst), new RequestBodyException(status, message));
         return this;
     }
 
@@ -231,5 +229,44 @@ public sealed class FakeExchange : WsgiExchange
         public override void CancelPendingFlush() => _inner.CancelPendingFlush();
         public override void Complete(Exception? exception = null) =>
             throw new InvalidOperationException("the gateway must not complete the host's response pipe");
+    }
+
+    /// <summary>Hands out its bytes, then throws the host's body error on the next read.</summary>
+    private sealed class FailingReader : PipeReader
+    {
+        private readonly Exception _error;
+        private ReadOnlySequence<byte> _data;
+        private bool _failNext;
+
+        public FailingReader(byte[] first, Exception error)
+        {
+            _data = new ReadOnlySequence<byte>(first);
+            _error = error;
+            _failNext = first.Length == 0;
+        }
+
+        public override bool TryRead(out ReadResult result)
+        {
+            if (_failNext) throw _error;
+            result = new ReadResult(_data, isCanceled: false, isCompleted: false);
+            return true;
+        }
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            TryRead(out var result);
+            return new ValueTask<ReadResult>(result);
+        }
+
+        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+            _data = _data.Slice(consumed);
+            if (_data.Length == 0) _failNext = true;
+        }
+
+        public override void CancelPendingRead() { }
+        public override void Complete(Exception? exception = null) { }
     }
 }
