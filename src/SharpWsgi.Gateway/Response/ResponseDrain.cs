@@ -141,6 +141,17 @@ internal sealed class ResponseDrain
             if (_pumpWaiting) { _pumpWaiting = false; _wakePump.Release(); }
         }
         if (finishNow) _lease.TryFinish(_failed ? ExchangeResult.Aborted : result);
+        // A failed response must not wait for a slow client: end the pump's pending flush, so it finishes now.
+        else if (result.Outcome is not (ExchangeOutcome.Completed or ExchangeOutcome.CompletedThenClose))
+            CancelPumpFlush();
+    }
+
+    private void CancelPumpFlush()
+    {
+        try { _lease.Enter(); }
+        catch (RequestAbandonedException) { return; } // the host took the exchange back and cancelled its I/O
+        try { _pipe.CancelPendingFlush(); }
+        finally { _lease.Exit(); }
     }
 
     private void Fail()
