@@ -29,7 +29,8 @@ def app(environ, start_response):
 
     private static string App(string headers) => "HEADERS = " + headers + "\n" + TwentyChunks;
 
-    /// <summary>Descriptors of this process open on files in directory (an unlinked spool shows as "(deleted)").</summary>
+    /// <summary>Descriptors of this process open on files in directory (an unlinked spool shows as
+    /// "(deleted)").</summary>
     private static int OpenFilesIn(string directory)
     {
         var n = 0;
@@ -37,7 +38,8 @@ def app(environ, start_response):
         {
             try
             {
-                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith(directory + "/", StringComparison.Ordinal))
+                var target = new FileInfo(fd).LinkTarget;
+                if (target != null && target.StartsWith(directory + "/", StringComparison.Ordinal))
                     n++;
             }
             catch (IOException) { } // closed meanwhile

@@ -2,7 +2,7 @@ using SharpWsgi.Gateway.Tests.Infrastructure;
 
 namespace SharpWsgi.Gateway.Tests;
 
-/// <summary>The environ an app receives (EnvironBuilder through RequestRunner), each value as Python's ascii().</summary>
+/// <summary>The environ an app receives (EnvironBuilder through RequestRunner), values as Python's ascii().</summary>
 [Collection(GatewayCollection.Name)]
 public sealed class EnvironTests
 {

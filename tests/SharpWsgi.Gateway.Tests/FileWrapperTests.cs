@@ -3,7 +3,7 @@ using SharpWsgi.Gateway.Tests.Infrastructure;
 
 namespace SharpWsgi.Gateway.Tests;
 
-/// <summary>wsgi.file_wrapper: a real file is sent by the drain without Python; other file-likes are iterated.</summary>
+/// <summary>wsgi.file_wrapper: a real file is sent by the drain without Python; other file-likes iterate.</summary>
 [Collection(GatewayCollection.Name)]
 public sealed class FileWrapperTests : IDisposable
 {

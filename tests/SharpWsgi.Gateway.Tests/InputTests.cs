@@ -5,11 +5,11 @@ using SharpWsgi.Gateway.Tests.Infrastructure;
 
 namespace SharpWsgi.Gateway.Tests;
 
-/// <summary>wsgi.input (InputStream): read, readline, readlines, iteration, waiting for the body, client errors.</summary>
+/// <summary>wsgi.input (InputStream): read, readline, readlines, iteration, waiting bodies, client errors.</summary>
 [Collection(GatewayCollection.Name)]
 public sealed class InputTests
 {
-    /// <summary>Runs EXPR against wsgi.input inside an app; returns ascii() of its value (or of the exception).</summary>
+    /// <summary>Evaluates expression (f is wsgi.input) inside an app; returns its ascii() or the error.</summary>
     private static string Probe(string body, string expression, FakeExchange? exchange = null)
     {
         var x = exchange ?? new FakeExchange("POST", "/").Body(body);
@@ -42,7 +42,8 @@ def app(environ, start_response):
         Probe("abcdef", "[f.read(1), f.read(size=2), f.read(2), f.read(None)]"));
 
     [Fact]
-    public void Read_NegativeSize_ReadsTheRest() => Assert.Equal("[b'a', b'bcdef']", Probe("abcdef", "[f.read(1), f.read(-1)]"));
+    public void Read_NegativeSize_ReadsTheRest() =>
+        Assert.Equal("[b'a', b'bcdef']", Probe("abcdef", "[f.read(1), f.read(-1)]"));
 
     [Fact]
     public void Read_NoBody_Empty() =>

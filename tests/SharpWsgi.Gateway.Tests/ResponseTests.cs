@@ -2,7 +2,8 @@ using SharpWsgi.Gateway.Tests.Infrastructure;
 
 namespace SharpWsgi.Gateway.Tests;
 
-/// <summary>The response rules (ResponseWriter through RequestRunner): lengths, bodyless answers, errors, close().</summary>
+/// <summary>The response rules (ResponseWriter through RequestRunner): lengths, bodyless answers, errors,
+/// close().</summary>
 [Collection(GatewayCollection.Name)]
 public sealed class ResponseTests
 {

@@ -41,7 +41,8 @@ def app(environ, start_response):
     [InlineData("'099 Low'", "ValueError: status code 99 is not a valid HTTP status")]
     [InlineData("b'200 OK'", "TypeError: status must be str, not bytes")]
     [InlineData("200", "TypeError: status must be str, not int")]
-    [InlineData("'200 OK\\r\\nX-Injected: 1'", "ValueError: status must not contain control characters (CR, LF, NUL...)")]
+    [InlineData("'200 OK\\r\\nX-Injected: 1'",
+        "ValueError: status must not contain control characters (CR, LF, NUL...)")]
     [InlineData("'200 \\u20ac'", "ValueError: status must be latin-1 encodable")]
     public void Call_BadStatus_Raises(string status, string error) => Assert.Equal(error, Attempt(status, "[]"));
 
@@ -49,7 +50,8 @@ def app(environ, start_response):
     [InlineData("()", "TypeError: response_headers must be a list, not tuple")]
     [InlineData("{'A': 'b'}", "TypeError: response_headers must be a list, not dict")]
     [InlineData("['A: b']", "TypeError: each response header must be a (name, value) tuple, got 'A: b'")]
-    [InlineData("[('A', 'b', 'c')]", "TypeError: each response header must be a (name, value) tuple, got ('A', 'b', 'c')")]
+    [InlineData("[('A', 'b', 'c')]",
+        "TypeError: each response header must be a (name, value) tuple, got ('A', 'b', 'c')")]
     [InlineData("[('X-Num', 5)]", "TypeError: header name and value must be str, got ('X-Num', 5)")]
     [InlineData("[(b'X-B', 'v')]", "TypeError: header name and value must be str, got (b'X-B', 'v')")]
     [InlineData("[('X-A', 'a\\r\\nX-Injected: 1')]",
@@ -59,7 +61,8 @@ def app(environ, start_response):
     [InlineData("[('Bad Name', 'v')]", "ValueError: invalid header name 'Bad Name'")]
     [InlineData("[('Bad:Name', 'v')]", "ValueError: invalid header name 'Bad:Name'")]
     [InlineData("[('', 'v')]", "ValueError: invalid header name ''")]
-    public void Call_BadHeaders_Raises(string headers, string error) => Assert.Equal(error, Attempt("'200 OK'", headers));
+    public void Call_BadHeaders_Raises(string headers, string error) =>
+        Assert.Equal(error, Attempt("'200 OK'", headers));
 
     [Theory]
     [InlineData("Transfer-Encoding", "chunked")]
@@ -103,10 +106,12 @@ def app(environ, start_response):
     [InlineData("1e3")]
     [InlineData("1234567890123456789")]
     public void Call_InvalidContentLength_RaisesValueError(string value) =>
-        Assert.Equal($"ValueError: invalid Content-Length {value}", Attempt("'200 OK'", $"[('Content-Length', '{value}')]"));
+        Assert.Equal($"ValueError: invalid Content-Length {value}",
+            Attempt("'200 OK'", $"[('Content-Length', '{value}')]"));
 
     [Fact]
-    public void Call_DuplicateContentLength_RaisesValueError() => Assert.Equal("ValueError: duplicate Content-Length header",
+    public void Call_DuplicateContentLength_RaisesValueError() => Assert.Equal(
+        "ValueError: duplicate Content-Length header",
         Attempt("'200 OK'", "[('Content-Length', '3'), ('content-length', '3')]"));
 
     [Fact]

@@ -43,7 +43,7 @@ def app(environ, start_response):
         Assert.Equal("ran", x.BodyText());
     }
 
-    /// <summary>Starts the app on a Python thread, times the request out once it waits, and returns what the app saw.</summary>
+    /// <summary>Starts the app on a Python thread, times the request out while it waits; returns what it saw.</summary>
     private static string TimeOutWhileWaiting(FakeExchange x, string source)
     {
         RequestLease? lease = null;

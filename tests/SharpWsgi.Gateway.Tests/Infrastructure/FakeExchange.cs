@@ -55,7 +55,7 @@ public sealed class FakeExchange : WsgiExchange
         return this;
     }
 
-    /// <summary>A body that is all there at once (Content-Length is the caller's business, as with a real client).</summary>
+    /// <summary>A body that is all there at once (Content-Length is the caller's business, as a client's).</summary>
     public FakeExchange Body(string latin1) => Body(Encoding.Latin1.GetBytes(latin1));
 
     public FakeExchange Body(byte[] body)
@@ -72,10 +72,11 @@ public sealed class FakeExchange : WsgiExchange
         return pipe;
     }
 
-    /// <summary>A body whose first bytes arrive, then the host fails it as the client's fault (400, 408, 413).</summary>
+    /// <summary>A body whose first bytes arrive, then the host fails it as the client's fault (400/408/413).</summary>
     public FakeExchange FailingBody(string sentFirst, int status, string message)
     {
-        _requestBody = new FailingReader(Encoding.Latin1.GetBytes(sentFirst), new RequestBodyException(status, message));
+        var error = new RequestBodyException(status, message);
+        _requestBody = new FailingReader(Encoding.Latin1.GetBytes(sentFirst), error);
         return this;
     }
 
@@ -143,7 +144,7 @@ public sealed class FakeExchange : WsgiExchange
         ResponsePipe.Writer.CancelPendingFlush();
     }
 
-    /// <summary>A reset connection: the client reads nothing more, so pending and later flushes report completion.</summary>
+    /// <summary>A reset connection: the client reads nothing more; pending and later flushes report it.</summary>
     public override void AbortConnection()
     {
         Interlocked.Increment(ref _abortCount);
@@ -159,7 +160,7 @@ public sealed class FakeExchange : WsgiExchange
     public Task<ExchangeResult> Finished => _finished.Task;
     public bool IsFinished => _finished.Task.IsCompleted;
 
-    /// <summary>The result; fails when Finish was not called (a response still draining must be awaited first).</summary>
+    /// <summary>The result; fails when Finish was not called (await a response still draining first).</summary>
     public ExchangeResult Result
     {
         get

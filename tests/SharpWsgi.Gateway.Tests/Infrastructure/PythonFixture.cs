@@ -67,7 +67,8 @@ public static class OnPython
         });
     }
 
-    public static Thread Start(Action body, out Outcome<int> outcome) => Start(() => { body(); return 0; }, out outcome);
+    public static Thread Start(Action body, out Outcome<int> outcome) =>
+        Start(() => { body(); return 0; }, out outcome);
 
     public sealed class Outcome<T>
     {

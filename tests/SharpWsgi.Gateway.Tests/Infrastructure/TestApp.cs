@@ -90,7 +90,7 @@ public sealed class TestApp : IDisposable
         _globals.Dispose();
     }
 
-    /// <summary>Serves one request with an inline app on a new Python thread; returns str(expression) afterwards.</summary>
+    /// <summary>Serves one request with an inline app on a new Python thread; then returns str(expression).</summary>
     public static string Serve(string source, FakeExchange exchange, string? expression = null,
         WsgiOptions? options = null, ResponseBuffering? buffering = null) => OnPython.Run(() =>
     {

@@ -23,5 +23,6 @@ public sealed class TestLog : IGatewayLog
     }
 
     /// <summary>The lines that contain text, joined (for readable assertion failures).</summary>
-    public string Matching(string text) => string.Join("\n", Lines.Where(l => l.Contains(text, StringComparison.Ordinal)));
+    public string Matching(string text) =>
+        string.Join("\n", Lines.Where(l => l.Contains(text, StringComparison.Ordinal)));
 }
