@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.Logging.Abstractions;
 using SharpWsgi.Gateway;
 using SharpWsgi.Gateway.Environ;
 using SharpWsgi.Python;
@@ -16,12 +15,18 @@ public abstract class PythonBench
     protected WsgiOptions Options { get; } = new() { Threads = 4 };
     protected WsgiObjects Objects { get; private set; } = null!;
     protected EnvironBuilder Environ { get; private set; } = null!;
+    /// <summary>The worker's defaults; the counting sink always flushes at once, so nothing is ever spooled.</summary>
+    protected ResponseBuffering Buffering { get; } = new()
+    {
+        TempDirectory = Path.GetTempPath(),
+        SpoolBudget = new ByteBudget(1L << 30),
+    };
 
     protected void SetUpPython()
     {
         _gil = PythonHost.AcquireGil();
-        Objects = new WsgiObjects(NullLogger.Instance);
-        Environ = new EnvironBuilder(Options, Objects, NullLogger.Instance);
+        Objects = new WsgiObjects(NullGatewayLog.Instance);
+        Environ = new EnvironBuilder(Options, Objects, NullGatewayLog.Instance);
     }
 
     protected void TearDownPython() => PythonHost.ReleaseGil(_gil);
@@ -46,14 +51,16 @@ public abstract class PythonBench
             {
                 var candidate = Path.Combine(dir.FullName, "bench", "apps");
                 if (File.Exists(Path.Combine(candidate, "hello.py"))) return candidate;
-                if (dir.Name == "bench" && File.Exists(Path.Combine(dir.FullName, "apps", "hello.py"))) return Path.Combine(dir.FullName, "apps");
+                if (dir.Name == "bench" && File.Exists(Path.Combine(dir.FullName, "apps", "hello.py")))
+                    return Path.Combine(dir.FullName, "apps");
             }
         }
         throw new DirectoryNotFoundException("bench/apps not found: run from the repository");
     }
 }
 
-/// <summary>environ: template copy + per-request keys, for wrk's request (Host only) and a browser's (10 headers).</summary>
+/// <summary>environ: template copy + per-request keys, for wrk's request (Host only) and a browser's (10 headers).
+/// </summary>
 [MemoryDiagnoser]
 public class EnvironBenchmarks : PythonBench
 {
@@ -65,8 +72,9 @@ public class EnvironBenchmarks : PythonBench
     public void Setup()
     {
         SetUpPython();
-        _x = new MemoryExchange("GET", "/path/to/page?a=1&b=two", Request == "wrk" ? MemoryExchange.WrkHeaders : MemoryExchange.BrowserHeaders);
-        _input = Own(Objects.InputType.CreateInstance(new InputStream(_x)));
+        var headers = Request == "wrk" ? MemoryExchange.WrkHeaders : MemoryExchange.BrowserHeaders;
+        _x = new MemoryExchange("GET", "/path/to/page?a=1&b=two", headers);
+        _input = Own(Objects.InputType.CreateInstance(new InputStream(new RequestLease(_x))));
     }
 
     [Benchmark]
@@ -79,13 +87,15 @@ public class EnvironBenchmarks : PythonBench
     [GlobalCleanup] public void Cleanup() => TearDownPython();
 }
 
-/// <summary>start_response: a ResponseState and its Python object, then the call with status and headers.</summary>
+/// <summary>start_response: its ResponseWriter and Python object (as RequestRunner makes them), then the call.
+/// </summary>
 [MemoryDiagnoser]
 public class StartResponseBenchmarks : PythonBench
 {
     [Params(1, 5)] public int Headers { get; set; } = 1;
     private MemoryExchange _x = null!;
     private PyOwned _status = null!, _headers = null!;
+    private readonly HeaderNames _names = new();
 
     [GlobalSetup]
     public void Setup()
@@ -97,18 +107,21 @@ public class StartResponseBenchmarks : PythonBench
 headers = [('Content-Type', 'text/html; charset=utf-8'), ('Content-Length', '1234'), ('Cache-Control', 'no-cache'),
            ('X-Frame-Options', 'DENY'), ('Set-Cookie', 'session=abc; Path=/; HttpOnly')][:{{Headers}}]
 """, "headers");
+        if (CreateAndCall() != 200 || _x.HeaderCount != Headers)
+            throw new InvalidOperationException("start_response did not set the head");
     }
 
     [Benchmark]
     public int CreateAndCall()
     {
-        var state = new ResponseState(_x, Objects, NullLogger.Instance);
+        var writer = new ResponseWriter(new RequestLease(_x), Buffering);
+        var state = new StartResponse(writer, Objects, _names);
         var startResponse = Objects.StartResponseType.CreateInstance(state);
         var write = Py.Call(startResponse, _status, _headers);
         write.Dispose();
         startResponse.Dispose();
         state.DisposePython();
-        return state.Status;
+        return writer.Status;
     }
 
     [GlobalCleanup] public void Cleanup() => TearDownPython();
@@ -124,7 +137,7 @@ public class ResponseChunkBenchmarks : PythonBench
     [Params(13, 10240)] public int ChunkSize { get; set; } = 13;
     [Params(false, true)] public bool Flush { get; set; }
     private MemoryExchange _x = null!;
-    private ResponseState _state = null!;
+    private ResponseWriter _writer = null!;
     private PyOwned _chunk = null!, _generator = null!;
 
     [GlobalSetup]
@@ -132,14 +145,16 @@ public class ResponseChunkBenchmarks : PythonBench
     {
         SetUpPython();
         _x = new MemoryExchange("GET", "/", MemoryExchange.WrkHeaders);
-        _state = new ResponseState(_x, Objects, NullLogger.Instance);
-        using (var sr = Objects.StartResponseType.CreateInstance(_state))
+        _writer = new ResponseWriter(new RequestLease(_x), Buffering);
+        var state = new StartResponse(_writer, Objects, new HeaderNames());
+        using (var sr = Objects.StartResponseType.CreateInstance(state))
         using (var status = Py.Str("200 OK"))
         {
             using var headers = Define("headers = [('Content-Type', 'application/octet-stream')]", "headers");
             using var write = Py.Call(sr, status, headers);
         }
-        _state.SendHeaders();
+        state.DisposePython();
+        _writer.SendHeaders();
         _chunk = Own(Py.Bytes(new byte[ChunkSize]));
         using var make = Define($$"""
 def make():
@@ -151,20 +166,21 @@ def make():
     }
 
     [Benchmark]
-    public void WriteChunk() => _state.WriteBody(Py.BytesSpan(_chunk), Flush);
+    public void WriteChunk() => _writer.Write(Py.BytesSpan(_chunk), Flush);
 
     [Benchmark]
     public void NextAndWriteChunk()
     {
         Py.IterNext(_generator, out var chunk);
-        _state.WriteBody(Py.BytesSpan(chunk), Flush);
+        _writer.Write(Py.BytesSpan(chunk), Flush);
         chunk.Dispose();
     }
 
     [GlobalCleanup] public void Cleanup() => TearDownPython();
 }
 
-/// <summary>wsgi.input: a 10 KB body read at once, in 1 KB reads, line by line (100 lines), and read() called from Python.</summary>
+/// <summary>wsgi.input: a 10 KB body read at once, in 1 KB reads, line by line (100 lines), and read() called from
+/// Python.</summary>
 [MemoryDiagnoser]
 public class InputBenchmarks : PythonBench
 {
@@ -181,7 +197,8 @@ public class InputBenchmarks : PythonBench
         _x = new MemoryExchange("POST", "/", MemoryExchange.WrkHeaders, Body);
         _lines = new MemoryExchange("POST", "/", MemoryExchange.WrkHeaders, Lines);
         _readAll = Define("def read_all(f):\n    return f.read()\n", "read_all");
-        if (ReadAll() != Body.Length || ReadChunks1K() != Body.Length || ReadLines() != 100 || ReadAllFromPython() != Body.Length)
+        if (ReadAll() != Body.Length || ReadChunks1K() != Body.Length || ReadLines() != 100 ||
+            ReadAllFromPython() != Body.Length)
             throw new InvalidOperationException("wsgi.input returned the wrong amount of data");
     }
 
@@ -189,7 +206,7 @@ public class InputBenchmarks : PythonBench
     public int ReadAll()
     {
         _x.Reset();
-        var input = new InputStream(_x);
+        var input = new InputStream(new RequestLease(_x));
         using var data = input.Read(-1);
         input.Finish();
         return Py.BytesSpan(data).Length;
@@ -199,7 +216,7 @@ public class InputBenchmarks : PythonBench
     public int ReadChunks1K()
     {
         _x.Reset();
-        var input = new InputStream(_x);
+        var input = new InputStream(new RequestLease(_x));
         int total = 0, n;
         do
         {
@@ -215,7 +232,7 @@ public class InputBenchmarks : PythonBench
     public int ReadLines()
     {
         _lines.Reset();
-        var input = new InputStream(_lines);
+        var input = new InputStream(new RequestLease(_lines));
         int lines = 0;
         while (true)
         {
@@ -231,7 +248,7 @@ public class InputBenchmarks : PythonBench
     public int ReadAllFromPython()
     {
         _x.Reset();
-        var input = new InputStream(_x);
+        var input = new InputStream(new RequestLease(_x));
         var obj = Objects.InputType.CreateInstance(input);
         using var data = Py.Call(_readAll, obj);
         obj.Dispose();
@@ -262,14 +279,15 @@ public class RequestBenchmarks : PythonBench
         SetUpPython();
         var app = AppLoader.Load(Path.Combine(AppsDir(), App + ".py"), "micro");
         var timeoutClass = Define("class RequestTimeout(BaseException):\n    pass\n", "RequestTimeout");
-        _runner = new RequestRunner(app, Objects, Environ, NullLogger.Instance, Options, timeoutClass);
+        _runner = new RequestRunner(app, Objects, Environ, NullGatewayLog.Instance, Options, timeoutClass,
+            Buffering);
         bool post = App == "echo10k";
         _x = new MemoryExchange(post ? "POST" : "GET", "/", MemoryExchange.WrkHeaders, post ? EchoBody : null);
         Run();
         _x.Expect(200, App switch { "hello" => 13, "stream100" => 10000, _ => 10240 });
 
         // PythonOnly: environ as the gateway builds it, copied per call; wsgi.input a fresh BytesIO.
-        using var input = Objects.InputType.CreateInstance(new InputStream(_x));
+        using var input = Objects.InputType.CreateInstance(new InputStream(new RequestLease(_x)));
         using var environ = Environ.Build(_x, input);
         using var body = Py.Bytes(post ? EchoBody : Array.Empty<byte>());
         using var make = Define("""
@@ -300,7 +318,7 @@ def make(app, environ, body):
     public void Run()
     {
         _x.Reset();
-        _runner.Run(_x);
+        _runner.Run(new RequestLease(_x));
     }
 
     [Benchmark]
@@ -311,4 +329,12 @@ def make(app, environ, body):
     }
 
     [GlobalCleanup] public void Cleanup() => TearDownPython();
+}
+
+/// <summary>A gateway log that drops everything (the benchmarks measure the gateway, not logging).</summary>
+public sealed class NullGatewayLog : IGatewayLog
+{
+    public static readonly NullGatewayLog Instance = new();
+    public bool IsEnabled(GatewayLogLevel level) => false;
+    public void Write(GatewayLogLevel level, string message) { }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using Microsoft.Extensions.Primitives;
 using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Micro;
@@ -12,13 +11,13 @@ namespace SharpWsgi.Micro;
 public sealed class MemoryExchange : WsgiExchange
 {
     /// <summary>What wrk sends: just Host.</summary>
-    public static readonly KeyValuePair<string, StringValues>[] WrkHeaders =
+    public static readonly KeyValuePair<string, string>[] WrkHeaders =
     {
         new("Host", "127.0.0.1:8000"),
     };
 
     /// <summary>A browser-like request: 10 headers, a cookie, an Accept list.</summary>
-    public static readonly KeyValuePair<string, StringValues>[] BrowserHeaders =
+    public static readonly KeyValuePair<string, string>[] BrowserHeaders =
     {
         new("Host", "example.com"),
         new("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
@@ -32,11 +31,11 @@ public sealed class MemoryExchange : WsgiExchange
         new("Sec-Fetch-Mode", "navigate"),
     };
 
-    private readonly KeyValuePair<string, StringValues>[] _headers;
+    private readonly KeyValuePair<string, string>[] _headers;
     private readonly byte[] _body;
     private PipeReader? _reader;
 
-    public MemoryExchange(string method, string target, KeyValuePair<string, StringValues>[] headers, byte[]? body = null)
+    public MemoryExchange(string method, string target, KeyValuePair<string, string>[] headers, byte[]? body = null)
     {
         Method = method;
         RawTarget = target;
@@ -59,13 +58,13 @@ public sealed class MemoryExchange : WsgiExchange
     public override int RemotePort => 50123;
     public override string LocalAddress => "127.0.0.1";
     public override int LocalPort => 8000;
-    public override IEnumerable<KeyValuePair<string, StringValues>> RequestHeaders => _headers;
+    public override IEnumerable<KeyValuePair<string, string>> RequestHeaders => _headers;
     public override PipeReader RequestBody => _reader ??= PipeReader.Create(new ReadOnlySequence<byte>(_body));
-    public override bool IsHeadRequest => false;
     public override PipeWriter ResponseBody => Sink;
 
     public CountingWriter Sink { get; } = new();
     public int Status { get; private set; }
+    public int HeaderCount { get; private set; }
     public ExchangeOutcome? Outcome { get; private set; }
 
     /// <summary>Ready for the next request: body from the start, empty response.</summary>
@@ -73,24 +72,29 @@ public sealed class MemoryExchange : WsgiExchange
     {
         _reader = null;
         Status = 0;
+        HeaderCount = 0;
         Outcome = null;
         Sink.Written = 0;
     }
 
-    public override void SetResponseHead(int status, string? reasonPhrase, IReadOnlyList<KeyValuePair<string, string>> headers) => Status = status;
-    public override void Finish(ExchangeOutcome outcome) => Outcome = outcome;
-    protected override void CancelPendingIo() { }
-    public override void OnTimedOut() { }
+    public override void SetStatus(int status, string? reasonPhrase) => Status = status;
+    public override void ClearResponseHeaders() => HeaderCount = 0;
+    public override void AddResponseHeader(string name, string value) => HeaderCount++;
+    public override void CancelPendingIo() { }
+    public override void AbortConnection() { }
+    public override void Finish(ExchangeResult result) => Outcome = result.Outcome;
 
     /// <summary>Checks one request's result (used once in each benchmark's setup).</summary>
     public void Expect(int status, long bytes)
     {
         if (Status != status || Sink.Written != bytes || Outcome != ExchangeOutcome.Completed)
-            throw new InvalidOperationException($"{Method} {RawTarget}: expected {status} with {bytes} body bytes, got {Status} with {Sink.Written} ({Outcome})");
+            throw new InvalidOperationException($"{Method} {RawTarget}: expected {status} with {bytes} body bytes, " +
+                $"got {Status} with {Sink.Written} ({Outcome})");
     }
 }
 
-/// <summary>A response pipe that keeps nothing: one reusable buffer, counts what was advanced, flushes at once.</summary>
+/// <summary>A response pipe that keeps nothing: one reusable buffer, counts what was advanced, flushes at once.
+/// </summary>
 public sealed class CountingWriter : PipeWriter
 {
     private byte[] _buffer = new byte[64 * 1024];

@@ -53,8 +53,13 @@ public sealed class RequestLease
 
     public void Exit() => Interlocked.Decrement(ref _busy);
 
-    /// <summary>Finishes the exchange unless it was finished already (by a timeout); true if this call did it.</summary>
-    public bool TryFinish(ExchangeResult result)
+    /// <summary>
+    /// Finishes the exchange unless it was finished already or taken back by a timeout (whose 504 finishes it, even
+    /// when the Python thread gets here first); true if this call did it.
+    /// </summary>
+    public bool TryFinish(ExchangeResult result) => !IsAbandoned && FinishOnce(result);
+
+    private bool FinishOnce(ExchangeResult result)
     {
         if (Interlocked.Exchange(ref _finished, 1) != 0) return false;
         Exchange.Finish(result);
@@ -76,7 +81,7 @@ public sealed class RequestLease
                 await Task.Delay(1).ConfigureAwait(false);
                 Exchange.CancelPendingIo();
             }
-            TryFinish(ExchangeResult.Plain(504, reason));
+            FinishOnce(ExchangeResult.Plain(504, reason));
         });
     }
 }

@@ -77,6 +77,11 @@ internal sealed class ResponseDrain
                 using (Gil.Release()) RandomAccess.Write(_file, data, at);
             else RandomAccess.Write(_file, data, at);
         }
+        catch (ObjectDisposedException)
+        {
+            _budget?.Release(data.Length); // the pump ended (the client went) while this was written
+            throw new ClientDisconnectedException();
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _budget?.Release(data.Length);
@@ -144,8 +149,17 @@ internal sealed class ResponseDrain
             if (_pumpWaiting) { _pumpWaiting = false; _wakePump.Release(); }
         }
         if (finishNow) _lease.TryFinish(_failed ? ExchangeResult.Aborted : result);
-        // A failed response is not worth sending on: a flush waiting for a slow client returns at once.
-        else if (_failed) _pipe.CancelPendingFlush();
+        // A failed response must not wait for a slow client: end the pump's pending flush, so it finishes now.
+        else if (result.Outcome is not (ExchangeOutcome.Completed or ExchangeOutcome.CompletedThenClose))
+            CancelPumpFlush();
+    }
+
+    private void CancelPumpFlush()
+    {
+        try { _lease.Enter(); }
+        catch (RequestAbandonedException) { return; } // the host took the exchange back and cancelled its I/O
+        try { _pipe.CancelPendingFlush(); }
+        finally { _lease.Exit(); }
     }
 
     private void Fail()
@@ -215,6 +229,7 @@ internal sealed class ResponseDrain
             long unsent;
             lock (_gate)
             {
+                _file.Dispose(); // before anyone can finish the exchange: its spool is gone by then
                 _pumpEnded = true;
                 if (_sent != _end) _failed = true;
                 unsent = _end - _sent;
@@ -224,7 +239,6 @@ internal sealed class ResponseDrain
                 if (finishNow) _finished = true;
             }
             if (unsent > 0) _budget?.Release(unsent);
-            _file.Dispose();
             if (finishNow) _lease.TryFinish(_failed ? ExchangeResult.Aborted : _result);
         }
     }

@@ -87,8 +87,9 @@ public sealed class ResponseWriter
             case HeaderRole.ContentLength:
                 if (DeclaredLength >= 0)
                     throw new PyRaiseException(PyErrorKind.ValueError, "duplicate Content-Length header");
+                // A 2xx CONNECT answer has no body to frame: its length is neither sent nor enforced.
+                if (IsTunnel) return;
                 DeclaredLength = long.Parse(value);
-                if (IsTunnel) return; // a 2xx CONNECT answer has no body to frame
                 break;
             case HeaderRole.ContentType:
                 if (value.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase)) LiveStream = true;
