@@ -34,6 +34,8 @@ public sealed class ByteBudget
     private long _used;
     private readonly long _capacity;
     public ByteBudget(long capacity) => _capacity = capacity;
+    /// <summary>Bytes reserved now (the unit tests check that every path gives its reservation back).</summary>
+    internal long Used => Interlocked.Read(ref _used);
 
     public bool TryReserve(long bytes)
     {
