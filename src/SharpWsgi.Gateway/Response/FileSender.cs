@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using SharpWsgi.Python;
 using Microsoft.Win32.SafeHandles;
 
 namespace SharpWsgi.Gateway;
@@ -10,18 +10,12 @@ namespace SharpWsgi.Gateway;
 /// </summary>
 internal static class FileSender
 {
-    [DllImport("libc", EntryPoint = "dup", SetLastError = true)]
-    private static extern int Dup(int fd);
-
-    [DllImport("libc", EntryPoint = "lseek", SetLastError = true)]
-    private static extern long LSeek(int fd, long offset, int whence);
-
     /// <summary>Our own handle on fd and the file's length, or null when fd is not a regular file.</summary>
     public static (SafeFileHandle Handle, long Length)? TryOpen(int fd)
     {
         if (fd < 0) return null;
-        if (LSeek(fd, 0, 1 /* SEEK_CUR */) < 0) return null;
-        var copy = Dup(fd);
+        if (Libc.LSeek(fd, 0, Libc.SEEK_CUR) < 0) return null;
+        var copy = Libc.Dup(fd);
         if (copy < 0) return null;
         var handle = new SafeFileHandle(copy, ownsHandle: true);
         try

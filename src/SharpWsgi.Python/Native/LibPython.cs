@@ -3,24 +3,12 @@ using System.Runtime.InteropServices;
 namespace SharpWsgi.Python.Native;
 
 /// <summary>
-/// The loaded libpython. It is opened with RTLD_GLOBAL so that C extension modules
+/// The loaded libpython. It is opened with Libc.RTLD_GLOBAL so that C extension modules
 /// (which expect the interpreter's symbols to be global, as in the python executable) can resolve them:
 /// NativeLibrary.Load keeps them local and e.g. Flask's dependencies then fail with undefined symbols.
 /// </summary>
 internal sealed unsafe class LibPython
 {
-    private const int RTLD_NOW = 2;
-    private const int RTLD_GLOBAL = 0x100;
-
-    [DllImport("libc", EntryPoint = "dlopen")]
-    private static extern nint DlOpen(string path, int flags);
-
-    [DllImport("libc", EntryPoint = "dlsym")]
-    private static extern nint DlSym(nint handle, string symbol);
-
-    [DllImport("libc", EntryPoint = "dlerror")]
-    private static extern nint DlError();
-
     private readonly nint _handle;
     public string Path { get; }
 
@@ -28,10 +16,10 @@ internal sealed unsafe class LibPython
 
     public static LibPython Open(string path)
     {
-        var handle = DlOpen(path, RTLD_NOW | RTLD_GLOBAL);
+        var handle = Libc.DlOpen(path, Libc.RTLD_NOW | Libc.RTLD_GLOBAL);
         if (handle == 0)
         {
-            var err = DlError();
+            var err = Libc.DlError();
             throw new PythonStartupException(
                 $"Could not load libpython from {path}: {(err == 0 ? "unknown error" : Marshal.PtrToStringUTF8(err))}.");
         }
@@ -39,11 +27,11 @@ internal sealed unsafe class LibPython
     }
 
     /// <summary>Address of an exported function or variable, or 0 when it is absent.</summary>
-    public nint TryGet(string symbol) => DlSym(_handle, symbol);
+    public nint TryGet(string symbol) => Libc.DlSym(_handle, symbol);
 
     public nint Get(string symbol)
     {
-        var p = DlSym(_handle, symbol);
+        var p = Libc.DlSym(_handle, symbol);
         if (p == 0) throw new PythonStartupException($"{Path} does not export {symbol}; is it a CPython 3.9+ libpython?");
         return p;
     }

@@ -14,9 +14,6 @@ public static unsafe class PythonRuntime
     public static PythonInfo? Info { get; private set; }
     public static bool IsInitialized => Info != null;
 
-    [DllImport("libc", EntryPoint = "setenv")]
-    private static extern int SetEnv(string name, string value, int overwrite);
-
     /// <summary>
     /// Loads the interpreter's libpython and initialises it so that sys.path is what the interpreter
     /// itself would use (a virtualenv's site-packages included), after the given extra directories.
@@ -26,8 +23,8 @@ public static unsafe class PythonRuntime
         if (Info != null) throw new InvalidOperationException("Python is already initialised in this process.");
         // The stdlib location comes from PYTHONHOME, read by Py_InitializeEx: it must be in the C environment,
         // which .NET's Environment.SetEnvironmentVariable does not change on Unix.
-        SetEnv("PYTHONHOME", info.BasePrefix == info.BaseExecPrefix ? info.BasePrefix : $"{info.BasePrefix}:{info.BaseExecPrefix}", 1);
-        SetEnv("PYTHONNOUSERSITE", "1", 0);
+        Libc.SetEnv("PYTHONHOME", info.BasePrefix == info.BaseExecPrefix ? info.BasePrefix : $"{info.BasePrefix}:{info.BaseExecPrefix}", 1);
+        Libc.SetEnv("PYTHONNOUSERSITE", "1", 0);
         var lib = LibPython.Open(info.LibPythonPath);
         PyApi.Bind(lib);
         PyFeatures.Detect(lib, info.Major, info.Minor);

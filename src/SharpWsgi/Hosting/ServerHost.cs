@@ -1,3 +1,4 @@
+using SharpWsgi.Python;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;

@@ -1,3 +1,4 @@
+using SharpWsgi.Python;
 using System.Text;
 
 namespace SharpWsgi;

@@ -1,0 +1,59 @@
+using System.Runtime.InteropServices;
+
+namespace SharpWsgi.Python;
+
+/// <summary>
+/// Every libc call of SharpWsgi that .NET does not expose, in one place (the interop room holds the native code):
+/// the dynamic loader for libpython, the process calls of the supervisor and workers, and the descriptor calls
+/// wsgi.file_wrapper needs. Nothing else declares a P/Invoke.
+/// </summary>
+public static class Libc
+{
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGTERM = 15,
+        SIGTTIN = 21, SIGTTOU = 22;
+
+    // ---- the dynamic loader (libpython) ----
+    internal const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
+
+    [DllImport("libc", EntryPoint = "dlopen")]
+    internal static extern nint DlOpen(string path, int flags);
+
+    [DllImport("libc", EntryPoint = "dlsym")]
+    internal static extern nint DlSym(nint handle, string symbol);
+
+    [DllImport("libc", EntryPoint = "dlerror")]
+    internal static extern nint DlError();
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    internal static extern int SetEnv(string name, string value, int overwrite);
+
+    // ---- processes and descriptors (supervisor and workers) ----
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static extern int Kill(int pid, int signal);
+
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static extern int Close(int fd);
+
+    [DllImport("libc", EntryPoint = "dup", SetLastError = true)]
+    public static extern int Dup(int fd);
+
+    [DllImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    public static extern long LSeek(int fd, long offset, int whence);
+
+    public const int SEEK_CUR = 1;
+
+    [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static extern int Fcntl(int fd, int command, int argument);
+
+    private const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+
+    /// <summary>Lets a descriptor survive exec, so the worker processes inherit it.</summary>
+    public static void MakeInheritable(int fd)
+    {
+        var flags = Fcntl(fd, F_GETFD, 0);
+        if (flags < 0 || Fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+            throw new IOException($"cannot make descriptor {fd} inheritable (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;
+}
