@@ -73,7 +73,13 @@ public sealed class ServerProcess : IDisposable
         process.BeginErrorReadLine();
         if (!waitForListening) return server;
 
-        var listening = server.WaitForOutput(ListeningLine, timeout ?? TimeSpan.FromSeconds(60));
+        string listening;
+        try { listening = server.WaitForOutput(ListeningLine, timeout ?? TimeSpan.FromSeconds(60)); }
+        catch
+        {
+            server.Dispose(); // a server that never listened must not outlive the test
+            throw;
+        }
         var url = ListeningLine.Match(listening).Groups["url"].Value;
         server.BaseUri = new Uri(url.EndsWith('/') ? url : url + "/");
         return server;
