@@ -1,5 +1,4 @@
-using System.Runtime.ExceptionServices;
-using SharpWsgi.Python;
+global using SharpWsgi.Testing;
 
 namespace SharpWsgi.Gateway.Tests.Infrastructure;
 
@@ -14,71 +13,9 @@ public sealed class GatewayCollection : ICollectionFixture<PythonFixture>
     public const string Name = "Gateway";
 }
 
-/// <summary>
-/// Initialises the embedded interpreter as a worker does: Debian's /usr/bin/python3 described by
-/// <see cref="PythonLocator"/> and loaded through its shared libpython. The GIL is released when initialisation
-/// ends; tests take it on Python threads (<see cref="OnPython.Run"/>).
-/// </summary>
+/// <summary>The collection's fixture: the embedded interpreter (<see cref="EmbeddedPython"/>).</summary>
 public sealed class PythonFixture
 {
-    public const string Interpreter = "/usr/bin/python3";
-    private static readonly object Gate = new();
-
-    public PythonFixture()
-    {
-        lock (Gate)
-        {
-            if (PythonRuntime.IsInitialized) return;
-            var info = PythonLocator.Describe(Interpreter, "the test fixture");
-            PythonRuntime.Initialize(info, Array.Empty<string>(), new[] { "sharpwsgi-gateway-tests" });
-        }
-    }
-}
-
-/// <summary>Runs test code on a fresh Python thread (<see cref="PythonThread"/>) with the GIL held.</summary>
-public static class OnPython
-{
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-
-    /// <summary>Runs body on a new Python thread and waits for it; an exception in body is rethrown here.</summary>
-    public static void Run(Action body) => Run(() => { body(); return 0; });
-
-    public static T Run<T>(Func<T> body)
-    {
-        var thread = Start(body, out var outcome);
-        if (!thread.Join(Timeout)) throw new TimeoutException($"the Python thread did not finish within {Timeout}");
-        return outcome.Get();
-    }
-
-    /// <summary>Starts body on a new Python thread; <see cref="Outcome{T}.Get"/> rethrows its failure.</summary>
-    public static Thread Start<T>(Func<T> body, out Outcome<T> outcome)
-    {
-        var result = new Outcome<T>();
-        outcome = result;
-        return PythonThread.Start("python-test", () =>
-        {
-            try
-            {
-                result.Value = body();
-                Py.ThrowIfError(); // a Python error left pending by the test fails it
-            }
-            catch (Exception e) { result.Error = ExceptionDispatchInfo.Capture(e); }
-            finally { DecRefQueue.Drain(); }
-        });
-    }
-
-    public static Thread Start(Action body, out Outcome<int> outcome) =>
-        Start(() => { body(); return 0; }, out outcome);
-
-    public sealed class Outcome<T>
-    {
-        internal T? Value;
-        internal ExceptionDispatchInfo? Error;
-
-        public T Get()
-        {
-            Error?.Throw();
-            return Value!;
-        }
-    }
+    public const string Interpreter = EmbeddedPython.Interpreter;
+    public PythonFixture() => EmbeddedPython.EnsureInitialized("sharpwsgi-gateway-tests");
 }
