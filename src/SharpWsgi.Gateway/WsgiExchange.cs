@@ -9,9 +9,11 @@ public enum ExchangeOutcome
     Completed,
     /// <summary>The response is complete but the connection must be closed after it (Content-Length overrun).</summary>
     CompletedThenClose,
-    /// <summary>The response cannot be completed (error after headers, short body, client gone): abort the connection.</summary>
+    /// <summary>The response cannot be completed (error after headers, short body, client gone): abort the
+    /// connection.</summary>
     Aborted,
-    /// <summary>No response was sent: the host answers <see cref="ExchangeResult.Status"/> with a short plain text.</summary>
+    /// <summary>No response was sent: the host answers <see cref="ExchangeResult.Status"/> with a short plain
+    /// text.</summary>
     PlainAnswer,
 }
 
@@ -52,10 +54,12 @@ public abstract class WsgiExchange
     /// <summary>Header names as sent; several values of one name already joined (", ", or "; " for Cookie).</summary>
     public abstract IEnumerable<KeyValuePair<string, string>> RequestHeaders { get; }
 
-    /// <summary>The request body. A malformed or too slow body surfaces as <see cref="RequestBodyException"/>.</summary>
+    /// <summary>The request body. A malformed or too slow body surfaces as
+    /// <see cref="RequestBodyException"/>.</summary>
     public abstract PipeReader RequestBody { get; }
 
-    /// <summary>Status and reason phrase (null: the standard one) of the response; may be set again until it starts.</summary>
+    /// <summary>Status and reason phrase (null: the standard one) of the response; may be set again until it
+    /// starts.</summary>
     public abstract void SetStatus(int status, string? reasonPhrase);
     public abstract void ClearResponseHeaders();
     /// <summary>Adds one response header (a repeated name adds another value).</summary>
@@ -67,7 +71,8 @@ public abstract class WsgiExchange
     /// <summary>Resets the connection now (a client too slow to take a live stream).</summary>
     public abstract void AbortConnection();
 
-    /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a spool.</summary>
+    /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a
+    /// spool.</summary>
     public abstract void Finish(ExchangeResult result);
 }
 

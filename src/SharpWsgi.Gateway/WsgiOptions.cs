@@ -19,7 +19,8 @@ public sealed record WsgiOptions
     public double RequestTimeoutGrace { get; init; } = 5;
     /// <summary>Seconds a request may wait for a Python thread before it is refused with 503 (0: no limit).</summary>
     public double QueueTimeout { get; init; }
-    /// <summary>Seconds with every thread busy, requests waiting and none finished before the process is stuck.</summary>
+    /// <summary>Seconds with every thread busy, requests waiting and none finished before the process is
+    /// stuck.</summary>
     public double NoProgressTimeout { get; init; }
     /// <summary>How often the monitor thread proves (by taking the GIL) that Python is responsive.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);

@@ -13,7 +13,8 @@ namespace SharpWsgi;
 public static class Program
 {
     public static string Version =>
-        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            .Split('+')[0] ?? "0.0.0";
 
     public static int Main(string[] args)
     {
@@ -52,7 +53,8 @@ public static class Program
         }
         catch (AppLoadException e)
         {
-            log.LogCritical("{Message}", e.Message + (e.PythonTraceback != null ? "\n" + e.PythonTraceback.TrimEnd() : ""));
+            log.LogCritical("{Message}",
+                e.Message + (e.PythonTraceback != null ? "\n" + e.PythonTraceback.TrimEnd() : ""));
             return WorkerProtocol.ExitAppLoad;
         }
         catch (StartupException e)
@@ -71,18 +73,21 @@ public static class Program
         CheckTempDirectory(settings.TempDirectory);
         if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
             throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
-        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each", settings.Workers, settings.Threads);
+        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each",
+            settings.Workers, settings.Threads);
         // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
         // later workers (respawns, reloads) get the supervisor's description and skip that step.
         var python = Task.Run(() => WorkerMain.DescribePython(settings));
         return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
     }
 
-    /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find out.</summary>
+    /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find
+    /// out.</summary>
     private static void CheckTempDirectory(string directory)
     {
         if (!Directory.Exists(directory))
-            throw new StartupException($"--tmp-dir {directory}: no such directory (spool files for slow clients go there).");
+            throw new StartupException(
+                $"--tmp-dir {directory}: no such directory (spool files for slow clients go there).");
         try { SpoolFile.Create(directory).Dispose(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

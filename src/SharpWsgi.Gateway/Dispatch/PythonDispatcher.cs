@@ -80,7 +80,8 @@ public sealed class PythonDispatcher
         return true;
     }
 
-    /// <summary>The next request, taken with the GIL held; parks with the GIL released only when none is queued.</summary>
+    /// <summary>The next request, taken with the GIL held; parks with the GIL released only when none is
+    /// queued.</summary>
     private RequestLease Take()
     {
         while (true)
@@ -89,7 +90,8 @@ public sealed class PythonDispatcher
             Interlocked.Increment(ref _parked);
             if (TryTake(out lease))
             {
-                // Found one after announcing: withdraw, unless a waker already counted on us (a spare wake is harmless).
+                // Found one after announcing: withdraw, unless a waker already counted on us
+                // (a spare wake is harmless).
                 var parked = Volatile.Read(ref _parked);
                 if (parked > 0) Interlocked.CompareExchange(ref _parked, parked - 1, parked);
                 return lease;

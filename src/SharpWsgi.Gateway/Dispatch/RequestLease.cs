@@ -2,7 +2,8 @@ using System.Diagnostics;
 
 namespace SharpWsgi.Gateway;
 
-/// <summary>The request timed out and was answered by the server; the gateway must not touch its exchange any more.</summary>
+/// <summary>The request timed out and was answered by the server; the gateway must not touch its exchange
+/// any more.</summary>
 public sealed class RequestAbandonedException : Exception
 {
     public RequestAbandonedException() : base("the request timed out and was answered by the server") { }

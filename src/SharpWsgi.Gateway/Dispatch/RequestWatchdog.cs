@@ -69,7 +69,8 @@ public sealed class RequestWatchdog
         Volatile.Write(ref s.Lease, lease);
     }
 
-    /// <summary>The request is over (GIL held). A timeout raised too late must not hit the thread's next request.</summary>
+    /// <summary>The request is over (GIL held). A timeout raised too late must not hit the thread's next
+    /// request.</summary>
     public void End(int slot)
     {
         Slot s;
@@ -139,7 +140,8 @@ public sealed class RequestWatchdog
         return stuck;
     }
 
-    /// <summary>Every thread busy, requests waiting, nothing finished for the stuck timeout: the process is stuck.</summary>
+    /// <summary>Every thread busy, requests waiting, nothing finished for the stuck timeout: the process is
+    /// stuck.</summary>
     private string? CheckProgress()
     {
         var now = Stopwatch.GetTimestamp();

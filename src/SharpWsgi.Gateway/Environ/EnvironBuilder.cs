@@ -12,7 +12,8 @@ public sealed class EnvironBuilder
 {
     private readonly PyOwned _template;
     private readonly PyOwned _requestMethod, _scriptName, _pathInfo, _queryString, _contentType, _contentLength,
-        _serverName, _serverPort, _serverProtocol, _remoteAddr, _remotePort, _rawUri, _requestUri, _wsgiInput, _urlScheme;
+        _serverName, _serverPort, _serverProtocol, _remoteAddr, _remotePort, _rawUri, _requestUri, _wsgiInput,
+        _urlScheme;
     private readonly PyOwned _emptyString, _rootPathValue;
     private readonly Dictionary<string, PyOwned> _constants = new(StringComparer.Ordinal);
     // Header name -> interned "HTTP_..." key. Bounded: client-chosen names must not grow it forever.
@@ -113,8 +114,10 @@ public sealed class EnvironBuilder
             if (_rootPath.Length > 0 && pathInfo.StartsWith(_rootPath, StringComparison.Ordinal) &&
                 (pathInfo.Length == _rootPath.Length || pathInfo[_rootPath.Length] == '/'))
                 pathInfo = pathInfo[_rootPath.Length..];
-            Py.DictSetAndRelease(env, _pathInfo, pathInfo.Length == 0 ? _emptyString.Borrow().NewReference() : Py.Str(pathInfo));
-            Py.DictSetAndRelease(env, _queryString, query.Length == 0 ? _emptyString.Borrow().NewReference() : Py.StrFromChars(query));
+            Py.DictSetAndRelease(env, _pathInfo,
+                pathInfo.Length == 0 ? _emptyString.Borrow().NewReference() : Py.Str(pathInfo));
+            Py.DictSetAndRelease(env, _queryString,
+                query.Length == 0 ? _emptyString.Borrow().NewReference() : Py.StrFromChars(query));
             Py.DictSetAndRelease(env, _remoteAddr, Py.Str(x.RemoteAddress));
             Py.DictSetAndRelease(env, _remotePort, Py.Str(x.RemotePort.ToString()));
 
@@ -125,7 +128,8 @@ public sealed class EnvironBuilder
                 if (name.Contains('_'))
                 {
                     // X_Auth_User must not be able to pose as X-Auth-User: both would become HTTP_X_AUTH_USER.
-                    if (_logger.IsEnabled(GatewayLogLevel.Debug)) _logger.Debug($"Dropped request header with underscore: {name}");
+                    if (_logger.IsEnabled(GatewayLogLevel.Debug))
+                        _logger.Debug($"Dropped request header with underscore: {name}");
                     continue;
                 }
                 if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))

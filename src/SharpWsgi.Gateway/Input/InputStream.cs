@@ -106,7 +106,8 @@ public sealed class InputStream : IPyIterator, IPyMethods
         return direct;
     }
 
-    private static bool CanServeDirectly(ReadOnlySequence<byte> data, bool completed, long want, bool line, out long take)
+    private static bool CanServeDirectly(ReadOnlySequence<byte> data, bool completed, long want, bool line,
+        out long take)
     {
         take = 0;
         if (line)
@@ -225,11 +226,13 @@ public sealed class InputStream : IPyIterator, IPyMethods
         if (index <= 2)
         {
             int n = PyArgs.Count(args);
-            if (n > 1) throw new PyRaiseException(PyErrorKind.TypeError, $"{Methods[index]}() takes at most 1 argument");
+            if (n > 1) throw new PyRaiseException(PyErrorKind.TypeError,
+                $"{Methods[index]}() takes at most 1 argument");
             var arg = n == 1 ? PyArgs.At(args, 0) : PyArgs.Keyword(kwargs, index == 2 ? "hint" : "size");
             if (!arg.IsNull && !Py.IsNone(arg))
             {
-                if (!Py.IsInt(arg)) throw new PyRaiseException(PyErrorKind.TypeError, $"{Methods[index]}() argument must be int or None, not {Py.TypeNameOf(arg)}");
+                if (!Py.IsInt(arg)) throw new PyRaiseException(PyErrorKind.TypeError,
+                    $"{Methods[index]}() argument must be int or None, not {Py.TypeNameOf(arg)}");
                 size = Py.AsLong(arg);
             }
         }

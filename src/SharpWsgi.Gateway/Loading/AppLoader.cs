@@ -97,7 +97,8 @@ def load(spec):
         {
             if (e.Matches(specError))
                 throw new AppLoadException($"Failed to load the application '{spec}': {e.PythonMessage}.");
-            throw new AppLoadException($"Failed to load the application '{spec}': importing it raised {e.TypeName}: {e.PythonMessage}. " +
+            throw new AppLoadException($"Failed to load the application '{spec}': importing it raised " +
+                                       $"{e.TypeName}: {e.PythonMessage}. " +
                                        "The Python traceback follows.", e.Traceback);
         }
     }

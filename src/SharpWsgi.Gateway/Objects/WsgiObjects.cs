@@ -22,15 +22,21 @@ public sealed class WsgiObjects
 
     public WsgiObjects(IGatewayLog errorLog)
     {
-        StartResponseType = ManagedType.Create("sharpwsgi.StartResponse", "start_response(status, response_headers, exc_info=None) -> write", callable: true, iterator: false);
-        WriteType = ManagedType.Create("sharpwsgi.Write", "write(data: bytes): send body bytes before the returned iterable (PEP 3333 legacy API)", callable: true, iterator: false);
-        InputType = ManagedType.Create("sharpwsgi.Input", "wsgi.input: the request body, streamed from the client", callable: false, iterator: true,
-            InputStream.Methods);
-        ErrorsType = ManagedType.Create("sharpwsgi.Errors", "wsgi.errors: text written here goes to the server's error log", callable: false, iterator: false,
+        StartResponseType = ManagedType.Create("sharpwsgi.StartResponse",
+            "start_response(status, response_headers, exc_info=None) -> write", callable: true, iterator: false);
+        WriteType = ManagedType.Create("sharpwsgi.Write",
+            "write(data: bytes): send body bytes before the returned iterable (PEP 3333 legacy API)",
+            callable: true, iterator: false);
+        InputType = ManagedType.Create("sharpwsgi.Input", "wsgi.input: the request body, streamed from the client",
+            callable: false, iterator: true, InputStream.Methods);
+        ErrorsType = ManagedType.Create("sharpwsgi.Errors",
+            "wsgi.errors: text written here goes to the server's error log", callable: false, iterator: false,
             ErrorStreamTarget.Methods);
-        FileWrapperType = ManagedType.Create("sharpwsgi.FileWrapper", "wsgi.file_wrapper result: iterates filelike.read(blksize); a real file is sent without Python", callable: false, iterator: true,
-            FileWrapper.Methods);
-        FileWrapperFactoryType = ManagedType.Create("sharpwsgi.FileWrapperFactory", "wsgi.file_wrapper(filelike, blksize=8192)", callable: true, iterator: false);
+        FileWrapperType = ManagedType.Create("sharpwsgi.FileWrapper",
+            "wsgi.file_wrapper result: iterates filelike.read(blksize); a real file is sent without Python",
+            callable: false, iterator: true, FileWrapper.Methods);
+        FileWrapperFactoryType = ManagedType.Create("sharpwsgi.FileWrapperFactory",
+            "wsgi.file_wrapper(filelike, blksize=8192)", callable: true, iterator: false);
 
         var errors = ErrorsType.CreateInstance(new ErrorStreamTarget(errorLog));
         ErrorStream = errors.ToOwned();
@@ -53,19 +59,23 @@ internal sealed class ErrorStreamTarget : IPyMethods
         switch (index)
         {
             case 0:
-                if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError, "write() takes exactly one argument");
+                if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError,
+                    "write() takes exactly one argument");
                 var s = PyArgs.At(args, 0);
-                if (!Py.IsStr(s)) throw new PyRaiseException(PyErrorKind.TypeError, $"write() argument must be str, not {Py.TypeNameOf(s)}");
+                if (!Py.IsStr(s)) throw new PyRaiseException(PyErrorKind.TypeError,
+                    $"write() argument must be str, not {Py.TypeNameOf(s)}");
                 var text = Py.StrToString(s);
                 Append(text);
                 return Py.Long(text.Length);
             case 1:
-                if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError, "writelines() takes exactly one argument");
+                if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError,
+                    "writelines() takes exactly one argument");
                 using (var it = Py.GetIter(PyArgs.At(args, 0)))
                     while (Py.IterNext(it, out var line))
                         using (line)
                         {
-                            if (!Py.IsStr(line)) throw new PyRaiseException(PyErrorKind.TypeError, "writelines() items must be str");
+                            if (!Py.IsStr(line)) throw new PyRaiseException(PyErrorKind.TypeError,
+                                "writelines() items must be str");
                             Append(Py.StrToString(line));
                         }
                 return Py.None.NewReference();
@@ -109,7 +119,8 @@ internal sealed class FileWrapperFactoryTarget : IPyCallable
     public NewRef Call(BorrowedRef self, BorrowedRef args, BorrowedRef kwargs)
     {
         int n = PyArgs.Count(args);
-        if (n < 1 || n > 2) throw new PyRaiseException(PyErrorKind.TypeError, "file_wrapper(filelike, blksize=8192) takes 1 or 2 arguments");
+        if (n < 1 || n > 2) throw new PyRaiseException(PyErrorKind.TypeError,
+            "file_wrapper(filelike, blksize=8192) takes 1 or 2 arguments");
         long blksize = 8192;
         var blk = n == 2 ? PyArgs.At(args, 1) : PyArgs.Keyword(kwargs, "blksize");
         if (!blk.IsNull)
@@ -119,7 +130,8 @@ internal sealed class FileWrapperFactoryTarget : IPyCallable
             if (blksize <= 0) throw new PyRaiseException(PyErrorKind.ValueError, "blksize must be positive");
         }
         var filelike = PyArgs.At(args, 0).NewReference();
-        return _objects.FileWrapperType.CreateInstance(new FileWrapper(filelike.ToOwned(), (int)Math.Min(blksize, 16 * 1024 * 1024)));
+        return _objects.FileWrapperType.CreateInstance(
+            new FileWrapper(filelike.ToOwned(), (int)Math.Min(blksize, 16 * 1024 * 1024)));
     }
 }
 
@@ -141,7 +153,8 @@ public sealed class FileWrapper : IPyIterator, IPyMethods
         {
             var isBytes = Py.IsBytes(data);
             data.Dispose();
-            if (!isBytes) throw new PyRaiseException(PyErrorKind.TypeError, "file_wrapper: filelike.read() must return bytes");
+            if (!isBytes) throw new PyRaiseException(PyErrorKind.TypeError,
+                "file_wrapper: filelike.read() must return bytes");
             item = default;
             return false;
         }

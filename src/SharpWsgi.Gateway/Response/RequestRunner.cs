@@ -107,7 +107,8 @@ public sealed class RequestRunner
 
     private static readonly ExchangeResult InternalError = ExchangeResult.Plain(500, "Internal Server Error");
 
-    /// <summary>The body: lists and tuples are gathered under one GIL hold; other iterables stream chunk by chunk.</summary>
+    /// <summary>The body: lists and tuples are gathered under one GIL hold; other iterables stream chunk by
+    /// chunk.</summary>
     private void SendBody(ResponseWriter writer, BorrowedRef body)
     {
         if (Py.IsExactList(body) || Py.IsExactTuple(body))
@@ -152,7 +153,8 @@ public sealed class RequestRunner
     private static PyRaiseException NotBytes(BorrowedRef item) =>
         new(PyErrorKind.TypeError, $"the application's iterable must yield bytes, not {Py.TypeNameOf(item)}");
 
-    /// <summary>wsgi.file_wrapper over a real file: the host sends it after this thread is done, without the GIL.</summary>
+    /// <summary>wsgi.file_wrapper over a real file: the host sends it after this thread is done, without the
+    /// GIL.</summary>
     private bool TrySendFile(ResponseWriter writer, FileWrapper wrapper)
     {
         if (!Py.TryGetAttr(wrapper.FileLike, _filenoName, out var fileno)) return false;

@@ -18,7 +18,8 @@ public sealed class ResponseBuffering
     public long SpoolPerResponse { get; init; } = 1L << 30;
     /// <summary>Spooled bytes of all responses of this process.</summary>
     public required ByteBudget SpoolBudget { get; init; }
-    /// <summary>How long a Python thread that must wait for the client waits without progress before dropping it.</summary>
+    /// <summary>How long a Python thread that must wait for the client waits without progress before dropping
+    /// it.</summary>
     public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
@@ -60,7 +61,8 @@ public sealed class ResponseWriter
     /// <summary>The app sent more than its Content-Length; the surplus was dropped.</summary>
     public bool Overrun { get; private set; }
     public bool ClientGone { get; private set; }
-    /// <summary>Content-Type text/event-stream or X-Accel-Buffering: no: every chunk goes to the client at once.</summary>
+    /// <summary>Content-Type text/event-stream or X-Accel-Buffering: no: every chunk goes to the client at
+    /// once.</summary>
     public bool LiveStream { get; private set; }
     public bool BodyAllowed => !_isHead && Status >= 200 && Status != 204 && Status != 304;
     private bool IsTunnel => _isConnect && Status is >= 200 and < 300;
@@ -107,12 +109,14 @@ public sealed class ResponseWriter
         _lease.Exit();
     }
 
-    /// <summary>Sends the head; a body of known length gets a Content-Length (PEP 3333 lets the server add it).</summary>
+    /// <summary>Sends the head; a body of known length gets a Content-Length (PEP 3333 lets the server add
+    /// it).</summary>
     public void SendHeaders(long knownLength = -1)
     {
         if (HeadersSent) return;
         if (!HeadSet)
-            throw new PyRaiseException(PyErrorKind.AssertionError, "the application returned without calling start_response");
+            throw new PyRaiseException(PyErrorKind.AssertionError,
+                "the application returned without calling start_response");
         if (DeclaredLength < 0 && knownLength >= 0 && Status >= 200 && Status != 204 && Status != 304 && !IsTunnel)
         {
             _lease.Enter();
@@ -253,14 +257,16 @@ public sealed class ResponseWriter
         finally { _lease.Exit(); }
     }
 
-    /// <summary>A file after bytes that were already spooled (write() then file_wrapper): it goes through the spool.</summary>
+    /// <summary>A file after bytes that were already spooled (write() then file_wrapper): it goes through the
+    /// spool.</summary>
     private void CopyFileToSpool(SafeFileHandle file, long offset, long count)
     {
         var block = new byte[64 * 1024];
         while (count > 0)
         {
             int n;
-            using (Gil.Release()) n = RandomAccess.Read(file, block.AsSpan(0, (int)Math.Min(block.Length, count)), offset);
+            using (Gil.Release())
+                n = RandomAccess.Read(file, block.AsSpan(0, (int)Math.Min(block.Length, count)), offset);
             if (n == 0) break;
             Write(block.AsSpan(0, n), flush: false);
             offset += n;

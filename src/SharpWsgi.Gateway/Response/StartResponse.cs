@@ -26,10 +26,12 @@ public sealed class StartResponse : IPyCallable
 
     public NewRef Call(BorrowedRef self, BorrowedRef args, BorrowedRef kwargs)
     {
-        if (Finished) throw new PyRaiseException(PyErrorKind.RuntimeError, "start_response called after the request finished");
+        if (Finished) throw new PyRaiseException(PyErrorKind.RuntimeError,
+            "start_response called after the request finished");
         int n = PyArgs.Count(args);
         var excInfo = n == 3 ? PyArgs.At(args, 2) : PyArgs.Keyword(kwargs, "exc_info");
-        if (n < 2 || n > 3) throw new PyRaiseException(PyErrorKind.TypeError, $"start_response() takes 2 or 3 arguments ({n} given)");
+        if (n < 2 || n > 3) throw new PyRaiseException(PyErrorKind.TypeError,
+            $"start_response() takes 2 or 3 arguments ({n} given)");
         bool hasExcInfo = !excInfo.IsNull && !Py.IsNone(excInfo);
         if (hasExcInfo)
         {
@@ -43,12 +45,14 @@ public sealed class StartResponse : IPyCallable
             }
         }
         else if (_writer.HeadSet)
-            throw new PyRaiseException(PyErrorKind.AssertionError, "start_response called a second time without exc_info");
+            throw new PyRaiseException(PyErrorKind.AssertionError,
+                "start_response called a second time without exc_info");
 
         var (status, reason) = ParseStatus(PyArgs.At(args, 0));
         var headers = PyArgs.At(args, 1);
         if (!Py.IsList(headers))
-            throw new PyRaiseException(PyErrorKind.TypeError, $"response_headers must be a list, not {Py.TypeNameOf(headers)}");
+            throw new PyRaiseException(PyErrorKind.TypeError,
+                $"response_headers must be a list, not {Py.TypeNameOf(headers)}");
         _writer.BeginHead(status, reason);
         var complete = false;
         try
@@ -68,36 +72,45 @@ public sealed class StartResponse : IPyCallable
 
     private static (int, string) ParseStatus(BorrowedRef status)
     {
-        if (!Py.IsStr(status)) throw new PyRaiseException(PyErrorKind.TypeError, $"status must be str, not {Py.TypeNameOf(status)}");
-        if (!Py.TryLatin1(status, out var s)) throw new PyRaiseException(PyErrorKind.ValueError, "status must be latin-1 encodable");
-        if (s.Length < 4 || s[3] != ' ' || !char.IsAsciiDigit(s[0]) || !char.IsAsciiDigit(s[1]) || !char.IsAsciiDigit(s[2]))
+        if (!Py.IsStr(status)) throw new PyRaiseException(PyErrorKind.TypeError,
+            $"status must be str, not {Py.TypeNameOf(status)}");
+        if (!Py.TryLatin1(status, out var s)) throw new PyRaiseException(PyErrorKind.ValueError,
+            "status must be latin-1 encodable");
+        if (s.Length < 4 || s[3] != ' ' || !char.IsAsciiDigit(s[0]) || !char.IsAsciiDigit(s[1]) ||
+            !char.IsAsciiDigit(s[2]))
             throw new PyRaiseException(PyErrorKind.ValueError, $"status must look like '200 OK', got {s}");
         if (HasControl(s))
-            throw new PyRaiseException(PyErrorKind.ValueError, "status must not contain control characters (CR, LF, NUL...)");
+            throw new PyRaiseException(PyErrorKind.ValueError,
+                "status must not contain control characters (CR, LF, NUL...)");
         var code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-        if (code < 100) throw new PyRaiseException(PyErrorKind.ValueError, $"status code {code} is not a valid HTTP status");
+        if (code < 100) throw new PyRaiseException(PyErrorKind.ValueError,
+            $"status code {code} is not a valid HTTP status");
         return (code, s[4..]);
     }
 
     private void AddHeader(BorrowedRef item)
     {
         if (!Py.IsTuple(item) || Py.TupleSize(item) != 2)
-            throw new PyRaiseException(PyErrorKind.TypeError, $"each response header must be a (name, value) tuple, got {Py.Repr(item)}");
+            throw new PyRaiseException(PyErrorKind.TypeError,
+                $"each response header must be a (name, value) tuple, got {Py.Repr(item)}");
         var nameObj = Py.TupleItem(item, 0);
         var valueObj = Py.TupleItem(item, 1);
         if (!Py.IsStr(nameObj) || !Py.IsStr(valueObj))
-            throw new PyRaiseException(PyErrorKind.TypeError, $"header name and value must be str, got {Py.Repr(item)}");
+            throw new PyRaiseException(PyErrorKind.TypeError,
+                $"header name and value must be str, got {Py.Repr(item)}");
         var (name, role) = _names.Resolve(nameObj);
         if (!Py.TryLatin1(valueObj, out var value))
             throw new PyRaiseException(PyErrorKind.ValueError, $"header {Py.Repr(item)} is not latin-1 encodable");
         if (HasControl(value))
-            throw new PyRaiseException(PyErrorKind.ValueError, $"header {name} value contains a control character (CR, LF, NUL...)");
+            throw new PyRaiseException(PyErrorKind.ValueError,
+                $"header {name} value contains a control character (CR, LF, NUL...)");
         switch (role)
         {
             case NameRole.Connection:
                 if (!value.Split(',').Any(v => v.Trim().Equals("close", StringComparison.OrdinalIgnoreCase)))
                     throw new PyRaiseException(PyErrorKind.AssertionError,
-                        $"hop-by-hop header Connection: {value} is not allowed from a WSGI application (only 'close' is honoured)");
+                        $"hop-by-hop header Connection: {value} is not allowed from a WSGI application " +
+                        "(only 'close' is honoured)");
                 _writer.AddHeader(name, "close", HeaderRole.Plain);
                 return;
             case NameRole.ContentLength:
@@ -123,10 +136,13 @@ public sealed class StartResponse : IPyCallable
     internal NewRef Write(BorrowedRef args)
     {
         if (Finished) throw new PyRaiseException(PyErrorKind.RuntimeError, "write() called after the request finished");
-        if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError, "write() takes exactly one argument");
+        if (PyArgs.Count(args) != 1) throw new PyRaiseException(PyErrorKind.TypeError,
+            "write() takes exactly one argument");
         var data = PyArgs.At(args, 0);
-        if (!Py.IsBytes(data)) throw new PyRaiseException(PyErrorKind.TypeError, $"write() argument must be bytes, not {Py.TypeNameOf(data)}");
-        if (!_writer.HeadSet) throw new PyRaiseException(PyErrorKind.AssertionError, "write() called before start_response");
+        if (!Py.IsBytes(data)) throw new PyRaiseException(PyErrorKind.TypeError,
+            $"write() argument must be bytes, not {Py.TypeNameOf(data)}");
+        if (!_writer.HeadSet) throw new PyRaiseException(PyErrorKind.AssertionError,
+            "write() called before start_response");
         _writer.WriteUsed = true;
         try { _writer.Write(Py.BytesSpan(data), flush: true); }
         catch (ClientDisconnectedException e) { throw new PyRaiseException(PyErrorKind.OSError, e.Message); }
@@ -171,7 +187,8 @@ internal sealed class HeaderNames
     {
         if (_cache.TryGetValue(nameObj.Handle, out var hit)) return (hit.Name, hit.Role);
         if (!Py.TryLatin1(nameObj, out var name))
-            throw new PyRaiseException(PyErrorKind.ValueError, $"header name {Py.Repr(nameObj)} is not latin-1 encodable");
+            throw new PyRaiseException(PyErrorKind.ValueError,
+                $"header name {Py.Repr(nameObj)} is not latin-1 encodable");
         if (name.Length == 0 || !name.All(IsTokenChar))
             throw new PyRaiseException(PyErrorKind.ValueError, $"invalid header name {Py.Repr(nameObj)}");
         if (HopByHop.Contains(name))

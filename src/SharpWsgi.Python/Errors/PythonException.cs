@@ -17,7 +17,8 @@ public sealed class PythonException : Exception
     internal PyOwned? Value { get; }
     internal PyOwned? Tb { get; }
 
-    internal PythonException(string typeName, string message, string traceback, PyOwned? type, PyOwned? value, PyOwned? tb)
+    internal PythonException(string typeName, string message, string traceback, PyOwned? type, PyOwned? value,
+        PyOwned? tb)
         : base($"{typeName}: {message}")
     {
         TypeName = typeName;
@@ -32,7 +33,8 @@ public sealed class PythonException : Exception
         nint type, value, tb;
         PyApi.PyErr_Fetch(&type, &value, &tb);
         if (type == 0)
-            return new PythonException("SystemError", "a C API call failed without setting an exception", "", null, null, null);
+            return new PythonException("SystemError", "a C API call failed without setting an exception",
+                "", null, null, null);
         PyApi.PyErr_NormalizeException(&type, &value, &tb);
         var typeOwned = new PyOwned(type);
         var valueOwned = value == 0 ? null : new PyOwned(value);

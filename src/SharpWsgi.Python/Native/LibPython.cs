@@ -21,7 +21,8 @@ internal sealed unsafe class LibPython
         {
             var err = Libc.DlError();
             throw new PythonStartupException(
-                $"Could not load libpython from {path}: {(err == 0 ? "unknown error" : Marshal.PtrToStringUTF8(err))}.");
+                $"Could not load libpython from {path}: " +
+                $"{(err == 0 ? "unknown error" : Marshal.PtrToStringUTF8(err))}.");
         }
         return new LibPython(handle, path);
     }
@@ -32,7 +33,8 @@ internal sealed unsafe class LibPython
     public nint Get(string symbol)
     {
         var p = Libc.DlSym(_handle, symbol);
-        if (p == 0) throw new PythonStartupException($"{Path} does not export {symbol}; is it a CPython 3.9+ libpython?");
+        if (p == 0) throw new PythonStartupException(
+            $"{Path} does not export {symbol}; is it a CPython 3.9+ libpython?");
         return p;
     }
 }

@@ -45,7 +45,8 @@ public sealed unsafe class ManagedType
     private ManagedType(nint type, string name) { _type = type; Name = name; }
 
     /// <summary>Creates the type (GIL held). Method names map, in order, to IPyMethods indices.</summary>
-    public static ManagedType Create(string qualifiedName, string doc, bool callable, bool iterator, params string[] methods)
+    public static ManagedType Create(string qualifiedName, string doc, bool callable, bool iterator,
+        params string[] methods)
     {
         if (methods.Length > MaxMethods) throw new ArgumentException($"at most {MaxMethods} methods");
         var slots = new List<(int, nint)>
@@ -63,7 +64,8 @@ public sealed unsafe class ManagedType
         }
         if (methods.Length > 0)
         {
-            // PyMethodDef { const char* name; void* meth; int flags; const char* doc; } = 32 bytes, NULL-terminated array.
+            // PyMethodDef { const char* name; void* meth; int flags; const char* doc; } = 32 bytes,
+            // NULL-terminated array.
             var defs = (byte*)NativeMemory.AllocZeroed((nuint)(32 * (methods.Length + 1)));
             for (int i = 0; i < methods.Length; i++)
             {
@@ -82,7 +84,8 @@ public sealed unsafe class ManagedType
             *(int*)(slotArray + 16 * i) = slots[i].Item1;
             *(nint*)(slotArray + 16 * i + 8) = slots[i].Item2;
         }
-        // PyType_Spec { const char* name; int basicsize; int itemsize; unsigned int flags; PyType_Slot* slots; } = 32 bytes.
+        // PyType_Spec { const char* name; int basicsize; int itemsize; unsigned int flags; PyType_Slot* slots; }
+        // = 32 bytes.
         var spec = (byte*)NativeMemory.AllocZeroed(32);
         *(nint*)spec = Utf8Forever(qualifiedName);
         *(int*)(spec + 8) = PyFeatures.ObjectHeaderSize + sizeof(nint);
@@ -122,7 +125,8 @@ public sealed unsafe class ManagedType
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static object Target(nint self) => GCHandle.FromIntPtr(*(nint*)(self + PyFeatures.ObjectHeaderSize)).Target!;
+    private static object Target(nint self)
+        => GCHandle.FromIntPtr(*(nint*)(self + PyFeatures.ObjectHeaderSize)).Target!;
 
     /// <summary>Turns a managed exception into a raised Python exception (the callback then returns NULL).</summary>
     internal static void RaiseInPython(Exception e)
@@ -132,7 +136,8 @@ public sealed unsafe class ManagedType
             case PythonException pe: pe.Restore(); break;
             case PyRaiseException re: Py.SetError(re.Kind, re.Message); break;
             case PythonErrorAlreadySet: break;
-            default: Py.SetError(PyErrorKind.RuntimeError, $"internal SharpWsgi error: {e.GetType().Name}: {e.Message}"); break;
+            default: Py.SetError(PyErrorKind.RuntimeError,
+                $"internal SharpWsgi error: {e.GetType().Name}: {e.Message}"); break;
         }
     }
 
@@ -174,7 +179,11 @@ public sealed unsafe class ManagedType
 
     private static nint Invoke(int index, nint self, nint args, nint kwargs)
     {
-        try { var r = ((IPyMethods)Target(self)).Invoke(index, new(self), new(args), new(kwargs)); return r.Steal().Handle; }
+        try
+        {
+            var r = ((IPyMethods)Target(self)).Invoke(index, new(self), new(args), new(kwargs));
+            return r.Steal().Handle;
+        }
         catch (Exception e) { RaiseInPython(e); return 0; }
     }
 
@@ -209,5 +218,6 @@ public static class PyArgs
     public static BorrowedRef At(BorrowedRef args, int i) => Py.TupleItem(args, i);
     public static unsafe bool HasKeywords(BorrowedRef kwargs) => !kwargs.IsNull && PyApi.PyDict_Size(kwargs.Handle) > 0;
     /// <summary>kwargs[name] or null.</summary>
-    public static BorrowedRef Keyword(BorrowedRef kwargs, string name) => kwargs.IsNull ? default : Py.DictGet(kwargs, name);
+    public static BorrowedRef Keyword(BorrowedRef kwargs, string name)
+        => kwargs.IsNull ? default : Py.DictGet(kwargs, name);
 }

@@ -59,12 +59,16 @@ public static unsafe class Py
         fixed (byte* p = bytes) PyApi.PyErr_SetString(type, p);
     }
 
-    /// <summary>Raises (type, value, traceback) from an exc_info tuple; the caller then returns NULL to Python.</summary>
+    /// <summary>Raises (type, value, traceback) from an exc_info tuple; the caller then returns NULL to
+    /// Python.</summary>
     public static void RestoreExcInfo(BorrowedRef excInfo)
     {
         nint t = PyApi.PyTuple_GetItem(excInfo.Handle, 0), v = PyApi.PyTuple_GetItem(excInfo.Handle, 1),
             b = PyApi.PyTuple_GetItem(excInfo.Handle, 2);
-        if (t == 0 || v == 0 || b == 0) { PyApi.PyErr_Clear(); SetError(PyErrorKind.TypeError, "exc_info must be a 3-tuple"); return; }
+        if (t == 0 || v == 0 || b == 0)
+        {
+            PyApi.PyErr_Clear(); SetError(PyErrorKind.TypeError, "exc_info must be a 3-tuple"); return;
+        }
         if (b == PyApi.None) b = 0;
         PyApi.Py_IncRef(t); PyApi.Py_IncRef(v); if (b != 0) PyApi.Py_IncRef(b);
         PyApi.PyErr_Restore(t, v, b);
@@ -276,7 +280,8 @@ public static unsafe class Py
     }
 
     public static NewRef List() => Check(PyApi.PyList_New(0));
-    public static void ListAppend(BorrowedRef list, BorrowedRef item) => Check(PyApi.PyList_Append(list.Handle, item.Handle));
+    public static void ListAppend(BorrowedRef list, BorrowedRef item)
+        => Check(PyApi.PyList_Append(list.Handle, item.Handle));
     public static nint ListSize(BorrowedRef l) => PyApi.PyList_Size(l.Handle);
     public static BorrowedRef ListItem(BorrowedRef l, nint i)
     {
@@ -304,8 +309,10 @@ public static unsafe class Py
         => new(PyApi.PyDict_GetItemString(dict.Handle, (byte*)Utf8(key)));
 
     // ---- attributes, calls, iteration ----
-    public static NewRef GetAttr(BorrowedRef o, string name) => Check(PyApi.PyObject_GetAttrString(o.Handle, (byte*)Utf8(name)));
-    public static NewRef GetAttr(BorrowedRef o, BorrowedRef name) => Check(PyApi.PyObject_GetAttr(o.Handle, name.Handle));
+    public static NewRef GetAttr(BorrowedRef o, string name)
+        => Check(PyApi.PyObject_GetAttrString(o.Handle, (byte*)Utf8(name)));
+    public static NewRef GetAttr(BorrowedRef o, BorrowedRef name)
+        => Check(PyApi.PyObject_GetAttr(o.Handle, name.Handle));
     public static void SetAttr(BorrowedRef o, string name, BorrowedRef value)
         => Check(PyApi.PyObject_SetAttrString(o.Handle, (byte*)Utf8(name), value.Handle));
 
@@ -393,7 +400,8 @@ public static unsafe class Py
     }
 
     public static BorrowedRef SysGet(string name) => new(PyApi.PySys_GetObject((byte*)Utf8(name)));
-    public static void SysSet(string name, BorrowedRef value) => Check(PyApi.PySys_SetObject((byte*)Utf8(name), value.Handle));
+    public static void SysSet(string name, BorrowedRef value)
+        => Check(PyApi.PySys_SetObject((byte*)Utf8(name), value.Handle));
 
     // ---- threads ----
     /// <summary>The calling thread's Python thread id (threading.get_ident()).</summary>

@@ -39,7 +39,8 @@ print(json.dumps({
         var venv = Environment.GetEnvironmentVariable("VIRTUAL_ENV");
         if (!string.IsNullOrEmpty(venv))
             return (Path.Combine(venv, "bin", "python"), "$VIRTUAL_ENV");
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':',
+            StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = Path.Combine(dir, "python3");
             if (File.Exists(candidate)) return (candidate, "PATH");
@@ -61,7 +62,8 @@ print(json.dumps({
         {
             var psi = new ProcessStartInfo(interpreter)
             {
-                RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+                RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+                UseShellExecute = false,
             };
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add(Probe);
@@ -69,23 +71,32 @@ print(json.dumps({
             p.StandardInput.Close();
             var outTask = p.StandardOutput.ReadToEndAsync();
             var errTask = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(30_000)) { p.Kill(); throw new PythonStartupException($"{interpreter} did not answer within 30 s when asked for its configuration."); }
+            if (!p.WaitForExit(30_000))
+            {
+                p.Kill();
+                throw new PythonStartupException(
+                    $"{interpreter} did not answer within 30 s when asked for its configuration.");
+            }
             stdout = outTask.Result; stderr = errTask.Result;
             if (p.ExitCode != 0)
                 throw new PythonStartupException(
-                    $"{interpreter} (chosen by {source}) failed when asked for its configuration (exit code {p.ExitCode}): {stderr.Trim()} " +
+                    $"{interpreter} (chosen by {source}) failed when asked for its configuration " +
+                    $"(exit code {p.ExitCode}): {stderr.Trim()} " +
                     "It must be CPython 3.9 or newer.");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new PythonStartupException($"Could not run {interpreter} (chosen by {source}): {e.Message}. It must be an executable CPython 3.9+ interpreter.");
+            throw new PythonStartupException($"Could not run {interpreter} (chosen by {source}): {e.Message}. " +
+                "It must be an executable CPython 3.9+ interpreter.");
         }
 
         JsonElement j;
         try { j = JsonDocument.Parse(stdout.Trim().Split('\n').Last()).RootElement; }
         catch (Exception)
         {
-            throw new PythonStartupException($"{interpreter} (chosen by {source}) did not describe itself as CPython does; it printed: {stdout.Trim()} {stderr.Trim()}");
+            throw new PythonStartupException(
+                $"{interpreter} (chosen by {source}) did not describe itself as CPython does; it printed: " +
+                $"{stdout.Trim()} {stderr.Trim()}");
         }
         string S(string name) => j.GetProperty(name).GetString() ?? "";
         var major = j.GetProperty("major").GetInt32();
@@ -93,31 +104,38 @@ print(json.dumps({
         var version = S("version");
         var impl = S("implementation");
         if (impl != "cpython")
-            throw new PythonStartupException($"{interpreter} is {impl} {version}; SharpWsgi embeds CPython 3.9 or newer only.");
+            throw new PythonStartupException(
+                $"{interpreter} is {impl} {version}; SharpWsgi embeds CPython 3.9 or newer only.");
         if (major != 3 || minor < 9)
             throw new PythonStartupException(
                 $"{interpreter} is Python {version}, which is too old: SharpWsgi needs CPython 3.9 or newer. " +
                 "Pass --python with a newer interpreter.");
         if (j.GetProperty("gil_disabled").GetBoolean())
-            throw new PythonStartupException($"{interpreter} is a free-threaded build of Python {version}; SharpWsgi supports the default (GIL) builds.");
+            throw new PythonStartupException($"{interpreter} is a free-threaded build of Python {version}; " +
+                "SharpWsgi supports the default (GIL) builds.");
 
         // A --disable-shared build has no libpython of its own; another build's library would not match its stdlib.
-        var lib = (j.GetProperty("shared").GetBoolean() ? FindLibPython(j, major, minor) : null) ?? throw new PythonStartupException(
-            $"{interpreter} (Python {version}) has no shared libpython{major}.{minor}: SharpWsgi embeds the interpreter and needs " +
-            $"libpython{major}.{minor}.so. On Debian install it with 'apt-get install libpython{major}.{minor}'; a Python built from source " +
-            "needs './configure --enable-shared' (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ...).");
+        var lib = (j.GetProperty("shared").GetBoolean() ? FindLibPython(j, major, minor) : null) ??
+            throw new PythonStartupException(
+                $"{interpreter} (Python {version}) has no shared libpython{major}.{minor}: SharpWsgi embeds the " +
+                $"interpreter and needs libpython{major}.{minor}.so. On Debian install it with " +
+                $"'apt-get install libpython{major}.{minor}'; a Python built from source needs " +
+                "'./configure --enable-shared' (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ...).");
 
         return new PythonInfo(
-            S("executable"), version, major, minor, S("prefix"), S("exec_prefix"), S("base_prefix"), S("base_exec_prefix"),
+            S("executable"), version, major, minor, S("prefix"), S("exec_prefix"), S("base_prefix"),
+            S("base_exec_prefix"),
             j.GetProperty("path").EnumerateArray().Select(e => e.GetString() ?? "").Where(s => s.Length > 0).ToList(),
             lib, impl, false);
     }
 
     /// <summary>The description as JSON, so worker processes need not ask the interpreter again.</summary>
-    public static string Serialize(PythonInfo info) => JsonSerializer.Serialize(info, PythonInfoJson.Default.PythonInfo);
+    public static string Serialize(PythonInfo info)
+        => JsonSerializer.Serialize(info, PythonInfoJson.Default.PythonInfo);
 
     public static PythonInfo Deserialize(string json) =>
-        JsonSerializer.Deserialize(json, PythonInfoJson.Default.PythonInfo) ?? throw new PythonStartupException("bad interpreter description from the supervisor");
+        JsonSerializer.Deserialize(json, PythonInfoJson.Default.PythonInfo) ??
+            throw new PythonStartupException("bad interpreter description from the supervisor");
 
     private static string? FindLibPython(JsonElement j, int major, int minor)
     {

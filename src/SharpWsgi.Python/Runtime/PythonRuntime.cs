@@ -23,7 +23,8 @@ public static unsafe class PythonRuntime
         if (Info != null) throw new InvalidOperationException("Python is already initialised in this process.");
         // The stdlib location comes from PYTHONHOME, read by Py_InitializeEx: it must be in the C environment,
         // which .NET's Environment.SetEnvironmentVariable does not change on Unix.
-        Libc.SetEnv("PYTHONHOME", info.BasePrefix == info.BaseExecPrefix ? info.BasePrefix : $"{info.BasePrefix}:{info.BaseExecPrefix}", 1);
+        Libc.SetEnv("PYTHONHOME",
+            info.BasePrefix == info.BaseExecPrefix ? info.BasePrefix : $"{info.BasePrefix}:{info.BaseExecPrefix}", 1);
         Libc.SetEnv("PYTHONNOUSERSITE", "1", 0);
         var lib = LibPython.Open(info.LibPythonPath);
         PyApi.Bind(lib);
@@ -31,8 +32,9 @@ public static unsafe class PythonRuntime
         var loaded = LoadedVersion();
         if (loaded != info.Version)
             throw new PythonStartupException(
-                $"{info.LibPythonPath} is Python {loaded}, but {info.Executable} is Python {info.Version}: the shared library " +
-                "belongs to another build. Use an interpreter whose own libpython is installed (a --enable-shared build).");
+                $"{info.LibPythonPath} is Python {loaded}, but {info.Executable} is Python {info.Version}: " +
+                "the shared library belongs to another build. Use an interpreter whose own libpython is installed " +
+                "(a --enable-shared build).");
 
         PyApi.Py_InitializeEx(0);
         if (PyApi.Py_IsInitialized() == 0)
@@ -53,7 +55,8 @@ public static unsafe class PythonRuntime
             }
             Py.SysSet("path", path);
         }
-        foreach (var (name, value) in new[] { ("executable", info.Executable), ("prefix", info.Prefix), ("exec_prefix", info.ExecPrefix) })
+        foreach (var (name, value) in new[]
+            { ("executable", info.Executable), ("prefix", info.Prefix), ("exec_prefix", info.ExecPrefix) })
         {
             using var s = Py.Str(value);
             Py.SysSet(name, s);
@@ -69,7 +72,8 @@ public static unsafe class PythonRuntime
 
     /// <summary>The version string the loaded library reports (Py_GetVersion), e.g. "3.11.7 (main, ...)".</summary>
     public static string LoadedVersion() => System.Text.Encoding.UTF8.GetString(
-        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(PyApi.Py_GetVersion())).Split(' ')[0];
+        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(PyApi.Py_GetVersion()))
+        .Split(' ')[0];
 
     /// <summary>Runs an action with the GIL on the initialising thread's state (startup and shutdown work).</summary>
     public static T RunOnMainThreadState<T>(Func<T> action)

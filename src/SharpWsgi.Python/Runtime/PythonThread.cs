@@ -10,7 +10,8 @@ namespace SharpWsgi.Python;
 /// </summary>
 public static class PythonThread
 {
-    /// <summary>Enough for sys.setrecursionlimit(10000) of pure-Python recursion on 3.9/3.10 (C-stack frames).</summary>
+    /// <summary>Enough for sys.setrecursionlimit(10000) of pure-Python recursion on 3.9/3.10
+    /// (C-stack frames).</summary>
     public const int StackSize = 256 * 1024 * 1024;
 
     public static Thread Start(string name, Action body)

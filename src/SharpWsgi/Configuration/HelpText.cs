@@ -20,9 +20,11 @@ public static class HelpText
             sb.AppendLine(section.Key + ":");
             foreach (var s in section)
             {
-                var flags = (s.ShortFlag != null ? s.ShortFlag + ", " : "    ") + s.LongFlag + (s.Meta.Length > 0 ? " " + s.Meta : "");
+                var flags = (s.ShortFlag != null ? s.ShortFlag + ", " : "    ") + s.LongFlag +
+                    (s.Meta.Length > 0 ? " " + s.Meta : "");
                 sb.AppendLine($"  {flags,-32} {s.Doc}");
-                var extra = $"[env {s.EnvironmentVariable}" + (s.Default != null ? $"; default: {(s.Default.Length == 0 ? "''" : s.Default)}" : "") +
+                var extra = $"[env {s.EnvironmentVariable}" +
+                            (s.Default != null ? $"; default: {(s.Default.Length == 0 ? "''" : s.Default)}" : "") +
                             (s.Repeatable ? "; repeatable" : "") + "]";
                 sb.AppendLine($"  {"",-32} {extra}");
             }
@@ -51,7 +53,8 @@ public static class HelpText
             sb.AppendLine("| --- | --- | --- | --- |");
             foreach (var s in section)
             {
-                var flag = (s.ShortFlag != null ? $"`{s.ShortFlag}`, " : "") + $"`{s.LongFlag}{(s.Meta.Length > 0 ? " " + s.Meta : "")}`" + (s.Repeatable ? " (repeatable)" : "");
+                var flag = (s.ShortFlag != null ? $"`{s.ShortFlag}`, " : "") +
+                    $"`{s.LongFlag}{(s.Meta.Length > 0 ? " " + s.Meta : "")}`" + (s.Repeatable ? " (repeatable)" : "");
                 var def = s.Default == null ? "—" : $"`{(s.Default.Length == 0 ? "''" : s.Default)}`";
                 sb.AppendLine($"| {flag} | `{s.EnvironmentVariable}` | {def} | {s.Doc.Replace("|", "\\|")} |");
             }

@@ -2,7 +2,8 @@ using System.Globalization;
 
 namespace SharpWsgi.Configuration;
 
-/// <summary>Thrown for a bad command line or environment value; printed as "sharpwsgi: error: ..." with exit code 2.</summary>
+/// <summary>Thrown for a bad command line or environment value; printed as "sharpwsgi: error: ..." with exit
+/// code 2.</summary>
 public sealed class UsageException : Exception
 {
     public UsageException(string message) : base(message) { }
@@ -41,11 +42,14 @@ public sealed class ServerSettings
         foreach (var def in SettingsRegistry.All)
         {
             if (!environment.TryGetValue(def.EnvironmentVariable, out var raw) || raw == null) continue;
-            var items = def.Repeatable ? raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : new[] { raw.Trim() };
+            var items = def.Repeatable
+                ? raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                : new[] { raw.Trim() };
             foreach (var item in items) Check(def, item, $"environment variable {def.EnvironmentVariable}");
             s._values[def.Name] = items.ToList();
         }
-        if (environment.TryGetValue("SHARPWSGI_APP", out var envApp) && !string.IsNullOrWhiteSpace(envApp)) s.App = envApp;
+        if (environment.TryGetValue("SHARPWSGI_APP", out var envApp) && !string.IsNullOrWhiteSpace(envApp))
+            s.App = envApp;
 
         var fromCommandLine = new HashSet<string>();
         for (int i = 0; i < args.Count; i++)
@@ -60,7 +64,8 @@ public sealed class ServerSettings
                 string? value = null;
                 var eq = arg.IndexOf('=');
                 if (arg.StartsWith("--") && eq > 0) { flag = arg[..eq]; value = arg[(eq + 1)..]; }
-                var def = SettingsRegistry.ByFlag(flag) ?? throw new UsageException($"unrecognized option {flag} (see --help)");
+                var def = SettingsRegistry.ByFlag(flag) ??
+                    throw new UsageException($"unrecognized option {flag} (see --help)");
                 if (value == null)
                 {
                     if (def.Kind == SettingKind.Flag) value = "true";
@@ -72,7 +77,8 @@ public sealed class ServerSettings
                 s._values[def.Name].Add(value);
                 continue;
             }
-            if (s.App != null && fromCommandLine.Contains("<app>")) throw new UsageException($"only one APP may be given, got '{s.App}' and '{arg}'");
+            if (s.App != null && fromCommandLine.Contains("<app>"))
+                throw new UsageException($"only one APP may be given, got '{s.App}' and '{arg}'");
             s.App = arg;
             fromCommandLine.Add("<app>");
         }
@@ -85,7 +91,8 @@ public sealed class ServerSettings
     private static string? FindConfigPath(IReadOnlyList<string> args, IDictionary<string, string?> environment)
     {
         string? path = null;
-        if (environment.TryGetValue("SHARPWSGI_CONFIG", out var fromEnv) && !string.IsNullOrWhiteSpace(fromEnv)) path = fromEnv;
+        if (environment.TryGetValue("SHARPWSGI_CONFIG", out var fromEnv) && !string.IsNullOrWhiteSpace(fromEnv))
+            path = fromEnv;
         for (int i = 0; i < args.Count; i++)
         {
             if ((args[i] is "-c" or "--config") && i + 1 < args.Count) path = args[i + 1];
@@ -128,7 +135,8 @@ public sealed class ServerSettings
     }
 
     public string? Get(string name) => _values.TryGetValue(name, out var v) && v.Count > 0 ? v[^1] : null;
-    public IReadOnlyList<string> GetAll(string name) => _values.TryGetValue(name, out var v) ? v : Array.Empty<string>();
+    public IReadOnlyList<string> GetAll(string name)
+        => _values.TryGetValue(name, out var v) ? v : Array.Empty<string>();
     private int Int(string name) => int.Parse(Get(name)!, CultureInfo.InvariantCulture);
 
     public IReadOnlyList<string> Binds => GetAll("bind");

@@ -24,14 +24,21 @@ public sealed record Setting(
     /// <summary>Null when the value is acceptable, else why not.</summary>
     public string? Validate(string value) => Kind switch
     {
-        SettingKind.PositiveInt => int.TryParse(value, out var n) && n > 0 && value.All(char.IsAsciiDigit) ? null : "expected a positive integer",
-        SettingKind.NonNegativeInt => int.TryParse(value, out var n) && n >= 0 && value.All(char.IsAsciiDigit) ? null : "expected a non-negative integer",
-        SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
+        SettingKind.PositiveInt => int.TryParse(value, out var n) && n > 0 && value.All(char.IsAsciiDigit)
+            ? null : "expected a positive integer",
+        SettingKind.NonNegativeInt => int.TryParse(value, out var n) && n >= 0 && value.All(char.IsAsciiDigit)
+            ? null : "expected a non-negative integer",
+        SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float,
+            System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
         SettingKind.Flag => value is "true" or "false" or "1" or "0" or "yes" or "no" ? null : "expected true or false",
-        SettingKind.Workers => value == "auto" || (int.TryParse(value, out var w) && w >= 0 && value.All(char.IsAsciiDigit)) ? null : "expected a number of workers or auto",
-        SettingKind.Bytes => ParseBytes(value) is not null ? null : "expected a size in bytes (e.g. 65536, 512k, 1m, 2g)",
-        SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"expected one of {string.Join(", ", Choices!)}",
+        SettingKind.Workers => value == "auto" ||
+            (int.TryParse(value, out var w) && w >= 0 && value.All(char.IsAsciiDigit))
+            ? null : "expected a number of workers or auto",
+        SettingKind.Bytes => ParseBytes(value) is not null
+            ? null : "expected a size in bytes (e.g. 65536, 512k, 1m, 2g)",
+        SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase)
+            ? null : $"expected one of {string.Join(", ", Choices!)}",
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -56,43 +63,51 @@ public static class SettingsRegistry
     public static readonly IReadOnlyList<Setting> All = new Setting[]
     {
         new("bind", "-b", "ADDRESS", "127.0.0.1:8000", SettingKind.Text,
-            "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path/to.sock. Repeat for several. Port 0 picks a free port.",
+            "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path/to.sock. Repeat for several. " +
+            "Port 0 picks a free port.",
             Repeatable: true),
         new("threads", null, "N", "4", SettingKind.PositiveInt,
-            "Python threads serving requests in each process. One GIL: a CPU-bound app gains nothing from more than one " +
-            "(measured: hello 30k req/s with 1, 24-29k with 4), while an app that waits (database, HTTP calls, sleeps) " +
-            "serves up to N requests at once (10 ms sleep: 75 req/s with 1, 365 with 4). 4 keeps both reasonable."),
+            "Python threads serving requests in each process. One GIL: a CPU-bound app gains nothing from more than " +
+            "one (measured: hello 30k req/s with 1, 24-29k with 4), while an app that waits (database, HTTP calls, " +
+            "sleeps) serves up to N requests at once (10 ms sleep: 75 req/s with 1, 365 with 4). " +
+            "4 keeps both reasonable."),
         new("queue-size", null, "N", "1024", SettingKind.PositiveInt,
             "Requests that may wait for a free Python thread; past it the server answers 503 at once."),
         new("python", null, "PATH", null, SettingKind.Text,
-            "Python interpreter to embed (CPython 3.9+ with a shared libpython). Default: $VIRTUAL_ENV/bin/python, else python3 on PATH.",
+            "Python interpreter to embed (CPython 3.9+ with a shared libpython). " +
+            "Default: $VIRTUAL_ENV/bin/python, else python3 on PATH.",
             Section: "Python"),
         new("chdir", null, "DIR", null, SettingKind.Text,
             "Change to DIR before loading the app; it is put first on sys.path.", Section: "Python"),
         new("pythonpath", null, "DIR", null, SettingKind.Text,
             "Directory to add to sys.path (after --chdir). Repeat for several.", Repeatable: true, Section: "Python"),
         new("root-path", null, "PREFIX", "", SettingKind.Text,
-            "URL prefix the app is mounted at: it becomes SCRIPT_NAME and is removed from PATH_INFO.", Section: "Python"),
+            "URL prefix the app is mounted at: it becomes SCRIPT_NAME and is removed from PATH_INFO.",
+            Section: "Python"),
         new("backlog", null, "N", "2048", SettingKind.PositiveInt,
             "Maximum number of pending connections in the listen queue."),
         new("keep-alive", null, "SECONDS", "5", SettingKind.Seconds,
             "How long an idle keep-alive connection is kept open."),
         new("log-level", null, "LEVEL", "info", SettingKind.Choice,
-            "Error log verbosity.", Choices: new[] { "debug", "info", "warning", "error", "critical" }, Section: "Logging"),
+            "Error log verbosity.", Choices: new[] { "debug", "info", "warning", "error", "critical" },
+            Section: "Logging"),
         new("error-logfile", null, "FILE", "-", SettingKind.Text,
-            "Where the error log goes: a file (reopened on SIGUSR1, for log rotation) or - for stderr.", Section: "Logging"),
+            "Where the error log goes: a file (reopened on SIGUSR1, for log rotation) or - for stderr.",
+            Section: "Logging"),
         new("config", "-c", "FILE", null, SettingKind.Text,
             "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment). " +
             "Read at start and again on SIGHUP.", Section: "Server"),
 
         new("workers", "-w", "N", "1", SettingKind.Workers,
-            "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.", Section: "Workers"),
+            "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.",
+            Section: "Workers"),
         new("timeout", "-t", "SECONDS", "30", SettingKind.Seconds,
             "A worker whose Python has not been responsive (heartbeat through the GIL) for this long is killed " +
             "(SIGABRT, then SIGKILL) and replaced; one with every Python thread busy, requests waiting and no " +
             "request finished for this long is recycled. 0 disables both.", Section: "Workers"),
         new("graceful-timeout", null, "SECONDS", "30", SettingKind.Seconds,
-            "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests before it is killed.",
+            "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests " +
+            "before it is killed.",
             Section: "Workers"),
         new("request-timeout", null, "SECONDS", "60", SettingKind.Seconds,
             "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
@@ -107,25 +122,29 @@ public static class SettingsRegistry
             "Recycle a worker after it has served this many requests (its replacement is accepting first). 0 disables.",
             Section: "Workers"),
         new("max-requests-jitter", null, "N", "0", SettingKind.NonNegativeInt,
-            "Add a random 0..N to --max-requests per worker, so workers do not all recycle at once.", Section: "Workers"),
+            "Add a random 0..N to --max-requests per worker, so workers do not all recycle at once.",
+            Section: "Workers"),
         new("max-lifetime", null, "SECONDS", "0", SettingKind.Seconds,
             "Recycle a worker after it has run this long. 0 disables.", Section: "Workers"),
         new("max-rss", null, "MB", "0", SettingKind.NonNegativeInt,
             "Recycle a worker whose resident memory exceeds this many MiB. 0 disables.", Section: "Workers"),
         new("reload", null, "", "false", SettingKind.Flag,
-            "Development: restart the workers when a .py file under the app's directory (or a --reload-extra-file) changes.",
+            "Development: restart the workers when a .py file under the app's directory " +
+            "(or a --reload-extra-file) changes.",
             Section: "Workers"),
         new("reload-extra-file", null, "FILE", null, SettingKind.Text,
-            "Another file or directory to watch with --reload. Repeat for several.", Repeatable: true, Section: "Workers"),
+            "Another file or directory to watch with --reload. Repeat for several.", Repeatable: true,
+            Section: "Workers"),
         new("reuse-port", null, "", "false", SettingKind.Flag,
             "Each worker binds its own SO_REUSEPORT socket (the kernel balances connections) instead of sharing the " +
             "supervisor's sockets. TCP binds with a fixed port only.", Section: "Workers"),
         new("switch-interval", null, "SECONDS", "0.2", SettingKind.Seconds,
-            "Python's sys.setswitchinterval (Python's default is 0.005): how long a Python thread waiting for the GIL " +
-            "waits before it forces the running one to stop. Longer keeps CPU-bound requests from being interleaved " +
-            "(measured: Flask p99 at 4 threads 36-41 ms with 0.005, 27-131 ms with 0.05, 13-44 ms with 0.2, 12-13 ms " +
-            "with 1 thread); a thread that blocks (I/O, sleep, database) releases the GIL at once whatever the value, " +
-            "but a thread returning from I/O may wait this long behind one that computes.", Section: "Workers"),
+            "Python's sys.setswitchinterval (Python's default is 0.005): how long a Python thread waiting for the " +
+            "GIL waits before it forces the running one to stop. Longer keeps CPU-bound requests from being " +
+            "interleaved (measured: Flask p99 at 4 threads 36-41 ms with 0.005, 27-131 ms with 0.05, 13-44 ms with " +
+            "0.2, 12-13 ms with 1 thread); a thread that blocks (I/O, sleep, database) releases the GIL at once " +
+            "whatever the value, but a thread returning from I/O may wait this long behind one that computes.",
+            Section: "Workers"),
 
         new("body-buffer-size", null, "BYTES", "1m", SettingKind.Bytes,
             "Request bodies up to this size are read by the server before the app runs, so a slow uploader holds no " +
@@ -137,8 +156,8 @@ public static class SettingsRegistry
             "A larger request body is spooled to a temporary file up to this size before the app runs; only the rest " +
             "streams to the app as it arrives.", Section: "Buffering"),
         new("response-buffer-size", null, "BYTES", "1m", SettingKind.Bytes,
-            "Response bytes held in memory per connection for a client that reads slowly; past it, the rest is spooled " +
-            "to --tmp-dir, so the Python thread finishes the response and moves on.", Section: "Buffering"),
+            "Response bytes held in memory per connection for a client that reads slowly; past it, the rest is " +
+            "spooled to --tmp-dir, so the Python thread finishes the response and moves on.", Section: "Buffering"),
         new("response-spool-size", null, "BYTES", "1g", SettingKind.Bytes,
             "Response bytes of one response that may wait in a spool file; past it the Python thread waits for the " +
             "client (at most --send-timeout without progress).", Section: "Buffering"),
@@ -148,8 +167,8 @@ public static class SettingsRegistry
             "Directory for spool files (unlinked as soon as they are created). Default: the system temp directory.",
             Section: "Buffering"),
         new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
-            "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full spool) " +
-            "drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),
+            "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full " +
+            "spool) drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),
         new("min-upload-rate", null, "BYTES", "240", SettingKind.Bytes,
             "A client sending a request body more slowly than this many bytes per second (after --min-rate-grace) is " +
             "dropped (408 while the server reads the body; an OSError in the app while it streams). 0 disables.",

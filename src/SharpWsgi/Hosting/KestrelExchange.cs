@@ -87,7 +87,8 @@ public sealed class KestrelExchange : WsgiExchange
     {
         _response.StatusCode = status;
         // Only a non-standard phrase is set: Kestrel keeps its preencoded status line for the standard ones.
-        _response.ReasonPhrase = !string.IsNullOrEmpty(reasonPhrase) && reasonPhrase != ReasonPhrases.GetReasonPhrase(status)
+        _response.ReasonPhrase = !string.IsNullOrEmpty(reasonPhrase) &&
+            reasonPhrase != ReasonPhrases.GetReasonPhrase(status)
             ? reasonPhrase : null;
     }
 

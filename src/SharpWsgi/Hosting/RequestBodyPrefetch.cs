@@ -10,7 +10,8 @@ namespace SharpWsgi.Hosting;
 /// <summary>What the host may hold of request bodies before a Python thread reads them.</summary>
 public sealed class BodyBufferingOptions
 {
-    /// <summary>A body up to this size is read into memory before the request is queued (0: stream every body).</summary>
+    /// <summary>A body up to this size is read into memory before the request is queued (0: stream every
+    /// body).</summary>
     public long MemoryLimit { get; init; } = 1 << 20;
     /// <summary>A larger body is spooled to a file up to this size; the rest streams while the app reads.</summary>
     public long SpoolLimit { get; init; } = 64 << 20;
@@ -138,7 +139,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
             reader.AdvanceTo(buffer.End);
             if (result.IsCompleted || result.IsCanceled)
             {
-                if (_spool == null) return PipeReader.Create(new ReadOnlySequence<byte>(_memory ?? [], 0, (int)gathered));
+                if (_spool == null)
+                    return PipeReader.Create(new ReadOnlySequence<byte>(_memory ?? [], 0, (int)gathered));
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, null));
             }
             if (_spool != null && gathered >= _options.SpoolLimit)
@@ -170,7 +172,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
         _reserved = 0;
     }
 
-    /// <summary>The request is over: memory back to the pool and the budget, the spool file closed (and so gone).</summary>
+    /// <summary>The request is over: memory back to the pool and the budget, the spool file closed (and so
+    /// gone).</summary>
     public void Dispose()
     {
         ReturnMemory();
@@ -199,7 +202,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
         {
             if (_position < _spooled)
             {
-                var n = RandomAccess.Read(_file, buffer[..(int)Math.Min(buffer.Length, _spooled - _position)], _position);
+                var n = RandomAccess.Read(_file, buffer[..(int)Math.Min(buffer.Length, _spooled - _position)],
+                    _position);
                 _position += n;
                 return n;
             }
@@ -208,7 +212,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer,
+            CancellationToken cancellationToken = default)
         {
             if (_position < _spooled)
             {
@@ -218,7 +223,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
                 _position += n;
                 return n;
             }
-            return _restStream == null ? 0 : await _restStream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            return _restStream == null ? 0
+                : await _restStream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
 
         public override bool CanRead => true;

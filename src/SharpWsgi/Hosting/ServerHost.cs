@@ -62,8 +62,9 @@ public sealed class ServerHost
     /// Starts Kestrel on the listeners the supervisor handed down: inherited descriptors, and with --reuse-port
     /// addresses this process binds itself with SO_REUSEPORT.
     /// </summary>
-    public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway, ILoggerFactory loggers,
-        WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds, IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
+    public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
+        ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds,
+        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -85,8 +86,10 @@ public sealed class ServerHost
         // The in-memory part of the elastic response buffer: flushes complete at once until this much waits.
         options.Limits.MaxResponseBufferSize = Math.Max(64 << 10, settings.ResponseBufferSize);
         var grace = TimeSpan.FromSeconds(Math.Max(1.001, settings.MinRateGrace)); // Kestrel needs more than 1 s
-        options.Limits.MinRequestBodyDataRate = settings.MinUploadRate > 0 ? new MinDataRate(settings.MinUploadRate, grace) : null;
-        options.Limits.MinResponseDataRate = settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
+        options.Limits.MinRequestBodyDataRate =
+            settings.MinUploadRate > 0 ? new MinDataRate(settings.MinUploadRate, grace) : null;
+        options.Limits.MinResponseDataRate =
+            settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));
         foreach (var fd in inheritedFds) options.ListenHandle((ulong)fd);
         foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address));
@@ -95,7 +98,8 @@ public sealed class ServerHost
         if (reusePortAddresses.Count > 0)
             transportOptions.CreateBoundListenSocket = endpoint =>
             {
-                if (endpoint is not IPEndPoint ip) return SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                if (endpoint is not IPEndPoint ip)
+                    return SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
                 var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
                 socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, BitConverter.GetBytes(1));

@@ -11,7 +11,8 @@ public sealed class WorkerLifecycle
     private int _limitReported;
     private volatile bool _draining;
 
-    /// <param name="maxRequests">0 for no limit; otherwise the count (jitter already added) after which to recycle.</param>
+    /// <param name="maxRequests">0 for no limit; otherwise the count (jitter already added) after which to
+    /// recycle.</param>
     public WorkerLifecycle(long maxRequests) => _maxRequests = maxRequests;
 
     public bool Draining => _draining;

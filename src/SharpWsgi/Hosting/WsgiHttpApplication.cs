@@ -49,7 +49,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 }
                 _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
                     exchange.Method, exchange.RawTarget, status, reason);
-                if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true).ConfigureAwait(false))
+                if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true)
+                    .ConfigureAwait(false))
                     exchange.AbortConnection();
                 return;
             }
@@ -81,7 +82,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
             case ExchangeOutcome.PlainAnswer:
                 // A client error in the body leaves the stream unreadable: close after the answer.
                 var close = _lifecycle.Draining || result.Status is >= 400 and < 500;
-                if (!await PlainResponse.WriteAsync(exchange, result.Status, result.Reason ?? "", close).ConfigureAwait(false))
+                if (!await PlainResponse.WriteAsync(exchange, result.Status, result.Reason ?? "", close)
+                    .ConfigureAwait(false))
                     exchange.AbortConnection();
                 break;
         }

@@ -25,7 +25,8 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
 
     private TextWriter Open() => _path == null
         ? Console.Error
-        : new StreamWriter(new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)) { AutoFlush = true };
+        : new StreamWriter(new FileStream(_path, FileMode.Append, FileAccess.Write,
+            FileShare.ReadWrite | FileShare.Delete)) { AutoFlush = true };
 
     /// <summary>SIGUSR1: reopen the log file (after logrotate moved it).</summary>
     public void Reopen()
@@ -87,7 +88,8 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
         public ErrorLogger(ErrorLogProvider provider, LogLevel minimum) { _provider = provider; _minimum = minimum; }
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
         public bool IsEnabled(LogLevel logLevel) => logLevel >= _minimum && logLevel != LogLevel.None;
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
         {
             if (!IsEnabled(logLevel)) return;
             _provider.Write(logLevel, formatter(state, exception), exception);

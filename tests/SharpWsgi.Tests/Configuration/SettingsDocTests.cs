@@ -19,7 +19,8 @@ public class SettingsDocTests
         var (code, help) = ServerProcess.RunToExit(new[] { "--help" });
         Assert.Equal(0, code);
         var doc = File.ReadAllText(Path.Combine(ServerProcess.RepoRoot, "docs", "settings.md"));
-        var flags = System.Text.RegularExpressions.Regex.Matches(doc, @"`(--[a-z-]+)").Select(m => m.Groups[1].Value).Distinct().ToList();
+        var flags = System.Text.RegularExpressions.Regex.Matches(doc, @"`(--[a-z-]+)")
+            .Select(m => m.Groups[1].Value).Distinct().ToList();
         Assert.True(flags.Count >= 20, $"expected the settings table to list the options, found {flags.Count}");
         foreach (var flag in flags)
         {

@@ -10,7 +10,8 @@ namespace SharpWsgi.Tests.Functional;
 public sealed class EchoServerFixture : IDisposable
 {
     // Calls are logged to a file, so the per-connection count is right however many worker processes serve.
-    private readonly string _callsFile = Path.Combine(Path.GetTempPath(), $"sharpwsgi-echo-calls-{Guid.NewGuid():N}.log");
+    private readonly string _callsFile =
+        Path.Combine(Path.GetTempPath(), $"sharpwsgi-echo-calls-{Guid.NewGuid():N}.log");
     private readonly Lazy<ServerProcess> _server;
 
     public EchoServerFixture()
@@ -51,7 +52,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     public void Replay_CorpusCase_MatchesFixtureOrDocumentedDifference(string name)
     {
         var c = RequestCorpus.Get(name);
-        _out.WriteLine($"{c.Name}: expect {c.Expect}{(c.GunicornError != null ? " (" + c.GunicornError + ")" : "")}; raw: {Preview(c.Raw)}");
+        _out.WriteLine($"{c.Name}: expect {c.Expect}{(c.GunicornError != null ? " (" + c.GunicornError + ")" : "")}; " +
+            $"raw: {Preview(c.Raw)}");
         if (c.ConfigDependent)
         {
             ReportOnly(c);
@@ -103,8 +105,10 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         Assert.NotEmpty(KestrelDifferences.Entries);
         foreach (var (name, diff) in KestrelDifferences.Entries)
         {
-            Assert.True(names.TryGetValue(name, out var c), $"{KestrelDifferences.File} lists {name}, which is not in the corpus");
-            Assert.False(c!.ConfigDependent, $"{name} depends on gunicorn_config {c.GunicornConfig}: it is info-only and needs no entry");
+            Assert.True(names.TryGetValue(name, out var c),
+                $"{KestrelDifferences.File} lists {name}, which is not in the corpus");
+            Assert.False(c!.ConfigDependent,
+                $"{name} depends on gunicorn_config {c.GunicornConfig}: it is info-only and needs no entry");
             Assert.False(string.IsNullOrWhiteSpace(diff.Reason), $"{name} has no documented reason");
             if (diff.Kind is "missing-host" or "invalid-host" or "non-ascii-target" or "truncated-body")
                 Assert.True(c.Valid, $"{name}: {diff.Kind} only makes sense for a valid case");
@@ -116,31 +120,38 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     [Fact]
     public void Corpus_Present_HasValidAndInvalidCases()
     {
-        Assert.True(File.Exists(Path.Combine(RequestCorpus.Directory, "index.json")), "corpus missing at " + RequestCorpus.Directory);
+        Assert.True(File.Exists(Path.Combine(RequestCorpus.Directory, "index.json")),
+            "corpus missing at " + RequestCorpus.Directory);
         Assert.Contains(RequestCorpus.Cases, c => c.Valid);
         Assert.Contains(RequestCorpus.Cases, c => !c.Valid);
     }
 
     // ---- valid requests -------------------------------------------------------------------------------------
 
-    /// <summary>Sends raw bytes; each expected request must come back as a 200 echo with the expected environ.</summary>
+    /// <summary>Sends raw bytes; each expected request must come back as a 200 echo with the expected
+    /// environ.</summary>
     private enum HostRepair { None, Inserted, Replaced }
 
-    private void AssertAccepted(byte[] raw, IReadOnlyList<CorpusRequest> requests, Dictionary<string, string?> overrides,
-        HostRepair hostRepair = HostRepair.None, byte[]? bodyOverride = null)
+    private void AssertAccepted(byte[] raw, IReadOnlyList<CorpusRequest> requests,
+        Dictionary<string, string?> overrides, HostRepair hostRepair = HostRepair.None, byte[]? bodyOverride = null)
     {
         using var conn = Open(ReadTimeout);
         conn.Send(raw);
         for (int i = 0; i < requests.Count; i++)
         {
             var resp = conn.ReadResponse();
-            Assert.True(resp.Status == 200, $"request {i + 1} ({requests[i].Method} {requests[i].Target}): expected 200 from the app, got {resp.StatusLine}: {resp.BodyText}");
-            CheckEnviron(requests[i], Http.Json(resp), overrides, hostRepair, i == requests.Count - 1 ? bodyOverride : null);
+            Assert.True(resp.Status == 200, $"request {i + 1} ({requests[i].Method} {requests[i].Target}): " +
+                $"expected 200 from the app, got {resp.StatusLine}: {resp.BodyText}");
+            CheckEnviron(requests[i], Http.Json(resp), overrides, hostRepair,
+                i == requests.Count - 1 ? bodyOverride : null);
         }
-        var unused = overrides.Where(o => o.Value != null && !requests.Any(r => HeaderKeys(r).Contains(o.Key) || o.Key is "PATH_INFO" or "QUERY_STRING" or "RAW_URI" or "REQUEST_METHOD" or "SERVER_PROTOCOL" or "SCRIPT_NAME")).Select(o => o.Key).ToList();
+        var unused = overrides.Where(o => o.Value != null && !requests.Any(r => HeaderKeys(r).Contains(o.Key) ||
+            o.Key is "PATH_INFO" or "QUERY_STRING" or "RAW_URI" or "REQUEST_METHOD" or "SERVER_PROTOCOL" or
+                "SCRIPT_NAME")).Select(o => o.Key).ToList();
         Assert.True(unused.Count == 0, $"documented overrides for keys no request has: {string.Join(", ", unused)}");
         if (ImpliesClose(requests[^1]))
-            Assert.True(conn.IsClosedByServer(), "the last request asks for the connection to close, but the server kept it open");
+            Assert.True(conn.IsClosedByServer(),
+                "the last request asks for the connection to close, but the server kept it open");
         Assert.Equal(requests.Count, Calls(conn));
     }
 
@@ -155,7 +166,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         return r.Version[0] == 1 && r.Version[1] == 0 && !connection.Contains("keep-alive");
     }
 
-    private void CheckEnviron(CorpusRequest r, JsonElement echo, Dictionary<string, string?> overrides, HostRepair hostRepair, byte[]? bodyOverride)
+    private void CheckEnviron(CorpusRequest r, JsonElement echo, Dictionary<string, string?> overrides,
+        HostRepair hostRepair, byte[]? bodyOverride)
     {
         var env = echo.GetProperty("environ");
         var expected = new Dictionary<string, string?>
@@ -173,7 +185,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         if (hostRepair == HostRepair.Inserted && r.Version[1] == 1 && !r.Has("HOST"))
             headers.Add(("HOST", "localhost"));
         if (hostRepair == HostRepair.Replaced && r.Has("HOST"))
-            headers = headers.Select(h => h.Item1.Equals("HOST", StringComparison.OrdinalIgnoreCase) ? (h.Item1, "localhost") : h).ToList();
+            headers = headers.Select(h => h.Item1.Equals("HOST", StringComparison.OrdinalIgnoreCase)
+                ? (h.Item1, "localhost") : h).ToList();
         var expectedHeaders = new Dictionary<string, List<string>>();
         foreach (var (name, value) in headers)
         {
@@ -190,12 +203,15 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
             if (v == null || expected.ContainsKey(k)) expected[k] = v;
 
         var actualHeaderKeys = env.EnumerateObject().Select(p => p.Name)
-            .Where(k => k.StartsWith("HTTP_") || k is "CONTENT_TYPE" or "CONTENT_LENGTH").OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var expectedHeaderKeys = expected.Where(kv => kv.Value != null && (kv.Key.StartsWith("HTTP_") || kv.Key is "CONTENT_TYPE" or "CONTENT_LENGTH"))
+            .Where(k => k.StartsWith("HTTP_") || k is "CONTENT_TYPE" or "CONTENT_LENGTH")
+            .OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var expectedHeaderKeys = expected.Where(kv => kv.Value != null &&
+                (kv.Key.StartsWith("HTTP_") || kv.Key is "CONTENT_TYPE" or "CONTENT_LENGTH"))
             .Select(kv => kv.Key).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var problems = new List<string>();
         if (!actualHeaderKeys.SequenceEqual(expectedHeaderKeys))
-            problems.Add($"header keys: expected [{string.Join(", ", expectedHeaderKeys)}] got [{string.Join(", ", actualHeaderKeys)}]");
+            problems.Add($"header keys: expected [{string.Join(", ", expectedHeaderKeys)}] " +
+                $"got [{string.Join(", ", actualHeaderKeys)}]");
         foreach (var (key, value) in expected)
         {
             var actual = env.Str(key);
@@ -209,7 +225,9 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         var body = Convert.FromBase64String(echo.GetProperty("body_b64").GetString()!);
         var expectedBody = bodyOverride ?? r.Body;
         if (!body.AsSpan().SequenceEqual(expectedBody))
-            problems.Add($"body: expected {expectedBody.Length} bytes {Show(Encoding.Latin1.GetString(expectedBody))}, got {body.Length} bytes {Show(Encoding.Latin1.GetString(body))}");
+            problems.Add(
+                $"body: expected {expectedBody.Length} bytes {Show(Encoding.Latin1.GetString(expectedBody))}, " +
+                $"got {body.Length} bytes {Show(Encoding.Latin1.GetString(body))}");
         Assert.True(problems.Count == 0, $"{r.Method} {r.Target}:\n  " + string.Join("\n  ", problems));
     }
 
@@ -232,10 +250,12 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
                 var lacksHost = r.Version[1] == 1 && (insert ? !r.Has("HOST") : r.Has("HOST"));
                 if (lacksHost)
                 {
-                    Assert.True(resp.Status == 400, $"{r.Method} {r.Target} without a valid Host: expected 400, got {resp.StatusLine}");
+                    Assert.True(resp.Status == 400,
+                        $"{r.Method} {r.Target} without a valid Host: expected 400, got {resp.StatusLine}");
                     break;
                 }
-                Assert.True(resp.Status == 200, $"{r.Method} {r.Target}: expected 200, got {resp.StatusLine}: {resp.BodyText}");
+                Assert.True(resp.Status == 200,
+                    $"{r.Method} {r.Target}: expected 200, got {resp.StatusLine}: {resp.BodyText}");
                 served++;
             }
             Assert.Equal(served, Calls(conn));
@@ -268,7 +288,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     private static byte[] ReplaceHost(byte[] rawBytes)
     {
         var raw = Encoding.Latin1.GetString(rawBytes);
-        var replaced = System.Text.RegularExpressions.Regex.Replace(raw, @"(?im)^Host:[^\r\n]*\r\n", "Host: localhost\r\n");
+        var replaced = System.Text.RegularExpressions.Regex.Replace(raw, @"(?im)^Host:[^\r\n]*\r\n",
+            "Host: localhost\r\n");
         Assert.NotEqual(raw, replaced);
         return Encoding.Latin1.GetBytes(replaced);
     }
@@ -296,7 +317,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
     {
         var r = Assert.Single(c.Requests);
         var declared = int.Parse(r.Value("CONTENT-LENGTH")!);
-        Assert.True(declared > r.Body.Length, $"Content-Length {declared} is not larger than the fixture body ({r.Body.Length})");
+        Assert.True(declared > r.Body.Length,
+            $"Content-Length {declared} is not larger than the fixture body ({r.Body.Length})");
         var padding = Enumerable.Repeat((byte)'x', declared - r.Body.Length).ToArray();
         var raw = c.Raw.Concat(padding).ToArray();
         AssertAccepted(raw, c.Requests, diff.Environ, bodyOverride: r.Body.Concat(padding).ToArray());
@@ -308,11 +330,16 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         conn.Send(raw);
         RawResponse resp;
         try { resp = conn.ReadResponse(); }
-        catch (EndOfStreamException e) { throw new Xunit.Sdk.XunitException("expected a 4xx response, but the server closed the connection: " + e.Message); }
+        catch (EndOfStreamException e)
+        {
+            throw new Xunit.Sdk.XunitException(
+                "expected a 4xx response, but the server closed the connection: " + e.Message);
+        }
         if (status != null)
             Assert.True(resp.Status == status, $"expected {status}, got {resp.StatusLine}: {resp.BodyText}");
         else
-            Assert.True(resp.Status is >= 400 and < 500, $"expected a 4xx rejection, got {resp.StatusLine}: {resp.BodyText}");
+            Assert.True(resp.Status is >= 400 and < 500,
+                $"expected a 4xx rejection, got {resp.StatusLine}: {resp.BodyText}");
         Assert.True(Calls(conn) == 0, "a rejected request reached the app");
     }
 
@@ -351,15 +378,23 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         conn.Send(c.Raw);
         RawResponse resp;
         try { resp = conn.ReadResponse(); }
-        catch (EndOfStreamException e) { throw new Xunit.Sdk.XunitException("expected a 4xx response for the malformed body, but the connection closed: " + e.Message); }
+        catch (EndOfStreamException e)
+        {
+            throw new Xunit.Sdk.XunitException(
+                "expected a 4xx response for the malformed body, but the connection closed: " + e.Message);
+        }
         var expected = diff.Status;
-        if (expected != null) Assert.True(resp.Status == expected, $"expected {expected}, got {resp.StatusLine}: {resp.BodyText}");
-        else Assert.True(resp.Status is >= 400 and < 500, $"expected a 4xx for the malformed body, got {resp.StatusLine}: {resp.BodyText}");
+        if (expected != null)
+            Assert.True(resp.Status == expected, $"expected {expected}, got {resp.StatusLine}: {resp.BodyText}");
+        else
+            Assert.True(resp.Status is >= 400 and < 500,
+                $"expected a 4xx for the malformed body, got {resp.StatusLine}: {resp.BodyText}");
         Assert.InRange(Calls(conn), 0, diff.MaxCalls ?? 1);
     }
 
     /// <summary>The fixture ends in the middle of a request, so the server waits for more bytes. The client then
-    /// half-closes: the server must close the connection without a 2xx, and the app runs at most calls&lt;=N times.</summary>
+    /// half-closes: the server must close the connection without a 2xx, and the app runs at most calls&lt;=N
+    /// times.</summary>
     private void AssertIncomplete(CorpusCase c, KestrelDifference diff)
     {
         using var conn = Open(ReadTimeout);
@@ -367,7 +402,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         conn.Socket.Shutdown(SocketShutdown.Send);
         var rest = Encoding.Latin1.GetString(conn.ReadToEnd());
         _out.WriteLine("after half-close the server sent: " + Show(rest));
-        Assert.False(System.Text.RegularExpressions.Regex.IsMatch(rest, @"^HTTP/1\.\d 2\d\d", System.Text.RegularExpressions.RegexOptions.Multiline),
+        Assert.False(System.Text.RegularExpressions.Regex.IsMatch(rest, @"^HTTP/1\.\d 2\d\d",
+            System.Text.RegularExpressions.RegexOptions.Multiline),
             "an incomplete request got a 2xx response: " + rest);
         if (rest.StartsWith("HTTP/"))
             Assert.Matches(@"^HTTP/1\.\d 4\d\d", rest);
@@ -389,7 +425,8 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
             if (resp.Status == 200)
             {
                 var env = Http.Environ(resp);
-                _out.WriteLine($"  {env.Str("REQUEST_METHOD")} PATH_INFO={Show(env.Str("PATH_INFO"))} QUERY_STRING={Show(env.Str("QUERY_STRING"))}");
+                _out.WriteLine($"  {env.Str("REQUEST_METHOD")} PATH_INFO={Show(env.Str("PATH_INFO"))} " +
+                    $"QUERY_STRING={Show(env.Str("QUERY_STRING"))}");
             }
         }
         catch (Exception e) when (e is IOException or EndOfStreamException or SocketException or JsonException)

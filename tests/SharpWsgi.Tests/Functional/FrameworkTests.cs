@@ -17,10 +17,12 @@ public sealed class FrameworkTests : IClassFixture<FrameworkTests.Servers>
             { "--python", Interpreters.SystemPython, Path.Combine(ServerProcess.AppsDir, "flask_site.py") }));
 
         private readonly Lazy<ServerProcess> _flaskPrefixed = new(() => ServerProcess.Start(new[]
-            { "--python", Interpreters.SystemPython, "--root-path", "/site", Path.Combine(ServerProcess.AppsDir, "flask_site.py") }));
+            { "--python", Interpreters.SystemPython, "--root-path", "/site",
+                Path.Combine(ServerProcess.AppsDir, "flask_site.py") }));
 
         private readonly Lazy<ServerProcess> _django = new(() => ServerProcess.Start(new[]
-            { "--python", Interpreters.SystemPython, "--chdir", Path.Combine(ServerProcess.ExamplesDir, "django_project"), "mysite.wsgi:application" }));
+            { "--python", Interpreters.SystemPython, "--chdir",
+                Path.Combine(ServerProcess.ExamplesDir, "django_project"), "mysite.wsgi:application" }));
 
         public ServerProcess Flask => _flask.Value;
         public ServerProcess FlaskPrefixed => _flaskPrefixed.Value;
@@ -82,7 +84,8 @@ public sealed class FrameworkTests : IClassFixture<FrameworkTests.Servers>
         using var client = Client(_servers.Flask, cookies);
         var form = await client.GetAsync("/form");
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
-        var token = Regex.Match(await form.Content.ReadAsStringAsync(), "name=\"csrf_token\" value=\"([^\"]+)\"").Groups[1].Value;
+        var token = Regex.Match(await form.Content.ReadAsStringAsync(),
+            "name=\"csrf_token\" value=\"([^\"]+)\"").Groups[1].Value;
         Assert.NotEmpty(token);
         Assert.NotEmpty(cookies.GetCookies(_servers.Flask.BaseUri)); // the session cookie holding the token
 
@@ -102,7 +105,8 @@ public sealed class FrameworkTests : IClassFixture<FrameworkTests.Servers>
     {
         var cookies = new CookieContainer();
         using var client = Client(_servers.Flask, cookies);
-        var none = await client.PostAsync("/form", new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "x" }));
+        var none = await client.PostAsync("/form",
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "x" }));
         Assert.Equal(HttpStatusCode.BadRequest, none.StatusCode);
         Assert.Contains("CSRF", await none.Content.ReadAsStringAsync());
 
@@ -174,7 +178,8 @@ public sealed class FrameworkTests : IClassFixture<FrameworkTests.Servers>
         using var client = Client(_servers.Django, cookies);
         var form = await client.GetAsync("/form/");
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
-        var token = Regex.Match(await form.Content.ReadAsStringAsync(), "name=\"csrfmiddlewaretoken\" value=\"([^\"]+)\"").Groups[1].Value;
+        var token = Regex.Match(await form.Content.ReadAsStringAsync(),
+            "name=\"csrfmiddlewaretoken\" value=\"([^\"]+)\"").Groups[1].Value;
         Assert.NotEmpty(token);
         Assert.NotNull(cookies.GetCookies(_servers.Django.BaseUri)["csrftoken"]);
 
@@ -193,7 +198,8 @@ public sealed class FrameworkTests : IClassFixture<FrameworkTests.Servers>
     public async Task Django_PostFormWithoutCsrfToken_Returns403()
     {
         using var client = Client(_servers.Django);
-        var r = await client.PostAsync("/form/", new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "x" }));
+        var r = await client.PostAsync("/form/",
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "x" }));
         Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
         Assert.Contains("CSRF", await r.Content.ReadAsStringAsync());
     }

@@ -19,10 +19,13 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
 
     private int Port => _probe.Port;
     private RawHttp Connect() => new(Port, Timeout);
-    private string Get(string target, string extra = "") => $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n{extra}\r\n";
-    private string Head(string target, string extra = "") => $"HEAD {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n{extra}\r\n";
+    private string Get(string target, string extra = "")
+        => $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n{extra}\r\n";
+    private string Head(string target, string extra = "")
+        => $"HEAD {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n{extra}\r\n";
 
-    /// <summary>Proves the connection is still in step after a response: a further request gets its exact answer.</summary>
+    /// <summary>Proves the connection is still in step after a response: a further request gets its exact
+    /// answer.</summary>
     private void AssertNextRequestAnswered(RawHttp c)
     {
         c.Send(Get("/single", "Connection: close\r\n"));
@@ -220,7 +223,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
     {
         using var c = Connect();
         const string body = "GET /evil HTTP/1.1\r\n\r\n"; // looks like a request; it is only a body
-        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: {body.Length}\r\n\r\n{body}" +
+        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n" +
+               $"Content-Length: {body.Length}\r\n\r\n{body}" +
                Get("/environ?n=2"));
         var first = Http.Json(c.ReadResponse());
         Assert.Equal(new[] { body }, ProbeData.Strings(first.GetProperty("chunks")));
@@ -246,7 +250,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
     {
         using var c = Connect();
         var body = new string('z', 100_000);
-        c.Send($"POST /single HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: {body.Length}\r\n\r\n{body}" + Get("/environ?after=1"));
+        c.Send($"POST /single HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: {body.Length}\r\n\r\n{body}" +
+            Get("/environ?after=1"));
         Assert.Equal("hello single", c.ReadResponse().BodyText);
         RawResponse second;
         try { second = c.ReadResponse(); }
@@ -260,7 +265,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
     public void ExpectContinue_AppReadsBody_Interim100ThenFinalResponse()
     {
         using var c = Connect();
-        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n");
+        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: 11\r\n" +
+            "Expect: 100-continue\r\n\r\n");
         var interim = c.ReadResponse();
         Assert.Equal(100, interim.Status);
         Assert.Equal("HTTP/1.1 100 Continue", interim.StatusLine);
@@ -275,7 +281,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
     public void ExpectContinue_ChunkedBody_Interim100ThenBodyRead()
     {
         using var c = Connect();
-        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+        c.Send($"POST /input/read_n?n=100 HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nTransfer-Encoding: chunked\r\n" +
+            "Expect: 100-continue\r\n\r\n");
         Assert.Equal(100, c.ReadResponse().Status);
         c.Send("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
         var r = c.ReadResponse();
@@ -288,7 +295,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
         // The server reads a small body before the app runs (--body-buffer-size), so the 100 goes out then,
         // as nginx does in front of an app server.
         using var c = Connect();
-        c.Send($"POST /single HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: 11\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
+        c.Send($"POST /single HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nContent-Length: 11\r\nExpect: 100-continue\r\n" +
+            "Connection: close\r\n\r\n");
         Assert.Equal("HTTP/1.1 100 Continue", c.ReadResponse().StatusLine);
         c.Send("hello world");
         var r = c.ReadResponse();
@@ -300,7 +308,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
     public void ChunkedRequest_ExtensionsAndTrailers_BodyExact()
     {
         using var c = Connect();
-        c.Send($"POST /environ HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+        c.Send($"POST /environ HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nTransfer-Encoding: chunked\r\n" +
+               "Connection: close\r\n\r\n" +
                "5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n");
         var json = Http.Json(c.ReadResponse());
         Assert.Equal("hello 0123456789", json.Str("body"));
@@ -330,7 +339,8 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
         var raw = Encoding.Latin1.GetString(c.ReadToEnd()); // returns at EOF; a server that waits forever times out
         var split = raw.IndexOf("\r\n\r\n", StringComparison.Ordinal);
         Assert.True(split > 0, "no response head: " + raw);
-        Assert.Matches(new Regex("^Content-Length: 10$", RegexOptions.Multiline | RegexOptions.IgnoreCase), raw[..split].Replace("\r", ""));
+        Assert.Matches(new Regex("^Content-Length: 10$", RegexOptions.Multiline | RegexOptions.IgnoreCase),
+            raw[..split].Replace("\r", ""));
         Assert.Equal("01234", raw[(split + 4)..]);
         Assert.Equal("hello single", Http.Get(Port, "/single").BodyText);
     }

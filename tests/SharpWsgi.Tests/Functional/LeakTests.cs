@@ -33,7 +33,8 @@ public sealed class LeakTests
     public void HelloApp_100kKeepAliveRequests_ResidentMemoryStaysFlat()
     {
         using var server = ServerProcess.StartApp(Path.Combine(ServerProcess.ExamplesDir, "hello.py"));
-        var request = Encoding.ASCII.GetBytes($"GET /hello?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{server.Port}\r\nUser-Agent: leak-test\r\nAccept: */*\r\n\r\n");
+        var request = Encoding.ASCII.GetBytes($"GET /hello?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{server.Port}\r\n" +
+            "User-Agent: leak-test\r\nAccept: */*\r\n\r\n");
         var expected = Encoding.ASCII.GetBytes("Hello world!\n");
         Measure(server, request, body => body.AsSpan().SequenceEqual(expected));
     }
@@ -54,13 +55,15 @@ public sealed class LeakTests
 
     private void Measure(ServerProcess server, byte[] request, Func<byte[], bool> bodyOk)
     {
-        var clients = Enumerable.Range(0, Connections).Select(_ => new KeepAliveClient(server.Port, TimeSpan.FromSeconds(30))).ToList();
+        var clients = Enumerable.Range(0, Connections)
+            .Select(_ => new KeepAliveClient(server.Port, TimeSpan.FromSeconds(30))).ToList();
         try
         {
             var sw = Stopwatch.StartNew();
             Run(clients, request, WarmUp, bodyOk);
             var (afterWarmUp, warmDetail) = ProcessTree.TreeResidentBytes(server.Pid);
-            _out.WriteLine($"warm-up: {WarmUp} requests in {sw.Elapsed.TotalSeconds:F1} s; RSS {Mb(afterWarmUp)} ({warmDetail})");
+            _out.WriteLine($"warm-up: {WarmUp} requests in {sw.Elapsed.TotalSeconds:F1} s; " +
+                $"RSS {Mb(afterWarmUp)} ({warmDetail})");
 
             sw.Restart();
             Run(clients, request, Measured / 2, bodyOk);
@@ -70,12 +73,18 @@ public sealed class LeakTests
             var seconds = sw.Elapsed.TotalSeconds;
             var growth = atEnd - afterWarmUp;
             var secondHalf = atEnd - middle;
-            _out.WriteLine($"measured: {Measured} requests in {seconds:F1} s ({Measured / seconds:F0} req/s); RSS {Mb(afterWarmUp)} -> {Mb(middle)} -> {Mb(atEnd)} ({endDetail})");
-            _out.WriteLine($"growth {Mb(growth)} (bound {Mb(MaxGrowthBytes)}), {(double)growth / Measured:F1} bytes/request; last 50k {Mb(secondHalf)} (bound {Mb(MaxSecondHalfGrowthBytes)}), {(double)secondHalf / (Measured / 2):F1} bytes/request");
+            _out.WriteLine($"measured: {Measured} requests in {seconds:F1} s ({Measured / seconds:F0} req/s); " +
+                $"RSS {Mb(afterWarmUp)} -> {Mb(middle)} -> {Mb(atEnd)} ({endDetail})");
+            _out.WriteLine(
+                $"growth {Mb(growth)} (bound {Mb(MaxGrowthBytes)}), {(double)growth / Measured:F1} bytes/request; " +
+                $"last 50k {Mb(secondHalf)} (bound {Mb(MaxSecondHalfGrowthBytes)}), " +
+                $"{(double)secondHalf / (Measured / 2):F1} bytes/request");
             Assert.True(growth < MaxGrowthBytes,
-                $"RSS grew by {Mb(growth)} over {Measured} requests ({Mb(afterWarmUp)} -> {Mb(atEnd)}), bound {Mb(MaxGrowthBytes)}");
+                $"RSS grew by {Mb(growth)} over {Measured} requests ({Mb(afterWarmUp)} -> {Mb(atEnd)}), " +
+                $"bound {Mb(MaxGrowthBytes)}");
             Assert.True(secondHalf < MaxSecondHalfGrowthBytes,
-                $"RSS grew by {Mb(secondHalf)} over the last {Measured / 2} requests ({Mb(middle)} -> {Mb(atEnd)}), bound {Mb(MaxSecondHalfGrowthBytes)}");
+                $"RSS grew by {Mb(secondHalf)} over the last {Measured / 2} requests ({Mb(middle)} -> {Mb(atEnd)}), " +
+                $"bound {Mb(MaxSecondHalfGrowthBytes)}");
             Assert.False(server.HasExited, "server exited during the run:\n" + server.Output);
         }
         finally
@@ -94,7 +103,8 @@ public sealed class LeakTests
                 client.Send(request);
                 var (status, body) = client.ReadResponse();
                 if (status != 200 || !bodyOk(body))
-                    throw new InvalidDataException($"request {i}: status {status}, body {Encoding.Latin1.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
+                    throw new InvalidDataException($"request {i}: status {status}, " +
+                        $"body {Encoding.Latin1.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
             }
         }, TaskCreationOptions.LongRunning)).ToArray();
         Task.WaitAll(tasks);

@@ -38,12 +38,14 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     {
         using var r = await Client.GetAsync(target);
         var text = await r.Content.ReadAsStringAsync();
-        Assert.True(expected == r.StatusCode, $"GET {target}: expected {(int)expected}, got {(int)r.StatusCode}: {text}");
+        Assert.True(expected == r.StatusCode,
+            $"GET {target}: expected {(int)expected}, got {(int)r.StatusCode}: {text}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     /// <summary>One raw request on a fresh connection (Connection: close), response parsed byte-exact.</summary>
-    private RawResponse Raw(string method, string target, string headers = "", string? body = null, string version = "HTTP/1.1")
+    private RawResponse Raw(string method, string target, string headers = "", string? body = null,
+        string version = "HTTP/1.1")
     {
         var sb = new StringBuilder($"{method} {target} {version}\r\nHost: 127.0.0.1:{Port}\r\n{headers}");
         if (body != null) sb.Append($"Content-Length: {Encoding.Latin1.GetByteCount(body)}\r\n");
@@ -62,7 +64,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
 
     private static void AssertBytes(ReadOnlyMemory<byte> expected, byte[] actual, string message)
     {
-        Assert.True(expected.Length == actual.Length, $"{message}: expected {expected.Length} bytes, got {actual.Length}");
+        Assert.True(expected.Length == actual.Length,
+            $"{message}: expected {expected.Length} bytes, got {actual.Length}");
         Assert.True(expected.Span.SequenceEqual(actual), message);
     }
 
@@ -180,7 +183,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     [Fact]
     public void Environ_RepeatedHeaders_JoinedWithCommaSpace()
     {
-        var env = EnvironOf(Raw("GET", "/environ", "X-Multi: a\r\nX-Custom-Header: v\r\nX-Multi: b\r\nX-Multi: c d\r\n"));
+        var env = EnvironOf(Raw("GET", "/environ",
+            "X-Multi: a\r\nX-Custom-Header: v\r\nX-Multi: b\r\nX-Multi: c d\r\n"));
         Assert.Equal("a, b, c d", env.Str("HTTP_X_MULTI"));
         Assert.Equal("v", env.Str("HTTP_X_CUSTOM_HEADER"));
     }
@@ -197,7 +201,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     {
         var env = EnvironOf(Raw("GET", "/environ", "X_Auth_User: evil\r\n"));
         AssertAbsent(env, "HTTP_X_AUTH_USER", "HTTP_X_Auth_User");
-        Assert.DoesNotContain(env.EnumerateObject(), p => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == "evil");
+        Assert.DoesNotContain(env.EnumerateObject(),
+            p => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == "evil");
     }
 
     [Fact]
@@ -235,11 +240,13 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
             Assert.Equal("bool", types.Str(k));
         Assert.True(checks.GetProperty("file_wrapper_callable").GetBoolean());
         Assert.True(checks.GetProperty("environ_is_dict").GetBoolean());
-        Assert.Equal(new[] { "read", "readline", "readlines", "__iter__" }, ProbeData.Strings(checks.GetProperty("input_methods")));
+        Assert.Equal(new[] { "read", "readline", "readlines", "__iter__" },
+            ProbeData.Strings(checks.GetProperty("input_methods")));
         Assert.Equal(new[] { "write", "writelines", "flush" }, ProbeData.Strings(checks.GetProperty("errors_methods")));
         Assert.Empty(ProbeData.Strings(checks.GetProperty("non_str_cgi_keys")));
-        foreach (var k in new[] { "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT",
-                     "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "wsgi.input", "wsgi.errors", "wsgi.file_wrapper" })
+        foreach (var k in new[] { "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+                     "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "wsgi.input",
+                     "wsgi.errors", "wsgi.file_wrapper" })
             Assert.True(env.TryGetProperty(k, out _), $"environ lacks {k}");
     }
 
@@ -276,7 +283,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     public void Environ_RootPath_ScriptNameIsPrefixPathInfoIsRest(string target, string pathInfo, string query)
     {
         var port = _mounted.Port;
-        var env = EnvironOf(RawHttp.Exchange(port, $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"));
+        var env = EnvironOf(RawHttp.Exchange(port,
+            $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"));
         Assert.Equal("/mount", env.Str("SCRIPT_NAME"));
         Assert.Equal(pathInfo, env.Str("PATH_INFO"));
         Assert.Equal(query, env.Str("QUERY_STRING"));
@@ -415,7 +423,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
         Assert.True(r.Status == 200, $"{r.StatusLine}: {r.BodyText}");
         var json = Http.Json(r);
         _out.WriteLine(json.ToString());
-        Assert.True(json.GetProperty("raised").GetBoolean(), $"start_response accepted the invalid arguments of case {@case}");
+        Assert.True(json.GetProperty("raised").GetBoolean(),
+            $"start_response accepted the invalid arguments of case {@case}");
         Assert.False(string.IsNullOrEmpty(json.Str("type")));
         Assert.Null(r.Header("X-Injected"));
         Assert.Null(r.Header("X-A"));
@@ -427,7 +436,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     public void StartResponse_SecondCallWithoutExcInfo_Raises(string @case)
     {
         var json = Http.Json(Raw("GET", "/start_response/" + @case));
-        Assert.True(json.GetProperty("raised").GetBoolean(), "a second start_response call without exc_info was accepted");
+        Assert.True(json.GetProperty("raised").GetBoolean(),
+            "a second start_response call without exc_info was accepted");
     }
 
     [Fact]
@@ -554,9 +564,11 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     [InlineData("Proxy-Connection", "keep-alive")]
     public async Task Response_HopByHopHeaderFromApp_Returns500(string name, string value)
     {
-        using var r = await Client.GetAsync($"/hop_by_hop?name={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
+        using var r = await Client.GetAsync(
+            $"/hop_by_hop?name={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
         var body = await r.Content.ReadAsStringAsync();
-        Assert.True(r.StatusCode == HttpStatusCode.InternalServerError, $"{name}: {value} -> {(int)r.StatusCode} {body}");
+        Assert.True(r.StatusCode == HttpStatusCode.InternalServerError,
+            $"{name}: {value} -> {(int)r.StatusCode} {body}");
         Assert.DoesNotContain("accepted", body);
         // and the server goes on serving
         using var next = await Client.GetAsync("/single");
@@ -609,7 +621,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
         {
             s.ReceiveTimeout = 15000;
             s.Connect("127.0.0.1", Port);
-            s.Send(Encoding.ASCII.GetBytes($"GET /close_tracking?id={id}&mode=endless&total={total} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\n\r\n"));
+            s.Send(Encoding.ASCII.GetBytes($"GET /close_tracking?id={id}&mode=endless&total={total} HTTP/1.1\r\n" +
+                $"Host: 127.0.0.1:{Port}\r\n\r\n"));
             var buf = new byte[65536];
             long received = 0;
             while (received < 512 * 1024)
@@ -737,7 +750,8 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
         AssertBytes(ProbeData.File.AsMemory(0, 50000), got, "body differs");
         var events = ProbeData.Strings(_probe.WaitClosed(id).GetProperty("events"));
         var reads = events.Where(e => e.StartsWith("read:")).ToArray();
-        Assert.True(reads.Length >= 13, $"expected >= 13 reads of 4096 for 50000 bytes, got [{string.Join(",", events)}]");
+        Assert.True(reads.Length >= 13,
+            $"expected >= 13 reads of 4096 for 50000 bytes, got [{string.Join(",", events)}]");
         Assert.All(reads, e => Assert.Equal("read:4096", e));
         Assert.Equal(1, events.Count(e => e == "close"));
         Assert.Equal("close", events[^1]);
@@ -759,20 +773,23 @@ public sealed class ProbeAppTests : IClassFixture<ProbeServer>, IClassFixture<Mo
     [Fact]
     public void Recursion_LimitRaisedTo10000_DeepRecursionRaisesRecursionErrorAndServerLives()
     {
-        using var server = ServerProcess.Start(new[] { "--threads", "2", Path.Combine(ServerProcess.AppsDir, "probe.py") });
+        using var server = ServerProcess.Start(new[]
+            { "--threads", "2", Path.Combine(ServerProcess.AppsDir, "probe.py") });
         foreach (var (mode, minDepth) in new[] { ("python", 9000), ("c", 1000) })
         {
             RawResponse r;
             try { r = Http.Get(server.Port, $"/recursion?mode={mode}"); }
             catch (Exception e) when (e is EndOfStreamException or IOException)
             {
-                throw new Xunit.Sdk.XunitException($"mode {mode}: the connection died ({e.Message}); server output:\n{server.Output}");
+                throw new Xunit.Sdk.XunitException(
+                    $"mode {mode}: the connection died ({e.Message}); server output:\n{server.Output}");
             }
             Assert.True(r.Status == 200, $"mode {mode}: {r.StatusLine} {r.BodyText}");
             var json = Http.Json(r);
             _out.WriteLine(json.ToString());
             Assert.Equal("RecursionError", json.Str("raised"));
-            Assert.True(json.GetProperty("depth").GetInt32() > minDepth, $"mode {mode}: depth {json.GetProperty("depth")}");
+            Assert.True(json.GetProperty("depth").GetInt32() > minDepth,
+                $"mode {mode}: depth {json.GetProperty("depth")}");
         }
         Assert.Equal("hello single", Http.Get(server.Port, "/single").BodyText);
         Assert.False(server.HasExited);

@@ -22,7 +22,8 @@ public sealed class PythonVersionTests
     {
         if (which == "system")
         {
-            reason = File.Exists(Infrastructure.Interpreters.SystemPython) ? "" : Infrastructure.Interpreters.SystemPython + " is absent";
+            reason = File.Exists(Infrastructure.Interpreters.SystemPython)
+                ? "" : Infrastructure.Interpreters.SystemPython + " is absent";
             return reason == "" ? Infrastructure.Interpreters.SystemPython : null;
         }
         return Infrastructure.Interpreters.FindPyenv(int.Parse(which.Split('.')[1]), out reason);
@@ -41,7 +42,8 @@ public sealed class PythonVersionTests
         var version = Infrastructure.Interpreters.Version(python);
         _out.WriteLine($"{which}: {python} (Python {version})");
 
-        using (var hello = ServerProcess.Start(new[] { "--python", python, Path.Combine(ServerProcess.ExamplesDir, "hello.py") }))
+        using (var hello = ServerProcess.Start(new[]
+            { "--python", python, Path.Combine(ServerProcess.ExamplesDir, "hello.py") }))
         {
             Assert.Matches(new Regex($@"Python {Regex.Escape(version)}\b"), hello.Output);
             var r = Http.Get(hello.Port, "/");
@@ -50,7 +52,8 @@ public sealed class PythonVersionTests
             Assert.Equal("text/plain", r.Header("Content-Type"));
         }
 
-        using var echo = ServerProcess.Start(new[] { "--python", python, Path.Combine(ServerProcess.AppsDir, "echo_environ.py") });
+        using var echo = ServerProcess.Start(new[]
+            { "--python", python, Path.Combine(ServerProcess.AppsDir, "echo_environ.py") });
         Assert.Matches(new Regex($@"Python {Regex.Escape(version)}\b"), echo.Output);
         var body = new byte[200_000];
         new Random(version.GetHashCode()).NextBytes(body);
@@ -79,6 +82,7 @@ public sealed class PythonVersionTests
             var python = Resolve(which, out var reason);
             _out.WriteLine(python == null ? $"{which}: absent ({reason})" : $"{which}: {python}");
         }
-        Assert.NotNull(Resolve("system", out _) ?? Enumerable.Range(9, 5).Select(m => Infrastructure.Interpreters.FindPyenv(m, out _)).FirstOrDefault(p => p != null));
+        Assert.NotNull(Resolve("system", out _) ?? Enumerable.Range(9, 5)
+            .Select(m => Infrastructure.Interpreters.FindPyenv(m, out _)).FirstOrDefault(p => p != null));
     }
 }

@@ -84,7 +84,8 @@ public sealed class SlowClientTests
             sockets.AddRange(uploaders);
             var kib = new byte[1024];
             foreach (var u in uploaders)
-                u.Send(Encoding.ASCII.GetBytes("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576\r\n\r\n"));
+                u.Send(Encoding.ASCII.GetBytes(
+                    "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576\r\n\r\n"));
             var drip = Task.Run(async () =>
             {
                 while (!stop.IsCancellationRequested)
@@ -119,8 +120,8 @@ public sealed class SlowClientTests
             _out.WriteLine($"Python done with the 16 streams after {production.Elapsed.TotalMilliseconds:F0} ms; " +
                 $"side requests: {latencies.Count}, max {latencies.Max().TotalMilliseconds:F0} ms, " +
                 $"median {latencies.OrderBy(l => l).ElementAt(latencies.Count / 2).TotalMilliseconds:F1} ms; " +
-                $"open spool files {spooled}; RSS {rss.Total / 1048576.0:F1} MB (baseline {baseline / 1048576.0:F1}): " +
-                $"{rss.Detail}; stats {stats}");
+                $"open spool files {spooled}; RSS {rss.Total / 1048576.0:F1} MB " +
+                $"(baseline {baseline / 1048576.0:F1}): {rss.Detail}; stats {stats}");
             Assert.True(latencies.Max() < TimeSpan.FromSeconds(1), $"a side request took {latencies.Max()}");
             Assert.Equal(0, stats.GetProperty("upload_done").GetInt32()); // no Python thread waited for an upload
             Assert.True(spooled > 0, "the non-readers' responses should be spooled");
@@ -152,7 +153,8 @@ public sealed class SlowClientTests
         _out.WriteLine($"/fast waited {elapsed.TotalSeconds:F2} s behind the live stream");
         Assert.Equal(200, status);
         Assert.True(elapsed > TimeSpan.FromSeconds(1.5), $"answered after {elapsed}: the live stream was buffered");
-        Assert.True(elapsed < TimeSpan.FromSeconds(15), $"answered after {elapsed}: --send-timeout did not free the thread");
+        Assert.True(elapsed < TimeSpan.FromSeconds(15),
+            $"answered after {elapsed}: --send-timeout did not free the thread");
         Assert.Equal(1, Stats(server.Port).GetProperty("live_closed").GetInt32());
     }
 
@@ -238,8 +240,10 @@ public sealed class SlowClientTests
         try
         {
             foreach (var s in spinners) s.Send("GET /spin?s=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-            server.WaitForOutput(@"No request finished for 2s while every Python thread is busy", TimeSpan.FromSeconds(30));
-            server.WaitForOutput(@"^\s+GET /spin\?s=60 running for \d", TimeSpan.FromSeconds(10)); // what the threads hold
+            server.WaitForOutput(@"No request finished for 2s while every Python thread is busy",
+                TimeSpan.FromSeconds(30));
+            server.WaitForOutput(@"^\s+GET /spin\?s=60 running for \d",
+                TimeSpan.FromSeconds(10)); // what the threads hold
             WorkerTestSupport.WaitForNewReadyWorker(server, new[] { firstWorker });
             var (status, body, _) = TimedGet(server.Port, "/fast");
             Assert.Equal(200, status);

@@ -81,7 +81,8 @@ public sealed class StartupTests
         var html = r.BodyText;
         Assert.Contains(ProductVersion(), html);
         Assert.Contains(python.Groups[1].Value, html);
-        foreach (var key in new[] { "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL", "wsgi.url_scheme" })
+        foreach (var key in new[] { "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
+            "wsgi.url_scheme" })
             Assert.Contains(key, html);
         Assert.Contains("/some/path", html);
     }
@@ -100,9 +101,11 @@ public sealed class StartupTests
     {
         var (code, output) = RunToExit("--help");
         Assert.Equal(0, code);
-        foreach (var option in new[] { "-b", "--bind", "--threads", "--python", "--chdir", "--pythonpath", "--root-path", "--log-level", "--version", "--help" })
+        foreach (var option in new[] { "-b", "--bind", "--threads", "--python", "--chdir", "--pythonpath",
+            "--root-path", "--log-level", "--version", "--help" })
             Assert.Matches(new Regex($@"(^|[\s,]){Regex.Escape(option)}\b", RegexOptions.Multiline), output);
-        foreach (var env in new[] { "SHARPWSGI_BIND", "SHARPWSGI_THREADS", "SHARPWSGI_PYTHON", "SHARPWSGI_CHDIR", "SHARPWSGI_PYTHONPATH", "SHARPWSGI_ROOT_PATH", "SHARPWSGI_LOG_LEVEL" })
+        foreach (var env in new[] { "SHARPWSGI_BIND", "SHARPWSGI_THREADS", "SHARPWSGI_PYTHON", "SHARPWSGI_CHDIR",
+            "SHARPWSGI_PYTHONPATH", "SHARPWSGI_ROOT_PATH", "SHARPWSGI_LOG_LEVEL" })
             Assert.Contains(env, output);
         Assert.Contains("APP", output);
     }
@@ -122,8 +125,10 @@ public sealed class StartupTests
     {
         // Three requests wait on a threading.Barrier(3): they can only all return if three Python threads of one
         // process run them (one worker process, so the barrier is shared).
-        using var server = ServerProcess.Start(new[] { EchoApp }, new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "3", ["SHARPWSGI_WORKERS"] = "1" });
-        var tasks = Enumerable.Range(0, 3).Select(_ => Task.Run(() => Http.Get(server.Port, "/__barrier?n=3&timeout=20"))).ToArray();
+        using var server = ServerProcess.Start(new[] { EchoApp },
+            new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "3", ["SHARPWSGI_WORKERS"] = "1" });
+        var tasks = Enumerable.Range(0, 3)
+            .Select(_ => Task.Run(() => Http.Get(server.Port, "/__barrier?n=3&timeout=20"))).ToArray();
         var results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(40));
         foreach (var r in results)
             Assert.True(r.Status == 200, $"a barrier request got {r.StatusLine}: fewer than 3 Python threads?");
@@ -133,7 +138,8 @@ public sealed class StartupTests
     [Fact]
     public void EnvironmentVariable_InvalidThreads_FailsNamingTheSetting()
     {
-        var (code, output) = RunToExit(new[] { EchoApp }, new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "many" });
+        var (code, output) = RunToExit(new[] { EchoApp },
+            new Dictionary<string, string?> { ["SHARPWSGI_THREADS"] = "many" });
         AssertCleanFailure(code, output);
         Assert.Contains("many", output);
         Assert.Matches(new Regex("SHARPWSGI_THREADS|threads", RegexOptions.IgnoreCase), output);
@@ -148,7 +154,8 @@ public sealed class StartupTests
         });
         Assert.Equal("only_app.app", GetJson(server, "/").GetProperty("app").GetString());
 
-        using var echo = ServerProcess.Start(new[] { EchoApp }, new Dictionary<string, string?> { ["SHARPWSGI_ROOT_PATH"] = "/env-root" });
+        using var echo = ServerProcess.Start(new[] { EchoApp },
+            new Dictionary<string, string?> { ["SHARPWSGI_ROOT_PATH"] = "/env-root" });
         var env = Http.Environ(Http.Get(echo.Port, "/env-root/a/b"));
         Assert.Equal("/env-root", env.Str("SCRIPT_NAME"));
         Assert.Equal("/a/b", env.Str("PATH_INFO"));
@@ -183,7 +190,8 @@ public sealed class StartupTests
     public void Start_AppForm_ServesTheNamedCallable(string form, string[] args, string expectedApp)
     {
         _out.WriteLine("APP form: " + form);
-        var resolved = args.Select(a => a.Replace("{startup}", StartupApps).Replace("{apps}", ServerProcess.AppsDir)).ToArray();
+        var resolved = args.Select(a => a.Replace("{startup}", StartupApps).Replace("{apps}", ServerProcess.AppsDir))
+            .ToArray();
         using var server = ServerProcess.Start(resolved);
         var json = GetJson(server, "/");
         Assert.Equal(expectedApp, json.GetProperty("app").GetString());
@@ -214,7 +222,8 @@ public sealed class StartupTests
         var empty = Directory.CreateTempSubdirectory("sharpwsgi-empty-").FullName;
         try
         {
-            using var server = ServerProcess.Start(new[] { "--pythonpath", empty, "--pythonpath", StartupApps, "only_app" });
+            using var server = ServerProcess.Start(new[]
+                { "--pythonpath", empty, "--pythonpath", StartupApps, "only_app" });
             Assert.Equal("only_app.app", GetJson(server, "/").GetProperty("app").GetString());
         }
         finally { Directory.Delete(empty, true); }
@@ -241,13 +250,16 @@ public sealed class StartupTests
         var socketPath = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Guid.NewGuid():N}.sock");
         try
         {
-            using var server = ServerProcess.Start(new[] { "--bind", "127.0.0.1:0", "--bind", "unix:" + socketPath, EchoApp });
+            using var server = ServerProcess.Start(new[]
+                { "--bind", "127.0.0.1:0", "--bind", "unix:" + socketPath, EchoApp });
             Assert.Equal(200, Http.Get(server.Port, "/tcp").Status);
             Assert.True(File.Exists(socketPath), "unix socket not created at " + socketPath + "\n" + server.Output);
 
-            using var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 30_000 };
+            using var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+                { ReceiveTimeout = 30_000 };
             unix.Connect(new UnixDomainSocketEndPoint(socketPath));
-            unix.Send(Encoding.ASCII.GetBytes("GET /over-unix HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+            unix.Send(Encoding.ASCII.GetBytes(
+                "GET /over-unix HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
             var response = new MemoryStream();
             var buf = new byte[65536];
             int n;
@@ -264,7 +276,8 @@ public sealed class StartupTests
     {
         using var server = ServerProcess.Start(new[] { "--bind", "[::1]:0", EchoApp });
         Assert.Equal(IPAddress.IPv6Loopback.ToString(), server.BaseUri.Host.Trim('[', ']'));
-        using var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 30_000 };
+        using var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp)
+            { ReceiveTimeout = 30_000 };
         s.Connect(IPAddress.IPv6Loopback, server.Port);
         s.Send(Encoding.ASCII.GetBytes($"GET /v6 HTTP/1.1\r\nHost: [::1]:{server.Port}\r\nConnection: close\r\n\r\n"));
         var response = new MemoryStream();
@@ -347,7 +360,8 @@ public sealed class StartupTests
     [Fact]
     public void Start_PythonOption_StartupLineNamesVersionAndPath()
     {
-        Assert.True(File.Exists(Interpreters.SystemPython), Interpreters.SystemPython + " is required (Debian python3)");
+        Assert.True(File.Exists(Interpreters.SystemPython),
+            Interpreters.SystemPython + " is required (Debian python3)");
         var version = Interpreters.Version(Interpreters.SystemPython);
         using var server = ServerProcess.Start(new[] { "--python", Interpreters.SystemPython, EchoApp });
         Assert.Matches(new Regex($@"Python {Regex.Escape(version)}\b.*\(/"), server.Output);
@@ -358,7 +372,8 @@ public sealed class StartupTests
     public void Start_NoPythonOption_UsesPython3OnPath()
     {
         var env = new Dictionary<string, string?> { ["VIRTUAL_ENV"] = null, ["SHARPWSGI_PYTHON"] = null };
-        var onPath = Proc.Run("python3", new[] { "-c", "import sys; print(sys.version.split()[0]); print(sys.executable)" }, environment: env);
+        var onPath = Proc.Run("python3",
+            new[] { "-c", "import sys; print(sys.version.split()[0]); print(sys.executable)" }, environment: env);
         var lines = onPath.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         using var server = ServerProcess.Start(new[] { EchoApp }, env);
         _out.WriteLine(server.Output);
@@ -369,8 +384,8 @@ public sealed class StartupTests
     public void Start_VirtualEnvSet_UsesItsInterpreterAndSitePackages()
     {
         // A venv made from any 3.9+ interpreter; a module installed only in its site-packages must import.
-        var baseline = Enumerable.Range(9, 5).Select(m => Interpreters.FindPyenv(m, out _)).FirstOrDefault(p => p != null)
-                       ?? Interpreters.SystemPython;
+        var baseline = Enumerable.Range(9, 5).Select(m => Interpreters.FindPyenv(m, out _))
+            .FirstOrDefault(p => p != null) ?? Interpreters.SystemPython;
         var venv = Directory.CreateTempSubdirectory("sharpwsgi-venv-").FullName;
         try
         {
@@ -381,7 +396,8 @@ public sealed class StartupTests
                 return;
             }
             var venvPython = Path.Combine(venv, "bin", "python");
-            var site = Proc.Run(venvPython, new[] { "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])" }).Stdout.Trim();
+            var site = Proc.Run(venvPython, new[] { "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])" })
+                .Stdout.Trim();
             File.WriteAllText(Path.Combine(site, "sharpwsgi_venv_marker.py"), "MARKER = 'from the venv'\n");
             var version = Interpreters.Version(venvPython);
 
@@ -423,10 +439,12 @@ public sealed class StartupTests
         {
             if (!File.Exists(Interpreters.SystemPython))
             {
-                _out.WriteLine($"SKIPPED: {Interpreters.SystemPython} is absent, so there is no static interpreter to copy");
+                _out.WriteLine(
+                    $"SKIPPED: {Interpreters.SystemPython} is absent, so there is no static interpreter to copy");
                 return;
             }
-            var made = Proc.Run(Interpreters.SystemPython, new[] { Path.Combine(StartupApps, "make_static_python.py"), dest });
+            var made = Proc.Run(Interpreters.SystemPython,
+                new[] { Path.Combine(StartupApps, "make_static_python.py"), dest });
             if (made.ExitCode == 3)
             {
                 _out.WriteLine("SKIPPED: " + made.Stderr.Trim());

@@ -26,14 +26,16 @@ public sealed class ValidatorTests : IClassFixture<ValidatedProbeServer>
 
     private int Port => _probe.Port;
 
-    /// <summary>Waits until the tagged requests' bodies were closed and asserts that nothing was complained about.</summary>
+    /// <summary>Waits until the tagged requests' bodies were closed and asserts that nothing was complained
+    /// about.</summary>
     private void AssertNoComplaints(params string[] tags)
     {
         var r = Http.Get(Port, $"/__validator_complaints?await={string.Join(",", tags)}&timeout=15");
         Assert.Equal(200, r.Status);
         var json = Http.Json(r);
         var complaints = json.GetProperty("complaints").EnumerateArray()
-            .Where(c => c.GetProperty("tag").ValueKind == JsonValueKind.Null || tags.Contains(c.GetProperty("tag").GetString()))
+            .Where(c => c.GetProperty("tag").ValueKind == JsonValueKind.Null ||
+                tags.Contains(c.GetProperty("tag").GetString()))
             .ToList();
         foreach (var c in complaints) _out.WriteLine(c.ToString());
         Assert.True(complaints.Count == 0, "wsgiref.validate complained:\n" + string.Join("\n", complaints.Select(c =>
@@ -41,7 +43,8 @@ public sealed class ValidatorTests : IClassFixture<ValidatedProbeServer>
         Assert.Empty(ProbeData.Strings(json.GetProperty("missing")));
     }
 
-    private async Task<(HttpStatusCode Status, byte[] Body)> Send(HttpMethod method, string target, string tag, byte[]? body = null)
+    private async Task<(HttpStatusCode Status, byte[] Body)> Send(HttpMethod method, string target, string tag,
+        byte[]? body = null)
     {
         using var req = new HttpRequestMessage(method, target);
         req.Headers.Add("X-Vtag", tag);
@@ -57,7 +60,8 @@ public sealed class ValidatorTests : IClassFixture<ValidatedProbeServer>
         // reports, so the complaint list must show it (and the AssertionError gives a 500).
         var tag = ProbeServer.NewId();
         Assert.Equal(500, RawHttp.Exchange(Port,
-            $"POST /input/read HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {tag}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc").Status);
+            $"POST /input/read HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {tag}\r\nContent-Length: 3\r\n" +
+            "Connection: close\r\n\r\nabc").Status);
         var json = Http.Json(Http.Get(Port, "/__validator_complaints"));
         var mine = json.GetProperty("complaints").EnumerateArray().Where(c => c.Str("tag") == tag).ToList();
         Assert.Single(mine);
@@ -107,7 +111,8 @@ public sealed class ValidatorTests : IClassFixture<ValidatedProbeServer>
         using var c = new RawHttp(Port, TimeSpan.FromSeconds(15));
         var head = $"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {tag}\r\nConnection: close\r\n";
         c.Send(chunked
-            ? head + $"Transfer-Encoding: chunked\r\n\r\n7\r\n{SmallBody[..7]}\r\n{SmallBody.Length - 7:x}\r\n{SmallBody[7..]}\r\n0\r\n\r\n"
+            ? head + $"Transfer-Encoding: chunked\r\n\r\n7\r\n{SmallBody[..7]}\r\n" +
+                $"{SmallBody.Length - 7:x}\r\n{SmallBody[7..]}\r\n0\r\n\r\n"
             : head + $"Content-Length: {SmallBody.Length}\r\n\r\n{SmallBody}");
         var r = c.ReadResponse();
         Assert.True(r.Status == 200, $"{r.StatusLine}: {r.BodyText}");
@@ -173,7 +178,8 @@ public sealed class ValidatorTests : IClassFixture<ValidatedProbeServer>
         var tags = new[] { ProbeServer.NewId(), ProbeServer.NewId(), ProbeServer.NewId() };
         using var c = new RawHttp(Port, TimeSpan.FromSeconds(15));
         c.Send(string.Concat(tags.Select((t, i) =>
-            $"GET /environ?i={i} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {t}\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n")));
+            $"GET /environ?i={i} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {t}\r\n" +
+            "Cookie: a=1\r\nCookie: b=2\r\n\r\n")));
         for (int i = 0; i < tags.Length; i++)
             Assert.Equal($"i={i}", Http.Environ(c.ReadResponse()).Str("QUERY_STRING"));
         AssertNoComplaints(tags);

@@ -40,7 +40,8 @@ public class SocketActivationTests
     {
         var (socket, fd, port) = InheritableListener();
         using (socket)
-        using (var server = ServerProcess.Start(new[] { "--bind", $"fd://{fd}", "-w", "2", Path.Combine(ServerProcess.ExamplesDir, "hello.py") }))
+        using (var server = ServerProcess.Start(new[]
+            { "--bind", $"fd://{fd}", "-w", "2", Path.Combine(ServerProcess.ExamplesDir, "hello.py") }))
         {
             Assert.Equal(port, server.Port);
             Assert.Equal("Hello world!\n", Get(port));
@@ -55,8 +56,10 @@ public class SocketActivationTests
         {
             // bash sets LISTEN_PID to its own pid, then execs sharpwsgi (same pid) with the socket moved to fd 3.
             var script = $"export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&{fd}";
-            var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var a in new[] { "-c", script, ServerProcess.Executable, Path.Combine(ServerProcess.ExamplesDir, "hello.py") })
+            var psi = new ProcessStartInfo("/bin/bash")
+                { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in new[] { "-c", script, ServerProcess.Executable,
+                Path.Combine(ServerProcess.ExamplesDir, "hello.py") })
                 psi.ArgumentList.Add(a);
             using var process = Process.Start(psi)!;
             var output = new System.Text.StringBuilder();
@@ -73,7 +76,8 @@ public class SocketActivationTests
             process.BeginErrorReadLine();
             try
             {
-                var first = Task.WaitAny(new Task[] { listening.Task, process.WaitForExitAsync() }, TimeSpan.FromSeconds(60));
+                var first = Task.WaitAny(new Task[] { listening.Task, process.WaitForExitAsync() },
+                    TimeSpan.FromSeconds(60));
                 Assert.True(first == 0, "no Listening line:\n" + output);
                 Assert.Contains($"127.0.0.1:{port}", listening.Task.Result);
                 Assert.Equal("Hello world!\n", Get(port));
@@ -90,7 +94,9 @@ public class SocketActivationTests
     public void UnixSocket_Bind_ServesOverTheSocketFile()
     {
         var path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-test-{Guid.NewGuid():N}.sock");
-        using (var server = ServerProcess.Start(new[] { "--bind", "unix:" + path, Path.Combine(ServerProcess.ExamplesDir, "hello.py") }, timeout: TimeSpan.FromSeconds(60)))
+        using (var server = ServerProcess.Start(
+            new[] { "--bind", "unix:" + path, Path.Combine(ServerProcess.ExamplesDir, "hello.py") },
+            timeout: TimeSpan.FromSeconds(60)))
         {
             using var handler = new SocketsHttpHandler
             {

@@ -95,7 +95,8 @@ public sealed class LoadLoop : IDisposable
     public string Summary()
     {
         var sb = new StringBuilder();
-        sb.Append($"{Succeeded} ok, {Failed} failed, {ConnectionsOpened} connections opened in {ElapsedMs} ms; by pid: ");
+        sb.Append($"{Succeeded} ok, {Failed} failed, {ConnectionsOpened} connections opened in {ElapsedMs} ms; " +
+            $"by pid: ");
         sb.Append(string.Join(", ", _pids.Values.OrderBy(p => p.FirstSeenMs)
             .Select(p => $"{p.Pid} (version {p.Version}): {p.Count} [{p.FirstSeenMs}..{p.LastSeenMs} ms]")));
         var errors = _errors.ToArray();
@@ -107,7 +108,8 @@ public sealed class LoadLoop : IDisposable
 
     private void Run(int id)
     {
-        var request = Encoding.ASCII.GetBytes($"GET {_target} HTTP/1.1\r\nHost: 127.0.0.1:{_port}\r\nUser-Agent: loadloop-{id}\r\n\r\n");
+        var request = Encoding.ASCII.GetBytes(
+            $"GET {_target} HTTP/1.1\r\nHost: 127.0.0.1:{_port}\r\nUser-Agent: loadloop-{id}\r\n\r\n");
         LoadConnection? connection = null;
         var paced = _perConnectionRate > 0 ? Stopwatch.StartNew() : null;
         long sent = 0;
@@ -218,7 +220,9 @@ public sealed class LoadLoop : IDisposable
                 var name = line[..i].Trim();
                 var value = line[(i + 1)..].Trim();
                 if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) length = int.Parse(value);
-                else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase) && value.Contains("close", StringComparison.OrdinalIgnoreCase)) close = true;
+                else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase) &&
+                    value.Contains("close", StringComparison.OrdinalIgnoreCase))
+                    close = true;
             }
             if (length < 0) throw new InvalidDataException("response without Content-Length: " + head);
             while (_end - _start < length) Fill();
@@ -243,7 +247,8 @@ public sealed class LoadLoop : IDisposable
             }
             if (_end == _buf.Length) throw new InvalidDataException("response larger than the load client's buffer");
             var n = _socket.Receive(_buf, _end, _buf.Length - _end, SocketFlags.None);
-            if (n == 0) throw new EndOfStreamException("the server closed the connection" + (_end > 0 ? " mid-response" : " before answering"));
+            if (n == 0) throw new EndOfStreamException("the server closed the connection" +
+                (_end > 0 ? " mid-response" : " before answering"));
             _end += n;
         }
 

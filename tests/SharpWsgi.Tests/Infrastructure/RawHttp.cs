@@ -4,10 +4,13 @@ using System.Text;
 namespace SharpWsgi.Tests.Infrastructure;
 
 /// <summary>One parsed HTTP/1.x response read off a raw socket, bytes exact.</summary>
-public sealed record RawResponse(string StatusLine, int Status, List<(string Name, string Value)> Headers, byte[] Body, bool Chunked, byte[] Raw)
+public sealed record RawResponse(string StatusLine, int Status, List<(string Name, string Value)> Headers, byte[] Body,
+    bool Chunked, byte[] Raw)
 {
-    public string? Header(string name) => Headers.FirstOrDefault(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Value;
-    public IEnumerable<string> HeaderValues(string name) => Headers.Where(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(h => h.Value);
+    public string? Header(string name)
+        => Headers.FirstOrDefault(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Value;
+    public IEnumerable<string> HeaderValues(string name)
+        => Headers.Where(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(h => h.Value);
     public string BodyText => Encoding.Latin1.GetString(Body);
 }
 
@@ -51,7 +54,8 @@ public sealed class RawHttp : IDisposable
         var chunk = new byte[65536];
         int n;
         try { n = _stream.Read(chunk, 0, chunk.Length); }
-        catch (IOException e) when (e.InnerException is SocketException se && se.SocketErrorCode == SocketError.ConnectionReset) { n = 0; }
+        catch (IOException e) when (e.InnerException is SocketException se &&
+            se.SocketErrorCode == SocketError.ConnectionReset) { n = 0; }
         if (n == 0) { _eof = true; return false; }
         _buffer.AddRange(chunk.AsSpan(0, n).ToArray());
         return true;
@@ -105,13 +109,16 @@ public sealed class RawHttp : IDisposable
         var raw = new List<byte>();
         int headerEnd;
         while ((headerEnd = IndexOf("\r\n\r\n"u8.ToArray())) < 0)
-            if (!Fill()) throw new EndOfStreamException("connection closed before the response head was complete; got: " + Encoding.Latin1.GetString(_buffer.ToArray()));
+            if (!Fill()) throw new EndOfStreamException(
+                "connection closed before the response head was complete; got: " +
+                Encoding.Latin1.GetString(_buffer.ToArray()));
         var head = Take(headerEnd + 4);
         raw.AddRange(head);
         var lines = Encoding.Latin1.GetString(head, 0, head.Length - 4).Split("\r\n");
         var statusLine = lines[0];
         var status = int.Parse(statusLine.Split(' ')[1]);
-        var headers = lines.Skip(1).Select(l => { var i = l.IndexOf(':'); return (l[..i], l[(i + 1)..].Trim()); }).ToList();
+        var headers = lines.Skip(1)
+            .Select(l => { var i = l.IndexOf(':'); return (l[..i], l[(i + 1)..].Trim()); }).ToList();
         var resp = new RawResponse(statusLine, status, headers, Array.Empty<byte>(), false, Array.Empty<byte>());
         if (isHead || status is 204 or 304 || (status >= 100 && status < 200))
             return resp with { Raw = raw.ToArray() };
@@ -149,7 +156,8 @@ public sealed class RawHttp : IDisposable
         {
             var len = int.Parse(cl);
             while (_buffer.Count < len)
-                if (!Fill()) throw new EndOfStreamException($"connection closed after {_buffer.Count} of {len} body bytes");
+                if (!Fill()) throw new EndOfStreamException(
+                    $"connection closed after {_buffer.Count} of {len} body bytes");
             body = Take(len);
             raw.AddRange(body);
         }

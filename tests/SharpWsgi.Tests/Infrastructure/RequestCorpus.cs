@@ -10,12 +10,13 @@ public sealed record CorpusRequest(string Method, string Target, string Path, st
 {
     public string Protocol => $"HTTP/{Version[0]}.{Version[1]}";
     public bool Has(string header) => Headers.Any(h => h.Name.Equals(header, StringComparison.OrdinalIgnoreCase));
-    public string? Value(string header) => Headers.FirstOrDefault(h => h.Name.Equals(header, StringComparison.OrdinalIgnoreCase)).Value;
+    public string? Value(string header)
+        => Headers.FirstOrDefault(h => h.Name.Equals(header, StringComparison.OrdinalIgnoreCase)).Value;
 }
 
 /// <summary>A case of ../shared/corpus/gunicorn-requests (see its NOTICE.md): raw bytes plus expectations.</summary>
-public sealed record CorpusCase(string Name, string Expect, bool ConfigDependent, string GunicornConfig, string? GunicornError,
-    byte[] Raw, List<CorpusRequest> Requests)
+public sealed record CorpusCase(string Name, string Expect, bool ConfigDependent, string GunicornConfig,
+    string? GunicornError, byte[] Raw, List<CorpusRequest> Requests)
 {
     public bool Valid => Expect == "accept";
 }
@@ -23,7 +24,8 @@ public sealed record CorpusCase(string Name, string Expect, bool ConfigDependent
 /// <summary>Loads the gunicorn request corpus (read-only data shared beside the repo).</summary>
 public static class RequestCorpus
 {
-    public static string Directory => Path.GetFullPath(Path.Combine(ServerProcess.RepoRoot, "..", "shared", "corpus", "gunicorn-requests"));
+    public static string Directory
+        => Path.GetFullPath(Path.Combine(ServerProcess.RepoRoot, "..", "shared", "corpus", "gunicorn-requests"));
 
     private static readonly Lazy<List<CorpusCase>> All = new(Load);
 
@@ -52,7 +54,8 @@ public static class RequestCorpus
                         r.GetProperty("query").GetString()!,
                         r.GetProperty("form").GetString()!,
                         r.GetProperty("version").EnumerateArray().Select(v => v.GetInt32()).ToArray(),
-                        r.GetProperty("headers").EnumerateArray().Select(h => (h[0].GetString()!, h[1].GetString()!)).ToList(),
+                        r.GetProperty("headers").EnumerateArray()
+                            .Select(h => (h[0].GetString()!, h[1].GetString()!)).ToList(),
                         Convert.FromBase64String(r.GetProperty("body_b64").GetString()!)));
             cases.Add(new CorpusCase(name, doc.GetProperty("expect").GetString()!, configDependent, config.GetRawText(),
                 doc.TryGetProperty("gunicorn_error", out var ge) ? ge.GetString() : null,
@@ -74,7 +77,8 @@ public static class KestrelDifferences
 {
     public static string File => Path.Combine(ServerProcess.RepoRoot, "tests", "requests", "kestrel-differences.md");
 
-    public static readonly string[] Kinds = { "missing-host", "invalid-host", "non-ascii-target", "truncated-body", "reject", "accept", "body-error", "incomplete" };
+    public static readonly string[] Kinds = { "missing-host", "invalid-host", "non-ascii-target", "truncated-body",
+        "reject", "accept", "body-error", "incomplete" };
 
     private static readonly Lazy<Dictionary<string, KestrelDifference>> All = new(Load);
 
@@ -106,16 +110,19 @@ public static class KestrelDifferences
                 else if (t.Contains('=')) { var i = t.IndexOf('='); environ[t[..i]] = Unescape(t[(i + 1)..]); }
                 else throw new InvalidDataException($"{File}: unknown token '{t}' in: {line}");
             }
-            if (!result.TryAdd(m.Groups[1].Value, new KestrelDifference(m.Groups[1].Value, kind, status, environ, body, close, maxCalls, m.Groups[3].Value)))
+            if (!result.TryAdd(m.Groups[1].Value, new KestrelDifference(m.Groups[1].Value, kind, status, environ, body,
+                close, maxCalls, m.Groups[3].Value)))
                 throw new InvalidDataException($"{File}: {m.Groups[1].Value} is listed twice");
         }
         return result;
     }
 
-    /// <summary>%XX escapes to latin-1 characters (the file is ASCII; values may hold spaces, controls, latin-1).</summary>
+    /// <summary>%XX escapes to latin-1 characters (the file is ASCII; values may hold spaces, controls,
+    /// latin-1).</summary>
     public static string Unescape(string s) => Latin1PercentDecode(s);
 
-    /// <summary>Percent-decodes a latin-1 string byte-wise (what PATH_INFO holds per PEP 3333); invalid escapes stay as they are.</summary>
+    /// <summary>Percent-decodes a latin-1 string byte-wise (what PATH_INFO holds per PEP 3333); invalid escapes
+    /// stay as they are.</summary>
     public static string Latin1PercentDecode(string s)
     {
         var bytes = Encoding.Latin1.GetBytes(s);
@@ -132,5 +139,6 @@ public static class KestrelDifferences
         return Encoding.Latin1.GetString(output.ToArray());
     }
 
-    private static bool IsHex(byte b) => b is >= (byte)'0' and <= (byte)'9' or >= (byte)'a' and <= (byte)'f' or >= (byte)'A' and <= (byte)'F';
+    private static bool IsHex(byte b)
+        => b is >= (byte)'0' and <= (byte)'9' or >= (byte)'a' and <= (byte)'f' or >= (byte)'A' and <= (byte)'F';
 }

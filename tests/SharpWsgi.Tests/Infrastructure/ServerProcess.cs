@@ -149,9 +149,10 @@ public sealed class ServerProcess : IDisposable
         throw new InvalidOperationException("VmRSS not found");
     }
 
-    /// <summary>Runs the server to completion (for commands that are expected to fail fast or print and exit).</summary>
-    public static (int ExitCode, string Output) RunToExit(IEnumerable<string> args, IDictionary<string, string?>? environment = null,
-        TimeSpan? timeout = null)
+    /// <summary>Runs the server to completion (for commands that are expected to fail fast or print and
+    /// exit).</summary>
+    public static (int ExitCode, string Output) RunToExit(IEnumerable<string> args,
+        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
     {
         using var server = Start(args, environment, waitForListening: false);
         var code = server.WaitForExit(timeout ?? TimeSpan.FromSeconds(60));
@@ -176,6 +177,7 @@ public sealed class ServerProcess : IDisposable
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir != null && !File.Exists(Path.Combine(dir.FullName, "SharpWsgi.slnx"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("SharpWsgi.slnx not found above " + AppContext.BaseDirectory);
+        return dir?.FullName ??
+            throw new InvalidOperationException("SharpWsgi.slnx not found above " + AppContext.BaseDirectory);
     }
 }

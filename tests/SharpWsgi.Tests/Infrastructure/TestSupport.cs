@@ -6,7 +6,8 @@ using System.Text.RegularExpressions;
 
 namespace SharpWsgi.Tests.Infrastructure;
 
-/// <summary>Python interpreters on this machine: pyenv's (under $PYENV_ROOT or ~/.pyenv) and Debian's /usr/bin/python3.</summary>
+/// <summary>Python interpreters on this machine: pyenv's (under $PYENV_ROOT or ~/.pyenv) and Debian's
+/// /usr/bin/python3.</summary>
 public static class Interpreters
 {
     public const string SystemPython = "/usr/bin/python3";
@@ -21,7 +22,8 @@ public static class Interpreters
         }
     }
 
-    /// <summary>The newest pyenv CPython 3.minor (versions/3.minor.patch/bin/python3.minor), or null with the reason.</summary>
+    /// <summary>The newest pyenv CPython 3.minor (versions/3.minor.patch/bin/python3.minor), or null with the
+    /// reason.</summary>
     public static string? FindPyenv(int minor, out string reason)
     {
         var versions = Path.Combine(PyenvRoot, "versions");
@@ -58,8 +60,8 @@ public static class Proc
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(string exe, IEnumerable<string> args, TimeSpan? timeout = null, string? workingDirectory = null,
-        IDictionary<string, string?>? environment = null)
+    public static Result Run(string exe, IEnumerable<string> args, TimeSpan? timeout = null,
+        string? workingDirectory = null, IDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo(exe)
         {
@@ -89,12 +91,15 @@ public static class Proc
 public static class Http
 {
     public static RawResponse Get(int port, string target, string? extraHeaders = null)
-        => RawHttp.Exchange(port, $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extraHeaders}Connection: close\r\n\r\n");
+        => RawHttp.Exchange(port,
+            $"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extraHeaders}Connection: close\r\n\r\n");
 
-    public static RawResponse Post(int port, string target, byte[] body, string contentType = "application/octet-stream")
+    public static RawResponse Post(int port, string target, byte[] body,
+        string contentType = "application/octet-stream")
     {
         using var c = new RawHttp(port);
-        c.Send($"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {contentType}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+        c.Send($"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {contentType}\r\n" +
+            $"Content-Length: {body.Length}\r\nConnection: close\r\n\r\n");
         c.Send(body);
         return c.ReadResponse();
     }
@@ -103,7 +108,8 @@ public static class Http
     {
         using var c = new RawHttp(port);
         var ms = new MemoryStream();
-        ms.Write(Encoding.Latin1.GetBytes($"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
+        ms.Write(Encoding.Latin1.GetBytes($"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" +
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
         for (int i = 0; i < body.Length; i += chunkSize)
         {
             var n = Math.Min(chunkSize, body.Length - i);
@@ -130,7 +136,8 @@ public static class StartupOutput
 {
     private static readonly Regex DotNetFrame = new(@"^\s+at [\w.`<>\[\]]+[.(]", RegexOptions.Multiline);
 
-    /// <summary>Asserts the output carries no .NET stack trace ("   at SharpWsgi.Foo.Bar(...)", "Unhandled exception.").</summary>
+    /// <summary>Asserts the output carries no .NET stack trace ("   at SharpWsgi.Foo.Bar(...)",
+    /// "Unhandled exception.").</summary>
     public static void AssertNoDotNetStackTrace(string output)
     {
         Assert.False(DotNetFrame.IsMatch(output), "output contains a .NET stack frame:\n" + output);
@@ -179,7 +186,9 @@ public sealed class KeepAliveClient : IDisposable
             var name = line[..i].Trim();
             var value = line[(i + 1)..].Trim();
             if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) contentLength = long.Parse(value);
-            else if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase) && value.Contains("chunked", StringComparison.OrdinalIgnoreCase)) chunked = true;
+            else if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase) &&
+                value.Contains("chunked", StringComparison.OrdinalIgnoreCase))
+                chunked = true;
         }
         if (chunked)
         {
@@ -207,7 +216,8 @@ public sealed class KeepAliveClient : IDisposable
                 _start += size + 2;
             }
         }
-        if (contentLength < 0) throw new InvalidDataException("response without Content-Length or chunked framing on a keep-alive connection: " + head);
+        if (contentLength < 0) throw new InvalidDataException(
+            "response without Content-Length or chunked framing on a keep-alive connection: " + head);
         while (_end - _start < contentLength) FillOrThrow();
         var result = _buf.AsSpan(_start, (int)contentLength).ToArray();
         _start += (int)contentLength;
@@ -280,6 +290,7 @@ public static class ProcessTree
     public static (long Total, string Detail) TreeResidentBytes(int pid)
     {
         var parts = WithDescendants(pid).Select(p => (Pid: p, Rss: ResidentBytes(p))).ToList();
-        return (parts.Sum(p => p.Rss), string.Join(", ", parts.Select(p => $"{p.Pid}: {p.Rss / (1024.0 * 1024.0):F1} MB")));
+        return (parts.Sum(p => p.Rss),
+            string.Join(", ", parts.Select(p => $"{p.Pid}: {p.Rss / (1024.0 * 1024.0):F1} MB")));
     }
 }

@@ -33,7 +33,8 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             Assert.Equal("v1", before.GetProperty("version").GetString());
 
             const int connections = 6;
-            using var load = new LoadLoop(server.Port, connections, maxRequests: 200_000, maxDuration: TimeSpan.FromSeconds(25));
+            using var load = new LoadLoop(server.Port, connections, maxRequests: 200_000,
+                maxDuration: TimeSpan.FromSeconds(25));
             Assert.True(load.WaitUntil(l => l.Succeeded >= 200, TimeSpan.FromSeconds(10)), load.Summary());
             // Usually the connections reach both old workers; with --reuse-port the kernel's hash may put all on one.
             if (!load.WaitUntil(l => l.Pids.Count == 2, TimeSpan.FromSeconds(3)))
@@ -52,19 +53,24 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             Assert.Empty(newPids.Intersect(oldPids));
             // The load goes on, now answered by the new workers only (the old ones closed its connections cleanly).
             var goneAtMs = load.ElapsedMs;
-            Assert.True(load.WaitUntil(l => l.Completed > 0 && newPids.Any(p => l.ServedSince(p, goneAtMs + 200)) || l.Finished, TimeSpan.FromSeconds(10)),
+            Assert.True(load.WaitUntil(
+                    l => l.Completed > 0 && newPids.Any(p => l.ServedSince(p, goneAtMs + 200)) || l.Finished,
+                    TimeSpan.FromSeconds(10)),
                 "the load is not answered by the new workers: " + load.Summary() + "\n" + server.Output);
             load.Stop();
 
-            Out.WriteLine($"HUP: old workers {string.Join(",", oldPids)} gone after {oldGone.TotalMilliseconds:F0} ms; new {string.Join(",", newPids)}");
+            Out.WriteLine($"HUP: old workers {string.Join(",", oldPids)} " +
+                $"gone after {oldGone.TotalMilliseconds:F0} ms; new {string.Join(",", newPids)}");
             Out.WriteLine($"failed requests: {load.Failed}; {load.Summary()}");
 
             if (!reusePort) Assert.Equal(0, load.Failed);
             else
             {
                 // Documented limit of --reuse-port (README): a retiring worker's own SO_REUSEPORT socket may still hold
-                // connections the kernel queued on it when it closes; those (and only those: fresh connections) are reset.
-                Assert.True(load.Failed <= 6, $"{load.Failed} failures with --reuse-port: " + string.Join("; ", load.Errors));
+                // connections the kernel queued on it when it closes; those (and only those: fresh connections)
+                // are reset.
+                Assert.True(load.Failed <= 6,
+                    $"{load.Failed} failures with --reuse-port: " + string.Join("; ", load.Errors));
                 Assert.All(load.Errors, e => Assert.Contains("new connection", e));
             }
             foreach (var old in oldPids)
@@ -74,7 +80,8 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             }
             // Every answer came from an old worker with the old module or a new worker with the new one.
             Assert.All(load.Pids.Values, s => Assert.Equal(oldPids.Contains(s.Pid) ? "v1" : "v2", s.Version));
-            Assert.All(load.Pids.Keys, p => Assert.True(oldPids.Contains(p) || newPids.Contains(p), $"pid {p} served the load"));
+            Assert.All(load.Pids.Keys,
+                p => Assert.True(oldPids.Contains(p) || newPids.Contains(p), $"pid {p} served the load"));
             Assert.True(load.Pids.Keys.Any(newPids.Contains), load.Summary());
             // Both new workers serve fresh connections (the load's keep-alive connections stay where they landed).
             foreach (var pid in newPids) PollUntilServedBy(server, pid, TimeSpan.FromSeconds(10));
@@ -160,10 +167,12 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
     [Fact]
     public void MaxRequests_UnderKeepAliveLoad_NoFailedRequestsAndPidsChange()
     {
-        using var server = Start(new[] { "-w", "2", "--max-requests", "300", "--max-requests-jitter", "50", "--graceful-timeout", "5", PidApp });
+        using var server = Start(new[]
+            { "-w", "2", "--max-requests", "300", "--max-requests-jitter", "50", "--graceful-timeout", "5", PidApp });
         var firstPids = ReadyPids(server);
         const int connections = 4;
-        using var load = new LoadLoop(server.Port, connections, maxRequests: 30_000, maxDuration: TimeSpan.FromSeconds(25));
+        using var load = new LoadLoop(server.Port, connections, maxRequests: 30_000,
+            maxDuration: TimeSpan.FromSeconds(25));
         // Both original workers recycled, and their replacements serving the load.
         var recycled = load.WaitUntil(l =>
             firstPids.All(p => server.Output.Contains($"Worker exited (pid: {p}, exit code 0)")) &&
@@ -175,7 +184,8 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
         Assert.True(recycled, "the original workers were not both recycled and replaced under load: " + load.Summary());
         Assert.Equal(0, load.Failed);
         foreach (var pid in firstPids)
-            Assert.Matches($@"Recycling worker \(pid: {pid}\): served 3\d\d requests \(--max-requests\); starting its replacement", output);
+            Assert.Matches($@"Recycling worker \(pid: {pid}\): served 3\d\d requests \(--max-requests\); " +
+                @"starting its replacement", output);
         Assert.True(load.Pids.Count >= 4, "pids seen: " + string.Join(",", load.Pids.Keys));
         // Each recycled worker served at least --max-requests (it keeps serving until its replacement is ready).
         foreach (var pid in firstPids) Assert.True(load.Pids[pid].Count >= 300 / 2, load.Summary());
@@ -203,7 +213,8 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
         // Every worker is bigger than 1 MiB, so the first one is recycled as soon as it is ready.
         using var server = Start(new[] { "-w", "1", "--max-rss", "1", PidApp });
         var first = ReadyPids(server).Single();
-        server.WaitForOutput($@"Recycling worker \(pid: {first}\): resident memory \d+ MiB over --max-rss 1", LogTimeout);
+        server.WaitForOutput($@"Recycling worker \(pid: {first}\): resident memory \d+ MiB over --max-rss 1",
+            LogTimeout);
         WaitForNewReadyWorker(server, new[] { first });
         server.WaitForOutput($@"Worker exited \(pid: {first}, exit code 0\)", LogTimeout);
         Assert.NotEqual(first, PidOf(Info(server)));

@@ -33,10 +33,12 @@ public sealed class RequestTimeoutTests : WorkerTestBase
         var took = clock.Elapsed;
         Out.WriteLine($"/loop answered {r.StatusLine} after {took.TotalMilliseconds:F0} ms");
         Assert.Equal(504, r.Status);
-        Assert.True(took >= TimeSpan.FromSeconds(0.9) && took < TimeSpan.FromSeconds(5), $"504 after {took.TotalMilliseconds:F0} ms");
+        Assert.True(took >= TimeSpan.FromSeconds(0.9) && took < TimeSpan.FromSeconds(5),
+            $"504 after {took.TotalMilliseconds:F0} ms");
 
         // The loop itself was stopped by RequestTimeout (the app recorded it), long before its 30 s were up.
-        var interruptedLine = server.WaitForOutput(@"Timed-out request .* was interrupted by RequestTimeout", LogTimeout);
+        var interruptedLine = server.WaitForOutput(@"Timed-out request .* was interrupted by RequestTimeout",
+            LogTimeout);
         var interrupted = Interrupted(server, out var pid);
         Assert.Equal(new[] { "/loop" }, interrupted);
         Assert.Equal(worker, pid);
@@ -56,7 +58,8 @@ public sealed class RequestTimeoutTests : WorkerTestBase
     [Fact]
     public void RequestTimeout_BlockedInTimeSleep_504AndOtherThreadsServeMeanwhile()
     {
-        using var server = Start(new[] { "-w", "1", "--threads", "2", "--request-timeout", "1", "--request-timeout-grace", "10", PidApp });
+        using var server = Start(new[]
+            { "-w", "1", "--threads", "2", "--request-timeout", "1", "--request-timeout-grace", "10", PidApp });
         var worker = ReadyPids(server).Single();
 
         var sleeper = new BackgroundRequest(server, "/sleep?s=3");
@@ -71,7 +74,8 @@ public sealed class RequestTimeoutTests : WorkerTestBase
         Out.WriteLine($"/sleep?s=3 answered {(response?.StatusLine ?? error)} after {took.TotalMilliseconds:F0} ms");
         Assert.True(response != null, error);
         Assert.Equal(504, response!.Status);
-        Assert.True(took < TimeSpan.FromSeconds(2.5), $"the 504 came after {took.TotalMilliseconds:F0} ms, not at the 1 s timeout");
+        Assert.True(took < TimeSpan.FromSeconds(2.5),
+            $"the 504 came after {took.TotalMilliseconds:F0} ms, not at the 1 s timeout");
 
         // The thread is still in time.sleep: other requests are served meanwhile, by the same worker.
         var servedWhileSleeping = 0;
@@ -82,7 +86,8 @@ public sealed class RequestTimeoutTests : WorkerTestBase
         }
         Assert.True(servedWhileSleeping > 0);
         // When time.sleep returns, the pending RequestTimeout ends the request in Python (the app records it).
-        var interruptedLine = server.WaitForOutput(@"Timed-out request .* was interrupted by RequestTimeout", LogTimeout);
+        var interruptedLine = server.WaitForOutput(@"Timed-out request .* was interrupted by RequestTimeout",
+            LogTimeout);
         Assert.Equal(new[] { "/sleep" }, Interrupted(server, out var pid));
         Assert.Equal(worker, pid);
         Assert.Equal(worker, PidOf(Info(server)));
@@ -98,7 +103,8 @@ public sealed class RequestTimeoutTests : WorkerTestBase
     {
         using var server = Start(new[]
         {
-            "-w", "1", "--threads", "2", "--request-timeout", "1", "--request-timeout-grace", "1", "--graceful-timeout", "2", PidApp,
+            "-w", "1", "--threads", "2", "--request-timeout", "1", "--request-timeout-grace", "1",
+            "--graceful-timeout", "2", PidApp,
         });
         var worker = ReadyPids(server).Single();
         var sleeper = new BackgroundRequest(server, "/sleep?s=60");
@@ -132,13 +138,15 @@ public sealed class RequestTimeoutTests : WorkerTestBase
         // "from sharpwsgi import RequestTimeout" at the top of the app module, where imports usually go.
         using var server = Start(new[]
         {
-            "-w", "1", "--threads", "2", "--request-timeout", "1", Path.Combine(WorkerTestSupport.AppsDir, "timeout_import_app.py"),
+            "-w", "1", "--threads", "2", "--request-timeout", "1",
+            Path.Combine(WorkerTestSupport.AppsDir, "timeout_import_app.py"),
         });
         var r = Http.Get(server.Port, "/loop");
         Assert.Equal(504, r.Status);
         var clock = Stopwatch.StartNew();
         List<string> caught;
-        do caught = Http.Json(Http.Get(server.Port, "/")).GetProperty("caught").EnumerateArray().Select(e => e.GetString()!).ToList();
+        do caught = Http.Json(Http.Get(server.Port, "/")).GetProperty("caught").EnumerateArray()
+            .Select(e => e.GetString()!).ToList();
         while (caught.Count == 0 && clock.Elapsed < TimeSpan.FromSeconds(10)); // bounded poll over HTTP
         Assert.Equal(new[] { "sharpwsgi.RequestTimeout" }, caught);
     }

@@ -33,8 +33,10 @@ public sealed class ShutdownTests : WorkerTestBase
         var answered = clock.Elapsed;
         var code = server.WaitForExit(TimeSpan.FromSeconds(15));
         var exited = clock.Elapsed;
-        Out.WriteLine($"answered {answered.TotalMilliseconds:F0} ms after TERM (Connection: {response?.Header("Connection")}; " +
-                      $"closed {slow.ClosedAfter?.TotalMilliseconds.ToString("F0") ?? "never"} ms after it), exit {code} after {exited.TotalMilliseconds:F0} ms");
+        Out.WriteLine($"answered {answered.TotalMilliseconds:F0} ms after TERM " +
+                      $"(Connection: {response?.Header("Connection")}; " +
+                      $"closed {slow.ClosedAfter?.TotalMilliseconds.ToString("F0") ?? "never"} ms after it), " +
+                      $"exit {code} after {exited.TotalMilliseconds:F0} ms");
 
         Assert.True(response != null, "the in-flight request failed: " + error);
         Assert.Equal(200, response!.Status);
@@ -70,7 +72,10 @@ public sealed class ShutdownTests : WorkerTestBase
             c.Send($"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
             outcome = c.ReadResponse().StatusLine;
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException) { outcome = "failed: " + e.Message; }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            outcome = "failed: " + e.Message;
+        }
         var took = clock.Elapsed;
         var slowDone = slow.Wait(TimeSpan.FromSeconds(15));
         Out.WriteLine($"a connection made during the graceful stop: {outcome} after {took.TotalMilliseconds:F0} ms; " +
@@ -80,7 +85,8 @@ public sealed class ShutdownTests : WorkerTestBase
         Assert.Equal(0, server.WaitForExit(TimeSpan.FromSeconds(15)));
         Assert.StartsWith("failed", outcome);
         Assert.True(took < TimeSpan.FromSeconds(1),
-            $"the new connection waited {took.TotalMilliseconds:F0} ms (until the server exited) before it failed; gunicorn closes its listeners on TERM");
+            $"the new connection waited {took.TotalMilliseconds:F0} ms (until the server exited) before it failed; " +
+            "gunicorn closes its listeners on TERM");
     }
 
     [Fact]
@@ -100,9 +106,12 @@ public sealed class ShutdownTests : WorkerTestBase
         Out.WriteLine($"exit {code} after {exited.TotalMilliseconds:F0} ms; the slow request: " +
                        $"{(response != null ? response.StatusLine : error)}");
 
-        Assert.True(response == null || response.Status != 200, "the 60 s request was answered 200 although it was cut off");
-        Assert.True(exited < TimeSpan.FromSeconds(8), $"the supervisor took {exited.TotalSeconds:F1} s to exit with --graceful-timeout 1");
-        Assert.True(exited >= TimeSpan.FromSeconds(0.9), $"the worker was stopped after {exited.TotalMilliseconds:F0} ms, before --graceful-timeout 1");
+        Assert.True(response == null || response.Status != 200,
+            "the 60 s request was answered 200 although it was cut off");
+        Assert.True(exited < TimeSpan.FromSeconds(8),
+            $"the supervisor took {exited.TotalSeconds:F1} s to exit with --graceful-timeout 1");
+        Assert.True(exited >= TimeSpan.FromSeconds(0.9),
+            $"the worker was stopped after {exited.TotalMilliseconds:F0} ms, before --graceful-timeout 1");
         Assert.Equal(0, code);
         Assert.Contains("Shutting down: Master", server.Output);
         Assert.False(Signals.IsAlive(worker), $"worker {worker} outlived its supervisor");

@@ -23,7 +23,8 @@ public sealed class WorkerFailureTests : WorkerTestBase
         var pids = ReadyPids(server);
         const int connections = 4;
         // A steady load (4 x 250 requests/s) that leaves the CPU to boot the replacement.
-        using var load = new LoadLoop(server.Port, connections, maxRequests: 200_000, maxDuration: TimeSpan.FromSeconds(20), perConnectionRate: 250);
+        using var load = new LoadLoop(server.Port, connections, maxRequests: 200_000,
+            maxDuration: TimeSpan.FromSeconds(20), perConnectionRate: 250);
         Assert.True(load.WaitUntil(l => l.Pids.Count == 2 && l.Succeeded >= 200, TimeSpan.FromSeconds(10)),
             "the load did not reach both workers: " + load.Summary());
 
@@ -45,10 +46,12 @@ public sealed class WorkerFailureTests : WorkerTestBase
         var serving = clock.Elapsed;
         // The load goes on without further failures once the dead worker's connections are replaced.
         var failedAfterKill = load.Failed;
-        Assert.True(load.WaitUntil(l => l.Completed >= beforeKill + 300 || l.Finished, TimeSpan.FromSeconds(10)), load.Summary());
+        Assert.True(load.WaitUntil(l => l.Completed >= beforeKill + 300 || l.Finished, TimeSpan.FromSeconds(10)),
+            load.Summary());
         load.Stop();
 
-        Out.WriteLine($"killed {victim} at {killedAtMs} ms of load; supervisor noticed after {noticed.TotalMilliseconds:F0} ms, " +
+        Out.WriteLine($"killed {victim} at {killedAtMs} ms of load; " +
+                       $"supervisor noticed after {noticed.TotalMilliseconds:F0} ms, " +
                        $"replacement {replacement} ready after {ready.TotalMilliseconds:F0} ms, " +
                        $"served a fresh connection after {serving.TotalMilliseconds:F0} ms ({tries} tries)");
         Out.WriteLine($"failed requests: {load.Failed} ({failedBefore} before the kill); {load.Summary()}");
@@ -58,8 +61,10 @@ public sealed class WorkerFailureTests : WorkerTestBase
         Assert.InRange(load.Failed, 0, connections);
         Assert.Equal(failedAfterKill, load.Failed); // nothing failed once the replacement was serving
         Assert.True(ready < TimeSpan.FromSeconds(1),
-            $"the replacement was ready {ready.TotalMilliseconds:F0} ms after the kill (limit 1000 ms; load average {File.ReadAllText("/proc/loadavg").Trim()})");
-        Assert.True(load.ServedSince(survivor, killedAtMs + 1), "the surviving worker stopped serving: " + load.Summary());
+            $"the replacement was ready {ready.TotalMilliseconds:F0} ms after the kill " +
+            $"(limit 1000 ms; load average {File.ReadAllText("/proc/loadavg").Trim()})");
+        Assert.True(load.ServedSince(survivor, killedAtMs + 1),
+            "the surviving worker stopped serving: " + load.Summary());
         Assert.False(Signals.IsAlive(victim));
         Assert.Equal(new[] { survivor, replacement }.OrderBy(p => p), WorkerProcesses(server).OrderBy(p => p));
         Assert.Equal(1, CountMatches(server.Output, @"died unexpectedly"));
@@ -72,7 +77,8 @@ public sealed class WorkerFailureTests : WorkerTestBase
         var scratch = TempDir("heartbeat");
         try
         {
-            using var server = Start(new[] { "-w", "1", "--threads", "2", "--timeout", "2", "--chdir", scratch, PidApp });
+            using var server = Start(new[]
+                { "-w", "1", "--threads", "2", "--timeout", "2", "--chdir", scratch, PidApp });
             var stuck = ReadyPids(server).Single();
             Assert.Equal(stuck, PidOf(Info(server)));
 
@@ -94,15 +100,18 @@ public sealed class WorkerFailureTests : WorkerTestBase
                 }
                 catch (IOException e) { fresh.Add($"failed ({e.Message}) at {clock.ElapsedMilliseconds} ms"); }
             }
-            Assert.True(WaitForProcessGone(stuck, TimeSpan.FromSeconds(10)), $"the stuck worker {stuck} is still alive");
+            Assert.True(WaitForProcessGone(stuck, TimeSpan.FromSeconds(10)),
+                $"the stuck worker {stuck} is still alive");
             var gone = clock.Elapsed;
             var hungResult = hung.Wait(TimeSpan.FromSeconds(10)) ? hung.Describe() : "(no answer yet)";
-            Out.WriteLine($"heartbeat timeout after {timedOut.TotalMilliseconds:F0} ms of GIL hold; replacement {replacement} ready after " +
-                          $"{ready.TotalMilliseconds:F0} ms; stuck worker gone after {gone.TotalMilliseconds:F0} ms; the stuck request: {hungResult}; " +
+            Out.WriteLine($"heartbeat timeout after {timedOut.TotalMilliseconds:F0} ms of GIL hold; " +
+                          $"replacement {replacement} ready after {ready.TotalMilliseconds:F0} ms; " +
+                          $"stuck worker gone after {gone.TotalMilliseconds:F0} ms; the stuck request: {hungResult}; " +
                           $"fresh requests once the replacement was ready: {string.Join("; ", fresh)}");
 
             // Not earlier than the configured --timeout 2 (less the last heartbeat's age, at most a tick).
-            Assert.True(timedOut >= TimeSpan.FromSeconds(1.2), $"timed out after only {timedOut.TotalMilliseconds:F0} ms");
+            Assert.True(timedOut >= TimeSpan.FromSeconds(1.2),
+                $"timed out after only {timedOut.TotalMilliseconds:F0} ms");
             Assert.True(timedOut < TimeSpan.FromSeconds(6), $"timed out only after {timedOut.TotalMilliseconds:F0} ms");
             Assert.StartsWith("failed", hungResult);
             server.WaitForOutput($@"Worker \(pid: {stuck}\) died unexpectedly: signal (6|9)\b", LogTimeout);
@@ -191,12 +200,15 @@ public sealed class WorkerFailureTests : WorkerTestBase
             {
                 Assert.Equal(pids[1], PidOf(Info(server)));
                 served++;
-                if (crashesIn3s == null && clock.Elapsed >= TimeSpan.FromSeconds(3)) crashesIn3s = CountMatches(server.Output, "CRASH-AT-BOOT");
+                if (crashesIn3s == null && clock.Elapsed >= TimeSpan.FromSeconds(3))
+                    crashesIn3s = CountMatches(server.Output, "CRASH-AT-BOOT");
                 if (crashesIn3s != null && CountMatches(server.Output, "CRASH-AT-BOOT") >= 2) break;
             }
             var crashes = CountMatches(server.Output, "CRASH-AT-BOOT");
-            Out.WriteLine($"{crashesIn3s} boot crashes in the first 3 s, {crashes} after {clock.Elapsed.TotalSeconds:F1} s, while {pids[1]} served {served} requests");
-            Assert.True(crashes >= 2, $"the supervisor stopped replacing the crashed worker after {crashes} attempt(s)");
+            Out.WriteLine($"{crashesIn3s} boot crashes in the first 3 s, " +
+                $"{crashes} after {clock.Elapsed.TotalSeconds:F1} s, while {pids[1]} served {served} requests");
+            Assert.True(crashes >= 2,
+                $"the supervisor stopped replacing the crashed worker after {crashes} attempt(s)");
             // Exponential backoff (0.1 s, 0.2 s, 0.4 s, ...) rather than a tight respawn loop.
             Assert.True(crashesIn3s <= 7, $"{crashesIn3s} boot crashes in 3 s: no backoff");
             Assert.DoesNotContain("Worker failed to boot", server.Output);

@@ -17,7 +17,8 @@ public sealed class WorkerPoolTests : WorkerTestBase
 
     /// <summary>Fresh connections (Connection: close) from a few concurrent clients; the pid that served each
     /// (negated when that response said wsgi.multiprocess False).</summary>
-    private static Dictionary<int, int> SpreadOfFreshConnections(ServerProcess server, int clients, int requestsPerClient)
+    private static Dictionary<int, int> SpreadOfFreshConnections(ServerProcess server, int clients,
+        int requestsPerClient)
     {
         var counts = new Dictionary<int, int>();
         var errors = new List<Exception>();
@@ -60,7 +61,8 @@ public sealed class WorkerPoolTests : WorkerTestBase
                        string.Join(", ", counts.Select(kv => $"pid {kv.Key}: {kv.Value}")));
         Assert.Equal(clients * perClient, counts.Values.Sum());
         Assert.True(counts.Keys.All(p => p > 0), "wsgi.multiprocess was False in a worker of two");
-        Assert.True(counts.Keys.All(pids.Contains), $"a pid that is not a worker answered: {string.Join(",", counts.Keys)}");
+        Assert.True(counts.Keys.All(pids.Contains),
+            $"a pid that is not a worker answered: {string.Join(",", counts.Keys)}");
         // Both workers take a real share: at least 20% of the 200 connections each.
         foreach (var pid in pids)
             Assert.True(counts.GetValueOrDefault(pid) >= clients * perClient / 5,
@@ -98,7 +100,8 @@ public sealed class WorkerPoolTests : WorkerTestBase
         Assert.Equal(new[] { first, added }.OrderBy(p => p), said.Keys.OrderBy(p => p));
         // Two workers run the app now: wsgi.multiprocess is True in each, the one started with -w 1 included.
         Assert.True(said[added], "the added worker says wsgi.multiprocess False");
-        Assert.True(said[first], $"worker {first} (started while it was alone) still says wsgi.multiprocess False while two workers run");
+        Assert.True(said[first],
+            $"worker {first} (started while it was alone) still says wsgi.multiprocess False while two workers run");
     }
 
     [Fact]
@@ -159,7 +162,8 @@ public sealed class WorkerPoolTests : WorkerTestBase
             // The log goes to the file, so readiness is read from the file, not the process output.
             using var server = Start(new[] { "-w", "1", "--error-logfile", log, PidApp }, waitForListening: false);
             WaitForFileLine(log, new Regex(@"Ready: 1 worker\(s\) serving"), server);
-            var port = int.Parse(Regex.Match(ReadShared(log), @"Listening at: http://127\.0\.0\.1:(\d+)").Groups[1].Value);
+            var port = int.Parse(Regex.Match(ReadShared(log), @"Listening at: http://127\.0\.0\.1:(\d+)")
+                .Groups[1].Value);
             Assert.Equal(200, Http.Get(port, "/log?m=before-rotation").Status);
             WaitForFileLine(log, new Regex("before-rotation"), server);
 
@@ -210,7 +214,8 @@ public sealed class WorkerPoolTests : WorkerTestBase
             Assert.False(server.HasExited, $"sharpwsgi exited early. Output:");
             Thread.Sleep(20); // bounded poll on the log file
         }
-        throw new TimeoutException($"/{pattern}/ not in {path} within {LogTimeout}. Output:\n{server.Output}\nFile:\n{(File.Exists(path) ? ReadShared(path) : "(missing)")}");
+        throw new TimeoutException($"/{pattern}/ not in {path} within {LogTimeout}. Output:\n{server.Output}\n" +
+            $"File:\n{(File.Exists(path) ? ReadShared(path) : "(missing)")}");
     }
 
     [Fact]

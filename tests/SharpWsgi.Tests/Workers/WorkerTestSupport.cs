@@ -21,7 +21,8 @@ public abstract class WorkerTestBase : IDisposable
 
     protected WorkerTestBase(Xunit.Abstractions.ITestOutputHelper output) => Out = output;
 
-    protected ServerProcess Start(IEnumerable<string> args, IDictionary<string, string?>? environment = null, bool waitForListening = true)
+    protected ServerProcess Start(IEnumerable<string> args, IDictionary<string, string?>? environment = null,
+        bool waitForListening = true)
     {
         try
         {
@@ -83,7 +84,8 @@ public static class WorkerTestSupport
         return int.Parse(pattern.Match(line).Groups[1].Value);
     }
 
-    /// <summary>GET / on a fresh connection (Connection: close): the app's JSON (pid, version, import_id, multiprocess).</summary>
+    /// <summary>GET / on a fresh connection (Connection: close): the app's JSON (pid, version, import_id,
+    /// multiprocess).</summary>
     public static JsonElement Info(ServerProcess server)
     {
         var r = Http.Get(server.Port, "/");
@@ -104,7 +106,8 @@ public static class WorkerTestSupport
             if (got == pid) return n;
             seen.Add(got);
         }
-        throw new TimeoutException($"no response from pid {pid} within {timeout}; served by {string.Join(",", seen)}\n{server.Output}");
+        throw new TimeoutException(
+            $"no response from pid {pid} within {timeout}; served by {string.Join(",", seen)}\n{server.Output}");
     }
 
     /// <summary>The supervisor's live child processes (its workers).</summary>
@@ -118,7 +121,8 @@ public static class WorkerTestSupport
         List<int> now;
         while ((now = WorkerProcesses(server)).Count != count && clock.Elapsed < timeout)
             Thread.Sleep(20); // polling interval of a bounded wait on the process table
-        Assert.True(now.Count == count, $"expected {count} worker processes, found {now.Count} ({string.Join(",", now)})\n{server.Output}");
+        Assert.True(now.Count == count,
+            $"expected {count} worker processes, found {now.Count} ({string.Join(",", now)})\n{server.Output}");
         return now;
     }
 
@@ -137,7 +141,8 @@ public static class WorkerTestSupport
         return dir;
     }
 
-    public static int CountMatches(string output, string regex) => Regex.Matches(output, regex, RegexOptions.Multiline).Count;
+    public static int CountMatches(string output, string regex)
+        => Regex.Matches(output, regex, RegexOptions.Multiline).Count;
 }
 
 /// <summary>One GET on its own connection, sent from a background thread; the answer, or why it failed.
@@ -187,7 +192,8 @@ public sealed class BackgroundRequest
     {
         get
         {
-            if (!_task.Wait(TimeSpan.FromSeconds(40))) throw new TimeoutException("the background request is still waiting");
+            if (!_task.Wait(TimeSpan.FromSeconds(40)))
+                throw new TimeoutException("the background request is still waiting");
             return _task.Result;
         }
     }
