@@ -25,7 +25,7 @@ public sealed record WsgiOptions
     /// <summary>How often the monitor thread proves (by taking the GIL) that Python is responsive.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>sys.setswitchinterval: how long a thread waiting for the GIL waits before it forces a switch.</summary>
-    public double SwitchInterval { get; init; } = 0.2;
+    public double SwitchInterval { get; init; } = 0.005;
     /// <summary>Where spool files go.</summary>
     public string TempDirectory { get; init; } = Path.GetTempPath();
     /// <summary>Response bytes of one response that may be spooled; past it the Python thread waits.</summary>

@@ -138,12 +138,12 @@ public static class SettingsRegistry
         new("reuse-port", null, "", "false", SettingKind.Flag,
             "Each worker binds its own SO_REUSEPORT socket (the kernel balances connections) instead of sharing the " +
             "supervisor's sockets. TCP binds with a fixed port only.", Section: "Workers"),
-        new("switch-interval", null, "SECONDS", "0.2", SettingKind.Seconds,
-            "Python's sys.setswitchinterval (Python's default is 0.005): how long a Python thread waiting for the " +
-            "GIL waits before it forces the running one to stop. Longer keeps CPU-bound requests from being " +
-            "interleaved (measured: Flask p99 at 4 threads 36-41 ms with 0.005, 27-131 ms with 0.05, 13-44 ms with " +
-            "0.2, 12-13 ms with 1 thread); a thread that blocks (I/O, sleep, database) releases the GIL at once " +
-            "whatever the value, but a thread returning from I/O may wait this long behind one that computes.",
+        new("switch-interval", null, "SECONDS", "0.005", SettingKind.Seconds,
+            "Python's sys.setswitchinterval: how long a Python thread waiting for the GIL waits before it forces " +
+            "the running one to stop. Longer keeps CPU-bound requests from being interleaved (measured: Flask p99 " +
+            "at 4 threads 36-41 ms with 0.005, 13-44 ms with 0.2, 12-13 ms with 1 thread), but then the monitor " +
+            "thread can wait that long too: with several threads in pure-Python loops it missed a 2 s heartbeat at " +
+            "0.2. A thread that blocks (I/O, sleep, database) releases the GIL at once whatever the value.",
             Section: "Workers"),
 
         new("body-buffer-size", null, "BYTES", "1m", SettingKind.Bytes,
