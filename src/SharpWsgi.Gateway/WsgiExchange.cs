@@ -54,6 +54,10 @@ public abstract class WsgiExchange
     /// <summary>Header names as sent; several values of one name already joined (", ", or "; " for Cookie).</summary>
     public abstract IEnumerable<KeyValuePair<string, string>> RequestHeaders { get; }
 
+    /// <summary>Further environ keys the host knows of the connection (HTTPS, SSL_*, the proxy's address), set
+    /// after the headers; null when there are none.</summary>
+    public virtual IReadOnlyList<KeyValuePair<string, string>>? ServerVariables => null;
+
     /// <summary>The request body. A malformed or too slow body surfaces as
     /// <see cref="RequestBodyException"/>.</summary>
     public abstract PipeReader RequestBody { get; }

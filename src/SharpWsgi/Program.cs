@@ -8,6 +8,9 @@ using SharpWsgi.Logging;
 using SharpWsgi.Python;
 using SharpWsgi.Worker;
 
+// A POSIX server (signals, fork-free workers, libc); CipherSuitesPolicy and friends are not for Windows.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 namespace SharpWsgi;
 
 public static class Program

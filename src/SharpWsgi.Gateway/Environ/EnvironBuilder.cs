@@ -136,16 +136,23 @@ public sealed class EnvironBuilder
                     Py.DictSetAndRelease(env, _contentType, Py.Str(value));
                 else if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
                     Py.DictSetAndRelease(env, _contentLength, Py.Str(value));
+                else if (name.Equals("Proxy", StringComparison.OrdinalIgnoreCase))
+                {
+                    // httpoxy: HTTP_PROXY would pose as the proxy setting that HTTP client libraries read.
+                    if (_logger.IsEnabled(GatewayLogLevel.Debug))
+                        _logger.Debug("Dropped the Proxy request header (httpoxy)");
+                }
                 else
                 {
                     if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) host = value;
-                {
                     var key = HeaderKey(name, out var cached);
                     Py.DictSetAndRelease(env, key, Py.Str(value));
                     if (!cached) key.Dispose();
                 }
-                }
             }
+            if (x.ServerVariables is { } variables)
+                foreach (var (name, value) in variables)
+                    Py.DictSetAndRelease(env, Constant(name), Py.Str(value));
 
             SplitHost(host, x, out var serverName, out var serverPort);
             Py.DictSetAndRelease(env, _serverName, Py.Str(serverName));

@@ -69,6 +69,9 @@ public sealed class ServerSettings
                 if (value == null)
                 {
                     if (def.Kind == SettingKind.Flag) value = "true";
+                    // --proxy-protocol alone (gunicorn's spelling) or followed by one of its values.
+                    else if (def.BareValue != null &&
+                             (i + 1 >= args.Count || def.Validate(args[i + 1]) != null)) value = def.BareValue;
                     else if (i + 1 < args.Count) value = args[++i];
                     else throw new UsageException($"option {flag} expects {def.Meta}");
                 }
@@ -120,7 +123,7 @@ public sealed class ServerSettings
             if (eq <= 0) throw new UsageException($"{path}:{n + 1}: expected 'name = value'");
             var name = line[..eq].Trim().Replace('_', '-');
             var value = line[(eq + 1)..].Trim().Trim('"', '\'');
-            var def = SettingsRegistry.All.FirstOrDefault(d => d.Name == name)
+            var def = SettingsRegistry.ByName(name)
                       ?? throw new UsageException($"{path}:{n + 1}: unknown setting '{name}'");
             if (name == "config") throw new UsageException($"{path}:{n + 1}: a config file cannot name another");
             Check(def, value, $"{path}:{n + 1}");
@@ -189,4 +192,29 @@ public sealed class ServerSettings
     public long MinUploadRate => Bytes("min-upload-rate");
     public long MinDownloadRate => Bytes("min-download-rate");
     public double MinRateGrace => Seconds("min-rate-grace");
+
+    public string? CertFile => Get("certfile");
+    public string? KeyFile => Get("keyfile");
+    public string? KeyFilePasswordFile => Get("keyfile-password-file");
+    public string? CaCerts => Get("ca-certs");
+    public string CertReqs => Get("cert-reqs")!.ToLowerInvariant();
+    public string TlsMinVersion => Get("tls-min-version")!;
+    public string? Ciphers => Get("ciphers");
+    public bool Http2 => Get("http2")!.Equals("on", StringComparison.OrdinalIgnoreCase);
+    public int Http2MaxConcurrentStreams => Int("http2-max-concurrent-streams");
+    public long Http2StreamWindow => Bytes("http2-stream-window");
+    public long Http2ConnectionWindow => Bytes("http2-connection-window");
+
+    public string ForwardedAllowIps => Get("forwarded-allow-ips") ?? "";
+    public string SecureSchemeHeaders => Get("secure-scheme-headers") ?? "";
+    /// <summary>off, on (a PROXY header required) or optional.</summary>
+    public string ProxyProtocol => Get("proxy-protocol")!.ToLowerInvariant();
+    public string ProxyAllowFrom => Get("proxy-allow-from") ?? "";
+
+    public int LimitRequestLine => Int("limit-request-line");
+    public int LimitRequestFields => Int("limit-request-fields");
+    public int LimitRequestFieldSize => Int("limit-request-field_size");
+    public long LimitRequestBody => Bytes("limit-request-body");
+    public double HeaderTimeout => Seconds("header-timeout");
+    public int MaxConnections => Int("max-connections");
 }

@@ -1,7 +1,7 @@
 namespace SharpWsgi.Configuration;
 
 /// <summary>How a setting's text is checked and what kind of value it holds.</summary>
-public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers, Bytes }
+public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers, Bytes, AddressList }
 
 /// <summary>
 /// One setting, declared once: its flags, its environment variable (SHARPWSGI_&lt;NAME&gt;), default,
@@ -16,10 +16,23 @@ public sealed record Setting(
     string Doc,
     bool Repeatable = false,
     string[]? Choices = null,
-    string Section = "Server")
+    string Section = "Server",
+    string? BareValue = null)
 {
+    /// <summary>The name with '_' read as '-' (gunicorn spells one flag --limit-request-field_size).</summary>
+    public string NormalName => Name.Replace('_', '-');
     public string LongFlag => "--" + Name;
     public string EnvironmentVariable => "SHARPWSGI_" + Name.ToUpperInvariant().Replace('-', '_');
+
+    /// <summary>Comma-separated addresses and CIDR ranges, or *: null when valid, else why not.</summary>
+    public static string? ValidateAddressList(string value)
+    {
+        foreach (var item in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            if (item != "*" && !System.Net.IPNetwork.TryParse(item, out _) &&
+                !System.Net.IPAddress.TryParse(item, out _))
+                return $"'{item}' is not an IP address or CIDR range";
+        return null;
+    }
 
     /// <summary>Null when the value is acceptable, else why not.</summary>
     public string? Validate(string value) => Kind switch
@@ -39,6 +52,7 @@ public sealed record Setting(
             ? null : "expected a size in bytes (e.g. 65536, 512k, 1m, 2g)",
         SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase)
             ? null : $"expected one of {string.Join(", ", Choices!)}",
+        SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -181,10 +195,90 @@ public static class SettingsRegistry
             "(more than 1).",
             Section: "Buffering"),
 
+        new("certfile", null, "FILE", null, SettingKind.Text,
+            "PEM certificate (with its chain) for TLS. With it every TCP --bind speaks TLS unless written http://; " +
+            "unix sockets stay cleartext (a local proxy in front). Re-read on SIGHUP: new workers take the new pair.",
+            Section: "TLS and HTTP/2"),
+        new("keyfile", null, "FILE", null, SettingKind.Text,
+            "PEM private key of --certfile (PKCS#8, PKCS#1 or SEC1; may be encrypted, see --keyfile-password-file). " +
+            "Default: the key inside --certfile.", Section: "TLS and HTTP/2"),
+        new("keyfile-password-file", null, "FILE", null, SettingKind.Text,
+            "File whose first line is the password of an encrypted --keyfile.", Section: "TLS and HTTP/2"),
+        new("ca-certs", null, "FILE", null, SettingKind.Text,
+            "PEM CA certificates that client certificates must chain to (mTLS, with --cert-reqs).",
+            Section: "TLS and HTTP/2"),
+        new("cert-reqs", null, "MODE", "none", SettingKind.Choice,
+            "Client certificates: none (not asked for), optional (asked for; a request without one, or with one " +
+            "that does not verify, still runs and sees SSL_CLIENT_VERIFY), required (the handshake fails without " +
+            "a valid one).", Choices: new[] { "none", "optional", "required" }, Section: "TLS and HTTP/2"),
+        new("tls-min-version", null, "VERSION", "1.2", SettingKind.Choice,
+            "Oldest TLS version accepted (SSLv3, TLS 1.0 and 1.1 are never offered).",
+            Choices: new[] { "1.2", "1.3" }, Section: "TLS and HTTP/2"),
+        new("ciphers", null, "SUITES", null, SettingKind.Text,
+            "TLS 1.2 cipher suites, colon-separated IANA or OpenSSL names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or " +
+            "ECDHE-RSA-AES128-GCM-SHA256). TLS 1.3 always uses its three standard suites. Default: ECDHE with " +
+            "AES-GCM or ChaCha20-Poly1305 only (forward secrecy, AEAD).", Section: "TLS and HTTP/2"),
+        new("http2", null, "on|off", "on", SettingKind.Choice,
+            "HTTP/2: over TLS by ALPN, and on cleartext ports as prior-knowledge h2c next to HTTP/1.1 (chosen per " +
+            "connection from its first bytes). off: HTTP/1.1 only. HTTP/3 is not offered (it needs libmsquic).",
+            Choices: new[] { "on", "off" }, Section: "TLS and HTTP/2"),
+        new("http2-max-concurrent-streams", null, "N", "100", SettingKind.PositiveInt,
+            "Streams one HTTP/2 connection may have open at once; more are refused (RST_STREAM REFUSED_STREAM).",
+            Section: "TLS and HTTP/2"),
+        new("http2-stream-window", null, "BYTES", "768k", SettingKind.Bytes,
+            "HTTP/2 flow-control window per stream for request bodies (how much a client may send ahead).",
+            Section: "TLS and HTTP/2"),
+        new("http2-connection-window", null, "BYTES", "1m", SettingKind.Bytes,
+            "HTTP/2 flow-control window per connection for request bodies (at least --http2-stream-window).",
+            Section: "TLS and HTTP/2"),
+
+        new("forwarded-allow-ips", null, "ADDRESSES", "127.0.0.1,::1", SettingKind.AddressList,
+            "Proxies trusted to set the client address and scheme (X-Forwarded-For, X-Forwarded-Proto and the " +
+            "--secure-scheme-headers, RFC 7239 Forwarded): comma-separated addresses and CIDR ranges, or * for " +
+            "every peer. From other peers these headers reach the app unchanged and change nothing else.",
+            Section: "Proxies"),
+        new("secure-scheme-headers", null, "HEADERS", "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https," +
+            "X-FORWARDED-SSL=on", SettingKind.Text,
+            "Headers a trusted proxy sets to say the client used https, as NAME=VALUE pairs (gunicorn's): a listed " +
+            "header with that value means https, with another value http. Empty: only the connection decides.",
+            Section: "Proxies"),
+        new("proxy-protocol", null, "MODE", "off", SettingKind.Choice,
+            "PROXY protocol (v1 and v2, as HAProxy and cloud load balancers send it) before TLS and HTTP: on " +
+            "(every connection must start with a PROXY header; the flag alone means on), optional (used when " +
+            "present), off. Connections from peers not in --proxy-allow-from are closed when it is on.",
+            Choices: new[] { "off", "on", "optional" }, Section: "Proxies", BareValue: "on"),
+        new("proxy-allow-from", null, "ADDRESSES", "127.0.0.1,::1", SettingKind.AddressList,
+            "Peers allowed to send a PROXY header: comma-separated addresses and CIDR ranges, or *. Connections " +
+            "over unix sockets are always allowed.", Section: "Proxies"),
+
+        new("limit-request-line", null, "BYTES", "4094", SettingKind.NonNegativeInt,
+            "Longest request line (method, target, version) accepted; longer gets 414. 0: no limit of ours " +
+            "(Kestrel still stops at 1 MiB).", Section: "Limits"),
+        new("limit-request-fields", null, "N", "100", SettingKind.NonNegativeInt,
+            "Most header fields in a request; more gets 431. 0: no limit of ours (Kestrel stops at 10000).",
+            Section: "Limits"),
+        new("limit-request-field_size", null, "BYTES", "8190", SettingKind.NonNegativeInt,
+            "Largest header field (name, colon, value); larger gets 431. 0: no limit of ours (Kestrel stops the " +
+            "whole head at 1 MiB).", Section: "Limits"),
+        new("limit-request-body", null, "BYTES", "0", SettingKind.Bytes,
+            "Largest request body; larger gets 413 before the app runs (a chunked body as soon as it crosses the " +
+            "limit). 0: no limit.", Section: "Limits"),
+        new("header-timeout", null, "SECONDS", "30", SettingKind.Seconds,
+            "Time a client has to send a complete request head (and the PROXY header); slower gets 408 and the " +
+            "connection is closed.", Section: "Limits"),
+        new("max-connections", null, "N", "10000", SettingKind.NonNegativeInt,
+            "Open connections per worker; while a worker holds this many it accepts no more, so new connections " +
+            "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",
+            Section: "Limits"),
+
         new("pid", "-p", "FILE", null, SettingKind.Text,
             "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
     };
 
     public static Setting? ByFlag(string flag) =>
-        All.FirstOrDefault(s => s.LongFlag == flag || s.ShortFlag == flag);
+        All.FirstOrDefault(s => s.LongFlag == flag || s.ShortFlag == flag || "--" + s.NormalName == flag);
+
+    /// <summary>A setting by its name as written in a config file (either '-' or '_' between words).</summary>
+    public static Setting? ByName(string name) =>
+        All.FirstOrDefault(s => s.NormalName == name.Replace('_', '-'));
 }

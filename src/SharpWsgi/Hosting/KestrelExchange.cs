@@ -45,9 +45,35 @@ public sealed class KestrelExchange : WsgiExchange
     public override string Method => _request.Method;
     public override string RawTarget => _request.RawTarget;
     public override string Protocol => _request.Protocol;
-    public override string Scheme => _request.Scheme;
-    public override string RemoteAddress => Format(_connection.RemoteIpAddress);
-    public override int RemotePort => _connection.RemotePort;
+    /// <summary>https when the connection is TLS (Kestrel's own scheme follows :scheme on h2c), or as a trusted
+    /// proxy said.</summary>
+    public override string Scheme => _scheme ??= IsTls ? "https" : "http";
+    public override string RemoteAddress => _remoteAddress ?? Format(_connection.RemoteIpAddress);
+    public override int RemotePort => _remotePort >= 0 ? _remotePort : _connection.RemotePort;
+    public override IReadOnlyList<KeyValuePair<string, string>>? ServerVariables => _serverVariables;
+
+    private string? _scheme;
+    private string? _remoteAddress;
+    private int _remotePort = -1;
+    private List<KeyValuePair<string, string>>? _serverVariables;
+
+    /// <summary>The connection itself is TLS (the handshake feature is Kestrel's; h2c sniffing adds none).</summary>
+    public bool IsTls => _features.Get<ITlsHandshakeFeature>() != null;
+    /// <summary>The peer as the socket (or a PROXY header) gave it, whatever forwarded headers say.</summary>
+    public IPAddress? PeerAddress => _connection.RemoteIpAddress;
+    public int PeerPort => _connection.RemotePort;
+
+    /// <summary>The client as a trusted proxy gave it (forwarded headers).</summary>
+    internal void SetClient(string address, int port)
+    {
+        _remoteAddress = address;
+        _remotePort = port;
+    }
+
+    internal void SetScheme(string scheme) => _scheme = scheme;
+
+    internal void AddServerVariable(string name, string value) =>
+        (_serverVariables ??= new List<KeyValuePair<string, string>>(4)).Add(new(name, value));
     public override string LocalAddress => Format(_connection.LocalIpAddress);
     public override int LocalPort => _connection.LocalPort;
 

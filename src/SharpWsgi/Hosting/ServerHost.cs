@@ -11,6 +11,7 @@ using Microsoft.Extensions.Options;
 using SharpWsgi.Configuration;
 using SharpWsgi.Gateway;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
 
 namespace SharpWsgi.Hosting;
 
@@ -20,7 +21,11 @@ public sealed class StartupException : Exception
     public StartupException(string message) : base(message) { }
 }
 
-/// <summary>Kestrel wired to the gateway: listeners, limits, and the request entry point.</summary>
+/// <summary>A listening descriptor handed down by the supervisor, and whether it speaks TLS.</summary>
+public readonly record struct InheritedListener(int Fd, bool Tls);
+
+/// <summary>Kestrel wired to the gateway: listeners (TLS, HTTP/2, PROXY protocol), limits, and the request entry
+/// point.</summary>
 public sealed class ServerHost
 {
     private readonly KestrelServer _server;
@@ -63,12 +68,13 @@ public sealed class ServerHost
     /// addresses this process binds itself with SO_REUSEPORT.
     /// </summary>
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
-        ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<int> inheritedFds,
+        ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<InheritedListener> inherited,
         IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
         services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        KestrelServices.AddTo(services);
         var provider = services.BuildServiceProvider();
 
         var options = new KestrelServerOptions
@@ -91,8 +97,46 @@ public sealed class ServerHost
         options.Limits.MinResponseDataRate =
             settings.MinDownloadRate > 0 ? new MinDataRate(settings.MinDownloadRate, grace) : null;
         options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.KeepAliveSeconds));
-        foreach (var fd in inheritedFds) options.ListenHandle((ulong)fd);
-        foreach (var address in reusePortAddresses) options.Listen(ParseEndPoint(address));
+        options.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.HeaderTimeout));
+        options.Limits.Http2.MaxStreamsPerConnection = settings.Http2MaxConcurrentStreams;
+        options.Limits.Http2.InitialStreamWindowSize = (int)Math.Clamp(settings.Http2StreamWindow, 65535, 1 << 30);
+        options.Limits.Http2.InitialConnectionWindowSize = (int)Math.Clamp(
+            Math.Max(settings.Http2ConnectionWindow, settings.Http2StreamWindow), 65535, 1 << 30);
+        // h2c requests say ":scheme: http" on a connection Kestrel is told is HTTP/2 by ALPN (CleartextHttp2); the
+        // scheme the app sees is decided by the connection itself (KestrelExchange.Scheme), not by this header.
+        options.AllowAlternateSchemes = true;
+        RequestLimits.Configure(options, settings);
+
+        var tls = TlsSetup.Load(settings);
+        var proxyLog = loggers.CreateLogger("sharpwsgi.proxy");
+        void Configure(ListenOptions listen, bool useTls)
+        {
+            // Order is the order on the wire: PROXY header, then TLS, then HTTP.
+            if (settings.ProxyProtocol != "off") listen.Use(ProxyProtocol.Middleware(settings, proxyLog));
+            if (useTls)
+            {
+                listen.Protocols = settings.Http2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
+                listen.UseHttps(tls!.AdapterOptions(settings.HeaderTimeout));
+            }
+            else if (settings.Http2)
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.Use(CleartextHttp2.Middleware(TimeSpan.FromSeconds(Math.Max(0.001, settings.HeaderTimeout))));
+            }
+            else listen.Protocols = HttpProtocols.Http1;
+        }
+        foreach (var listener in inherited)
+        {
+            if (listener.Tls && tls == null)
+                throw new StartupException("A TLS listener was handed down but --certfile is not set.");
+            options.ListenHandle((ulong)listener.Fd, listen => Configure(listen, listener.Tls));
+        }
+        foreach (var address in reusePortAddresses)
+        {
+            var useTls = address.StartsWith("https://", StringComparison.Ordinal);
+            options.Listen(ParseEndPoint(useTls ? address["https://".Length..] : address),
+                listen => Configure(listen, useTls));
+        }
 
         var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
         if (reusePortAddresses.Count > 0)
@@ -117,7 +161,8 @@ public sealed class ServerHost
             TempDirectory = settings.TempDirectory,
             MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
         };
-        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies);
+        var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
+            new RequestLimits(settings), new ForwardedHeaders(settings));
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);
@@ -127,8 +172,8 @@ public sealed class ServerHost
             throw new StartupException($"The worker cannot listen: {e.Message}.");
         }
         var host = new ServerHost(server, listeners, lifecycle);
-        foreach (var fd in inheritedFds)
-            if (DescribeFd(fd) is { } identity) host._inherited.Add((fd, identity));
+        foreach (var listener in inherited)
+            if (DescribeFd(listener.Fd) is { } identity) host._inherited.Add((listener.Fd, identity));
         return host;
     }
 

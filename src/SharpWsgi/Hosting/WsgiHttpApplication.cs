@@ -17,13 +17,18 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private readonly ILogger _log;
     private readonly WorkerLifecycle _lifecycle;
     private readonly BodyBufferingOptions _bodies;
+    private readonly RequestLimits _limits;
+    private readonly ForwardedHeaders _forwarded;
 
-    public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies)
+    public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies,
+        RequestLimits limits, ForwardedHeaders forwarded)
     {
         _gateway = gateway;
         _log = log;
         _lifecycle = lifecycle;
         _bodies = bodies;
+        _limits = limits;
+        _forwarded = forwarded;
     }
 
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) => new(contextFeatures, _lifecycle);
@@ -31,6 +36,10 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
         _lifecycle.CountRequest();
+        if (_limits.Check(exchange) is var (status, reason)) return RefuseAsync(exchange, status, reason);
+        if (exchange.IsTls) TlsSetup.Describe(exchange);
+        _forwarded.Apply(exchange);
+        if (exchange.Scheme == "https") exchange.AddServerVariable("HTTPS", "on");
         var prefetch = RequestBodyPrefetch.For(exchange, _bodies);
         if (prefetch != null) return PrefetchThenDispatchAsync(exchange, prefetch);
         return Dispatch(exchange);
@@ -87,6 +96,17 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                     exchange.AbortConnection();
                 break;
         }
+    }
+
+    /// <summary>A request refused before the app (a limit, a malformed head): the stream may not be in step, so
+    /// the connection closes after the answer.</summary>
+    private async Task RefuseAsync(KestrelExchange exchange, int status, string reason)
+    {
+        _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
+            exchange.Method, exchange.RawTarget.Length > 200 ? exchange.RawTarget[..200] + "..." : exchange.RawTarget,
+            status, reason);
+        if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true).ConfigureAwait(false))
+            exchange.AbortConnection();
     }
 
     private async Task RefuseBusyAsync(KestrelExchange exchange)

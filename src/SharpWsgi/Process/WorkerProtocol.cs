@@ -15,7 +15,10 @@ public static class WorkerProtocol
 
     /// <summary>Inherited listening descriptors, "3,4" (may be empty); its presence marks the worker role.</summary>
     public const string FdsVariable = "SHARPWSGI_WORKER_FDS";
-    /// <summary>Addresses the worker binds itself with SO_REUSEPORT (--reuse-port), comma-separated.</summary>
+    /// <summary>Those of <see cref="FdsVariable"/> that speak TLS (--certfile, https:// binds).</summary>
+    public const string TlsFdsVariable = "SHARPWSGI_WORKER_TLS_FDS";
+    /// <summary>Addresses the worker binds itself with SO_REUSEPORT (--reuse-port), comma-separated; "https://" in
+    /// front of one that speaks TLS.</summary>
     public const string ReusePortVariable = "SHARPWSGI_WORKER_REUSEPORT";
     /// <summary>"1" when more than one worker runs at spawn time (the first value of wsgi.multiprocess).</summary>
     public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";

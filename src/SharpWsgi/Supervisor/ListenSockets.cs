@@ -11,7 +11,8 @@ namespace SharpWsgi.Supervisor;
 /// worker by descriptor number. With --reuse-port a TCP address is instead bound by each worker itself
 /// (SO_REUSEPORT); the supervisor then only holds the port (bound, not listening) and passes the address.
 /// </summary>
-public sealed record ListenSocket(int Fd, string Url, string? ReusePortAddress, Socket? Socket, string? UnixPath);
+public sealed record ListenSocket(int Fd, string Url, string? ReusePortAddress, Socket? Socket, string? UnixPath,
+    bool Tls = false);
 
 public static class ListenSockets
 {
@@ -22,7 +23,7 @@ public static class ListenSockets
         if (Environment.GetEnvironmentVariable("LISTEN_PID") == Environment.ProcessId.ToString() &&
             int.TryParse(Environment.GetEnvironmentVariable("LISTEN_FDS"), out var count) && count > 0)
         {
-            for (int fd = 3; fd < 3 + count; fd++) result.Add(Inherited(fd, "systemd"));
+            for (int fd = 3; fd < 3 + count; fd++) result.Add(Inherited(fd, "systemd", settings.CertFile != null));
             Environment.SetEnvironmentVariable("LISTEN_PID", null);
             Environment.SetEnvironmentVariable("LISTEN_FDS", null);
             Environment.SetEnvironmentVariable("LISTEN_FDNAMES", null);
@@ -44,13 +45,31 @@ public static class ListenSockets
         return result;
     }
 
+    /// <summary>
+    /// Whether a TCP bind speaks TLS: https:// always (it needs --certfile), http:// never, a bare HOST:PORT when
+    /// --certfile is given (gunicorn's rule). Returns the address without its scheme.
+    /// </summary>
+    public static (string Address, bool Tls) SplitScheme(string bind, ServerSettings settings)
+    {
+        if (bind.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            if (settings.CertFile == null)
+                throw new StartupException($"--bind {bind}: an https:// bind needs a certificate (--certfile and " +
+                    "--keyfile).");
+            return (bind["https://".Length..].TrimEnd('/'), true);
+        }
+        if (bind.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+            return (bind["http://".Length..].TrimEnd('/'), false);
+        return (bind, settings.CertFile != null);
+    }
+
     private static ListenSocket OpenOne(string bind, ServerSettings settings)
     {
         if (bind.StartsWith("fd://", StringComparison.Ordinal))
         {
             if (!int.TryParse(bind["fd://".Length..], out var fd) || fd < 0)
                 throw new StartupException($"--bind {bind}: expected fd://N with a descriptor number.");
-            return Inherited(fd, bind);
+            return Inherited(fd, bind, settings.CertFile != null);
         }
         if (bind.StartsWith("unix:", StringComparison.Ordinal))
         {
@@ -63,7 +82,8 @@ public static class ListenSockets
             Libc.MakeInheritable(fd);
             return new ListenSocket(fd, "unix:" + path, null, unix, path);
         }
-        var endPoint = ServerHost.ParseEndPoint(bind);
+        var (address, tls) = SplitScheme(bind, settings);
+        var endPoint = ServerHost.ParseEndPoint(address);
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         if (settings.ReusePort)
@@ -72,35 +92,38 @@ public static class ListenSockets
             socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, BitConverter.GetBytes(1));
             socket.Bind(endPoint);
             var held = (IPEndPoint)socket.LocalEndPoint!;
-            return new ListenSocket(-1, Url(held), Format(held), socket, null);
+            return new ListenSocket(-1, Url(held, tls), (tls ? "https://" : "") + Format(held), socket, null, tls);
         }
         socket.Bind(endPoint);
         socket.Listen(settings.Backlog);
         var handle = (int)socket.Handle;
         Libc.MakeInheritable(handle);
-        return new ListenSocket(handle, Url((IPEndPoint)socket.LocalEndPoint!), null, socket, null);
+        return new ListenSocket(handle, Url((IPEndPoint)socket.LocalEndPoint!, tls), null, socket, null, tls);
     }
 
-    private static ListenSocket Inherited(int fd, string source)
+    /// <summary>An inherited descriptor speaks TLS when --certfile is given and it is a TCP socket.</summary>
+    private static ListenSocket Inherited(int fd, string source, bool tlsIfTcp)
     {
         if (!Libc.IsOpen(fd)) throw new StartupException($"{source}: descriptor {fd} is not open in this process.");
         Libc.MakeInheritable(fd);
         string url;
+        bool tls = false;
         try
         {
             using var probe = new Socket(new SafeSocketHandle(fd, ownsHandle: false));
+            tls = tlsIfTcp && probe.LocalEndPoint is IPEndPoint;
             url = probe.LocalEndPoint switch
             {
-                IPEndPoint ip => Url(ip),
+                IPEndPoint ip => Url(ip, tls),
                 UnixDomainSocketEndPoint u => "unix:" + u,
                 var other => other?.ToString() ?? $"fd://{fd}",
             };
         }
         catch (SocketException) { throw new StartupException($"{source}: descriptor {fd} is not a socket."); }
-        return new ListenSocket(fd, url, null, null, null);
+        return new ListenSocket(fd, url, null, null, null, tls);
     }
 
     private static string Format(IPEndPoint ep) =>
         ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
-    private static string Url(IPEndPoint ep) => "http://" + Format(ep);
+    private static string Url(IPEndPoint ep, bool tls) => (tls ? "https://" : "http://") + Format(ep);
 }

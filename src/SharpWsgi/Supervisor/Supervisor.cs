@@ -62,6 +62,8 @@ public sealed class Supervisor
 
     public int Run()
     {
+        // A bad certificate, key or password stops the start here, before any socket or worker.
+        TlsSetup.Load(_settings);
         _sockets = ListenSockets.Open(_settings);
         (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
@@ -210,9 +212,18 @@ public sealed class Supervisor
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(d => (string)d.Key, d => (string?)d.Value);
             var fresh = ServerSettings.Parse(_args, env);
+            // New workers read the certificate pair again (rotation); one that does not load keeps the old workers.
+            if (TlsSetup.Load(fresh) is { } tls)
+                _log.LogInformation("Reload: TLS certificate {Subject}, valid until {NotAfter:u}",
+                    tls.Certificate.Subject, tls.Certificate.NotAfter.ToUniversalTime());
             _python = Task.FromResult(WorkerMain.DescribePython(fresh));
             _settings = fresh;
             _target = _settings.Workers;
+        }
+        catch (StartupException e)
+        {
+            _log.LogError("Reload: {Message} Keeping the current configuration and workers", e.Message);
+            return;
         }
         catch (Exception e) when (e is UsageException or PythonStartupException)
         {
@@ -422,6 +433,8 @@ public sealed class Supervisor
         foreach (var a in prefix.Concat(_args)) psi.ArgumentList.Add(a);
         var env = psi.Environment;
         env[WorkerProtocol.FdsVariable] = string.Join(",", _sockets.Where(s => s.Fd >= 0).Select(s => s.Fd));
+        env[WorkerProtocol.TlsFdsVariable] =
+            string.Join(",", _sockets.Where(s => s.Fd >= 0 && s.Tls).Select(s => s.Fd));
         env[WorkerProtocol.ReusePortVariable] =
             string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         env[WorkerProtocol.MultiprocessVariable] = _target > 1 ? "1" : "0";

@@ -37,6 +37,7 @@ public static class WorkerMain
             Environment.Exit(WorkerProtocol.ExitHeartbeatAbort);
         });
         var fds = WorkerProtocol.TakeList(WorkerProtocol.FdsVariable).Select(int.Parse).ToList();
+        var tlsFds = WorkerProtocol.TakeList(WorkerProtocol.TlsFdsVariable).Select(int.Parse).ToHashSet();
         var reusePort = WorkerProtocol.TakeList(WorkerProtocol.ReusePortVariable).ToList();
         var multiprocess = WorkerProtocol.Take(WorkerProtocol.MultiprocessVariable) == "1";
         long.TryParse(WorkerProtocol.Take(WorkerProtocol.MaxRequestsVariable), out var maxRequests);
@@ -92,7 +93,8 @@ public static class WorkerMain
             control.Send(WorkerMessage.Recycle(reason));
         };
 
-        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, fds, reusePort, balance)
+        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle,
+                fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance)
             .GetAwaiter().GetResult();
         // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
         using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
