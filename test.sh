@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds SharpWsgi and runs every test project (tests/*.Tests). Installs what the tests need when it is missing:
-# Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3) and
-# libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through).
+# Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3),
+# libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through), and the programs the edge tests
+# run for real: nginx and haproxy in front, curl, openssl and python3-h2 as clients.
 # Prints a final line "N passed, N failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(python3 python3-flask python3-django libpython3.11)
+packages=(python3 python3-flask python3-django libpython3.11 nginx haproxy curl openssl python3-h2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -16,7 +17,17 @@ if ((${#missing[@]} > 0)); then
     sudo_cmd=()
     if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
     "${sudo_cmd[@]}" apt-get update -qq
+    # Debian starts nginx and haproxy as services on install (nginx on port 80 of every address): the tests start
+    # their own instances on 127.0.0.1, so the package scripts are told not to start any (policy-rc.d, exit 101).
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+        "${sudo_cmd[@]}" chmod +x "$policy"
+        added_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+    if ((added_policy)); then "${sudo_cmd[@]}" rm -f "$policy"; fi
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
