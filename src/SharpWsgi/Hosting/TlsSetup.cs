@@ -120,48 +120,57 @@ public sealed class TlsSetup
         if (encrypted && passwordFile == null)
             throw new StartupException($"--keyfile {keyPath}: the key is encrypted; give its password with " +
                 "--keyfile-password-file.");
-        X509Certificate2 certificate;
-        try
-        {
-            if (passwordFile != null)
-            {
-                var password = File.ReadLines(ReadablePath("--keyfile-password-file", passwordFile))
-                    .FirstOrDefault() ?? "";
-                certificate = X509Certificate2.CreateFromEncryptedPemFile(certPath, password, keyPath);
-            }
-            else certificate = X509Certificate2.CreateFromPemFile(certPath, keyPath);
-        }
-        catch (CryptographicException e)
-        {
-            var why = e.Message.Contains("match", StringComparison.OrdinalIgnoreCase)
-                ? "the private key does not belong to the certificate"
-                : encrypted ? "the key cannot be decrypted: wrong password in --keyfile-password-file?"
-                : e.Message.TrimEnd('.');
-            throw new StartupException($"--certfile {certPath} with --keyfile {keyPath}: {why}.");
-        }
-        if (!certificate.HasPrivateKey || !KeyMatches(certificate))
-            throw new StartupException($"--certfile {certPath} with --keyfile {keyPath}: the private key does not " +
-                "belong to the certificate.");
+        var password = passwordFile == null ? null
+            : File.ReadLines(ReadablePath("--keyfile-password-file", passwordFile)).FirstOrDefault() ?? "";
+        var certificate = WithKey(chain[0], keyText, password, certPath, keyPath, encrypted);
         // Linux keeps the key ephemeral: fine for SslStream. The rest of the file is the chain sent to clients.
         chain.RemoveAt(0);
         return (certificate, chain);
     }
 
-    private static bool KeyMatches(X509Certificate2 certificate)
+    /// <summary>The certificate joined with its private key: the key is read as the certificate's algorithm
+    /// (RSA or EC), so a wrong password and a key of another certificate give different answers.</summary>
+    private static X509Certificate2 WithKey(X509Certificate2 certificate, string keyText, string? password,
+        string certPath, string keyPath, bool encrypted)
     {
-        byte[] probe = "sharpwsgi key check"u8.ToArray();
-        try
+        var pair = $"--certfile {certPath} with --keyfile {keyPath}";
+        AsymmetricAlgorithm key = certificate.GetKeyAlgorithm() switch
         {
-            if (certificate.GetRSAPrivateKey() is { } rsa)
-                using (rsa) using (var pub = certificate.GetRSAPublicKey()!)
-                    return pub.VerifyData(probe, rsa.SignData(probe, HashAlgorithmName.SHA256, RSASignaturePadding.Pss),
-                        HashAlgorithmName.SHA256, RSASignaturePadding.Pss);
-            if (certificate.GetECDsaPrivateKey() is { } ec)
-                using (ec) using (var pub = certificate.GetECDsaPublicKey()!)
-                    return pub.VerifyData(probe, ec.SignData(probe, HashAlgorithmName.SHA256), HashAlgorithmName.SHA256);
+            "1.2.840.113549.1.1.1" => RSA.Create(),
+            "1.2.840.10045.2.1" => ECDsa.Create(),
+            var other => throw new StartupException($"{pair}: the certificate's key algorithm ({other}) is not " +
+                "supported; use an RSA or EC (ECDSA) certificate."),
+        };
+        using (key)
+        {
+            try
+            {
+                if (encrypted) key.ImportFromEncryptedPem(keyText, password ?? "");
+                else key.ImportFromPem(keyText);
+            }
+            catch (CryptographicException) when (encrypted)
+            {
+                throw new StartupException($"{pair}: the key cannot be decrypted (wrong password in " +
+                    "--keyfile-password-file, or not a key of this certificate's type).");
+            }
+            catch (Exception e) when (e is CryptographicException or ArgumentException)
+            {
+                throw new StartupException($"{pair}: the private key does not belong to the certificate " +
+                    "(it is not a key of the certificate's type).");
+            }
+            try
+            {
+                return key switch
+                {
+                    RSA rsa => certificate.CopyWithPrivateKey(rsa),
+                    _ => certificate.CopyWithPrivateKey((ECDsa)key),
+                };
+            }
+            catch (Exception e) when (e is CryptographicException or ArgumentException)
+            {
+                throw new StartupException($"{pair}: the private key does not belong to the certificate.");
+            }
         }
-        catch (CryptographicException) { return false; }
-        return true; // another key type: the handshake will tell
     }
 
     /// <summary>Kestrel's TLS options for one listener; ALPN offers h2 when the listener has HTTP/2.</summary>
