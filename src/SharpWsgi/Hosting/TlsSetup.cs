@@ -49,7 +49,8 @@ public sealed class TlsSetup
                 if (value != null) throw new StartupException($"--{name} is given but --certfile is not: TLS needs " +
                     "a certificate (--certfile) for its key and client CAs to mean anything.");
             if (settings.CertReqs != "none")
-                throw new StartupException($"--cert-reqs {settings.CertReqs} needs TLS: give --certfile and --keyfile.");
+                throw new StartupException(
+                    $"--cert-reqs {settings.CertReqs} needs TLS: give --certfile and --keyfile.");
             return null;
         }
         var certPath = ReadablePath("--certfile", settings.CertFile);
@@ -211,7 +212,8 @@ public sealed class TlsSetup
     public static void Describe(KestrelExchange exchange)
     {
         var items = exchange.Features.Get<IConnectionItemsFeature>()?.Items;
-        if (items?.TryGetValue(typeof(TlsSetup), out var cached) != true || cached is not KeyValuePair<string, string>[] variables)
+        if (items?.TryGetValue(typeof(TlsSetup), out var cached) != true ||
+            cached is not KeyValuePair<string, string>[] variables)
         {
             variables = Variables(exchange);
             if (items != null) items[typeof(TlsSetup)] = variables;

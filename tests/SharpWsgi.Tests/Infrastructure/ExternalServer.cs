@@ -25,6 +25,11 @@ public sealed class ExternalServer : IDisposable
 
     public string Output { get { lock (_output) return _output.ToString(); } }
 
+    private void Append(string? line)
+    {
+        if (line != null) lock (_output) _output.AppendLine(line);
+    }
+
     /// <summary>A fresh directory for a config, logs and pid files.</summary>
     public static string NewDirectory(string name)
     {
@@ -71,8 +76,8 @@ public sealed class ExternalServer : IDisposable
         foreach (var a in args) psi.ArgumentList.Add(a);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var server = new ExternalServer(process, directory);
-        process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (server._output) server._output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (server._output) server._output.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, e) => server.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Append(e.Data);
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
