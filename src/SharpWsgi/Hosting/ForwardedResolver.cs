@@ -20,7 +20,8 @@ public readonly record struct ForwardedResult(string? ClientAddress, int ClientP
 /// The client address and scheme from forwarded headers, as a pure function of the peer, the header values and the
 /// policy (--forwarded-allow-ips, --secure-scheme-headers); it knows nothing of Kestrel.
 /// <list type="bullet">
-/// <item>Only a trusted peer is listened to. A unix-socket peer (no address) is trusted unless the list is empty.</item>
+/// <item>Only a trusted peer is listened to; a unix-socket peer (no address) is trusted unless the list is empty.
+/// </item>
 /// <item>X-Forwarded-For and RFC 7239 Forwarded for= are walked from the right: entries that are trusted proxies are
 /// skipped, the first other address is the client. "*" trusts every peer but no entry: with it alone the right-most
 /// entry (what the peer itself appended) is the client. An entry that cannot be parsed, or a Forwarded for= that is
@@ -233,6 +234,7 @@ public sealed class ForwardedResolver
                 var nameStart = i;
                 while (i < s.Length && IsTokenChar(s[i])) i++;
                 var name = s.AsSpan(nameStart, i - nameStart);
+                SkipSpace(s, ref i); // RFC 7239 has no space around "=", but some proxies write one
                 if (name.IsEmpty || i >= s.Length || s[i] != '=' || !TryReadValue(s, ref i, out var v))
                 {
                     e.Malformed = true;
@@ -275,6 +277,7 @@ public sealed class ForwardedResolver
     private static bool TryReadValue(string s, ref int i, out ReadOnlySpan<char> value)
     {
         i++; // '='
+        SkipSpace(s, ref i);
         value = default;
         if (i < s.Length && s[i] == '"')
         {
