@@ -110,6 +110,27 @@ public sealed class ForwardedHeadersTests
         Assert.Equal("198.51.100.1", result.ClientAddress);
     }
 
+    [Fact]
+    public void Resolve_UntrustedOrNoHeaders_AllocatesNothing()
+    {
+        var resolver = new ForwardedResolver("127.0.0.1,::1,10.0.0.0/8", DefaultSecure);
+        var headers = new Headers(("Host", "example.com"), ("Accept", "*/*"));
+        var untrusted = IPAddress.Parse("192.0.2.1");
+        var forged = new Headers(Xff("1.2.3.4"), Proto("https"));
+        for (var i = 0; i < 100; i++)
+        {
+            resolver.Resolve(Loopback, headers);
+            resolver.Resolve(untrusted, forged);
+        }
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            resolver.Resolve(Loopback, headers);
+            resolver.Resolve(untrusted, forged);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     // ---- X-Forwarded-For ------------------------------------------------------------------------------------
 
     [Fact]
