@@ -34,6 +34,15 @@ public sealed record Setting(
         return null;
     }
 
+    /// <summary>NAME=VALUE pairs, comma-separated; empty turns them all off.</summary>
+    public static string? ValidateSchemeHeaders(string value)
+    {
+        foreach (var item in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            if (item.IndexOf('=') <= 0 || item[..item.IndexOf('=')].Trim().Length == 0)
+                return $"'{item}' is not NAME=VALUE";
+        return null;
+    }
+
     /// <summary>Null when the value is acceptable, else why not.</summary>
     public string? Validate(string value) => Kind switch
     {
@@ -53,6 +62,7 @@ public sealed record Setting(
         SettingKind.Choice => Choices!.Contains(value, StringComparer.OrdinalIgnoreCase)
             ? null : $"expected one of {string.Join(", ", Choices!)}",
         SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
+        SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -233,14 +243,22 @@ public static class SettingsRegistry
             Section: "TLS and HTTP/2"),
 
         new("forwarded-allow-ips", null, "ADDRESSES", "127.0.0.1,::1", SettingKind.AddressList,
-            "Proxies trusted to set the client address and scheme (X-Forwarded-For, X-Forwarded-Proto and the " +
-            "--secure-scheme-headers, RFC 7239 Forwarded): comma-separated addresses and CIDR ranges, or * for " +
-            "every peer. From other peers these headers reach the app unchanged and change nothing else.",
+            "Proxies trusted to set the client address and scheme: comma-separated addresses and CIDR ranges, or * " +
+            "for every peer; unix-socket peers are trusted unless the list is empty (as in gunicorn). From a " +
+            "trusted peer, X-Forwarded-For and RFC 7239 Forwarded for= are read from the right, skipping listed " +
+            "proxies (* trusts no entry, so alone it takes the right-most): the first other address becomes " +
+            "REMOTE_ADDR, REMOTE_PORT the port given with it or 0, and the peer's own address and port stay in " +
+            "sharpwsgi.proxy_addr and sharpwsgi.proxy_port. Forwarded proto= and --secure-scheme-headers set " +
+            "wsgi.url_scheme and HTTPS. When Forwarded and X-Forwarded-* are both present they must agree, else " +
+            "neither is used; malformed values are ignored. From other peers these headers reach the app " +
+            "unchanged (as HTTP_*) and change nothing else.",
             Section: "Proxies"),
         new("secure-scheme-headers", null, "HEADERS", "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https," +
             "X-FORWARDED-SSL=on", SettingKind.Text,
             "Headers a trusted proxy sets to say the client used https, as NAME=VALUE pairs (gunicorn's): a listed " +
-            "header with that value means https, with another value http. Empty: only the connection decides.",
+            "header with that value (case-insensitive) means https, with another value http; when the headers " +
+            "present disagree none is used. The proxy must set or remove each of them. Empty: only the " +
+            "connection and Forwarded proto= decide.",
             Section: "Proxies"),
         new("proxy-protocol", null, "MODE", "off", SettingKind.Choice,
             "PROXY protocol (v1 and v2, as HAProxy and cloud load balancers send it) before TLS and HTTP: on " +
