@@ -75,6 +75,7 @@ class Client:
         """Reads frames until until() is true; DATA is acknowledged (WINDOW_UPDATE) where ack(stream) says so."""
         deadline = time.monotonic() + self.args.timeout
         while not until():
+            # h2 closes its state machine at GOAWAY (it cannot follow the streams that GOAWAY lets finish).
             if self.terminated is not None:
                 raise SystemExit("connection terminated: %s" % self.terminated)
             if time.monotonic() > deadline:
