@@ -10,6 +10,8 @@ JSON object on stdout; errors go to stderr with exit code 1.
              makes one more request on the same connection
   slow       stream A never gets a WINDOW_UPDATE; side requests on the same and on a new connection must be answered;
              then A is read to the end (or reset, --live)
+  paths      --paths one after another on one connection ("HEAD:/path" for another method)
+  alpn       the protocol TLS ALPN selects when h2 and http/1.1 are offered
   badheader  a request with a connection-specific header (connection: keep-alive), then one on a new connection
 """
 import argparse
@@ -219,7 +221,7 @@ def scenario_slow(args):
     if args.live:
         c.conn.reset_stream(a, h2.errors.ErrorCodes.CANCEL)
         c.flush()
-        out["after_reset"] = c.fetch("GET", "/closes")
+        out["after_reset"] = c.fetch("GET", "/closes?settled=1")
     else:
         # Now read A to the end at full speed: what was spooled arrives.
         c.conn.acknowledge_received_data(len(c.state(a)["body"]), a)
@@ -230,6 +232,26 @@ def scenario_slow(args):
         out["after"] = c.fetch("GET", "/closes")
     c.close()
     return out
+
+
+def scenario_paths(args):
+    """Each of --paths in turn on one connection ("HEAD:/x" for another method)."""
+    c = Client(args)
+    results = []
+    for item in args.paths:
+        method, _, path = item.partition(":") if not item.startswith("/") else ("GET", "", item)
+        results.append(c.fetch(method, path))
+    c.close()
+    return {"results": results}
+
+
+def scenario_alpn(args):
+    """Which protocol TLS ALPN picks when the client offers h2 and http/1.1."""
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", args.port), timeout=args.timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return {"alpn": tls.selected_alpn_protocol()}
 
 
 def scenario_badheader(args):
@@ -264,6 +286,7 @@ def main():
     p.add_argument("--path", default="/environ")
     p.add_argument("--kb", type=int, default=8192)
     p.add_argument("--side", default="/environ")
+    p.add_argument("--paths", nargs="*", default=[])
     args = p.parse_args()
     result = globals()["scenario_" + args.scenario](args)
     print(json.dumps(result, sort_keys=True, default=str))
