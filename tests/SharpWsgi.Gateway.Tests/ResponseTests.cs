@@ -144,6 +144,19 @@ def app(environ, start_response):
     }
 
     [Fact]
+    public void Run_204WithAppContentLength_LengthDroppedNotEnforced()
+    {
+        var x = Serve("""
+def app(environ, start_response):
+    start_response('204 No Content', [('Content-Length', '5')])
+    return [b'hello']
+""");
+        Assert.Equal(ExchangeResult.Completed, x.Result);
+        Assert.Null(x.ResponseHeader("Content-Length")); // RFC 9110 8.6: never on a 204; Kestrel failed it as short
+        Assert.Equal(0, x.BytesWritten);
+    }
+
+    [Fact]
     public void Run_ConnectTunnel2xx_ContentLengthNotFramed()
     {
         var x = Serve("""

@@ -89,8 +89,9 @@ public sealed class ResponseWriter
             case HeaderRole.ContentLength:
                 if (DeclaredLength >= 0)
                     throw new PyRaiseException(PyErrorKind.ValueError, "duplicate Content-Length header");
-                // A 2xx CONNECT answer has no body to frame: its length is neither sent nor enforced.
-                if (IsTunnel) return;
+                // A 2xx CONNECT answer has no body to frame: its length is neither sent nor enforced. Nor has a 1xx
+                // or 204, which must not carry Content-Length at all (RFC 9110 8.6); Kestrel would fail it as short.
+                if (IsTunnel || Status < 200 || Status == 204) return;
                 DeclaredLength = long.Parse(value);
                 break;
             case HeaderRole.ContentType:

@@ -57,6 +57,10 @@ public sealed class KestrelExchange : WsgiExchange
     private int _remotePort = -1;
     private List<KeyValuePair<string, string>>? _serverVariables;
 
+    /// <summary>HTTP/2 has no connection-specific headers (RFC 9113 8.2.2): Connection is never sent on it, and
+    /// Kestrel would only strip it with a warning per response.</summary>
+    public bool IsHttp2 => _request.Protocol == "HTTP/2";
+
     /// <summary>The connection itself is TLS (the handshake feature is Kestrel's; h2c sniffing adds none).</summary>
     public bool IsTls => _features.Get<ITlsHandshakeFeature>() != null;
     /// <summary>The peer as the socket (or a PROXY header) gave it, whatever forwarded headers say.</summary>
@@ -122,12 +126,14 @@ public sealed class KestrelExchange : WsgiExchange
     {
         _response.Headers.Clear();
         // A retiring process tells each client to reconnect (to another worker) after this response.
-        if (_lifecycle.Draining) _response.Headers.Connection = "close";
+        if (_lifecycle.Draining && !IsHttp2) _response.Headers.Connection = "close";
     }
 
     public override void AddResponseHeader(string name, string value)
     {
         var target = _response.Headers;
+        // The app's Connection: close cannot be said on HTTP/2; one stream must not close the others' connection.
+        if (IsHttp2 && name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) return;
         if (target.TryGetValue(name, out var existing))
         {
             // Draining's own Connection: close stays single.

@@ -25,7 +25,8 @@ public static class PlainResponse
         response.Headers.ContentType = "text/plain; charset=utf-8";
         response.Headers.ContentLength = body.Length;
         if (retryAfterSeconds > 0) response.Headers.RetryAfter = retryAfterSeconds.ToString();
-        if (closeConnection) response.Headers.Connection = "close";
+        // HTTP/2 frames each stream on its own: nothing to resynchronise, and no Connection header exists there.
+        if (closeConnection && !exchange.IsHttp2) response.Headers.Connection = "close";
         if (HttpMethods.IsHead(exchange.Method)) return true;
         try
         {

@@ -36,6 +36,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
         _lifecycle.CountRequest();
+        // HTTP/2's Connection: close is GOAWAY: the streams in flight finish, the client opens a new connection.
+        if (_lifecycle.Draining && exchange.IsHttp2) exchange.CloseAfterResponse();
         if (_limits.Check(exchange) is var (status, reason)) return RefuseAsync(exchange, status, reason);
         if (exchange.IsTls) TlsSetup.Describe(exchange);
         _forwarded.Apply(exchange);
@@ -86,7 +88,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 break;
             case ExchangeOutcome.CompletedThenClose:
                 await exchange.ResponseBodyFeature.CompleteAsync().ConfigureAwait(false);
-                exchange.CloseAfterResponse();
+                // The truncated stream ended in step; on HTTP/2 the connection's other streams are unharmed.
+                if (!exchange.IsHttp2) exchange.CloseAfterResponse();
                 break;
             case ExchangeOutcome.PlainAnswer:
                 // A client error in the body leaves the stream unreadable: close after the answer.

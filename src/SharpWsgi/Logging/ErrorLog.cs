@@ -81,6 +81,10 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
         }
     }
 
+    /// <summary>Kestrel's startup claim that a cleartext HTTP/1.1+HTTP/2 port serves HTTP/1.1 only: untrue here,
+    /// where CleartextHttp2 answers prior-knowledge h2c on it.</summary>
+    private static bool IsMisleading(EventId eventId) => eventId.Name == "Http2DisabledWithHttp1AndNoTls";
+
     private sealed class ErrorLogger : ILogger
     {
         private readonly ErrorLogProvider _provider;
@@ -91,7 +95,7 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
             Func<TState, Exception?, string> formatter)
         {
-            if (!IsEnabled(logLevel)) return;
+            if (!IsEnabled(logLevel) || IsMisleading(eventId)) return;
             _provider.Write(logLevel, formatter(state, exception), exception);
         }
     }
