@@ -11,34 +11,49 @@ namespace SharpWsgi.Hosting;
 internal sealed class KestrelBodyReader : PipeReader
 {
     private readonly PipeReader _inner;
-    public KestrelBodyReader(PipeReader inner) => _inner = inner;
+    private readonly long? _limit;
+
+    /// <param name="limit">Kestrel's MaxRequestBodySize for this request: only --limit-request-body sets it.</param>
+    public KestrelBodyReader(PipeReader inner, long? limit)
+    {
+        _inner = inner;
+        _limit = limit;
+    }
+
+    /// <summary>The client's fault in the body (not a connection that went away), as Kestrel reports it.</summary>
+    public static bool IsClientError(Exception e) =>
+        // A chunk size past int.MaxValue is not a BadHttpRequestException but an IOException around the overflow.
+        e is BadHttpRequestException or IOException { InnerException: OverflowException };
 
     /// <summary>Kestrel's reason in the server's own words (its messages name Kestrel's options, not ours).</summary>
-    public static RequestBodyException Translate(BadHttpRequestException e) => e.StatusCode switch
+    public static RequestBodyException Translate(Exception e, long? limit) => e switch
     {
-        408 => new(408, "the request body arrived more slowly than --min-upload-rate allows"),
-        413 => new(413, "the request body is larger than the server accepts"),
-        _ => new(e.StatusCode, $"malformed request body: {e.Message.TrimEnd('.')}"),
+        BadHttpRequestException { StatusCode: 408 } =>
+            new(408, "the request body arrived more slowly than --min-upload-rate allows"),
+        BadHttpRequestException { StatusCode: 413 } => new(413, limit is long n
+            ? $"request body exceeds --limit-request-body {n}" : "the request body is larger than the server accepts"),
+        BadHttpRequestException bad => new(bad.StatusCode, $"malformed request body: {bad.Message.TrimEnd('.')}"),
+        _ => new(400, "malformed request body: the chunk size is too large"),
     };
 
     public override bool TryRead(out ReadResult result)
     {
         try { return _inner.TryRead(out result); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
     }
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         ValueTask<ReadResult> pending;
         try { pending = _inner.ReadAsync(cancellationToken); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
         return pending.IsCompletedSuccessfully ? pending : Awaited(pending);
     }
 
-    private static async ValueTask<ReadResult> Awaited(ValueTask<ReadResult> pending)
+    private async ValueTask<ReadResult> Awaited(ValueTask<ReadResult> pending)
     {
         try { return await pending.ConfigureAwait(false); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
     }
 
     public override void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);

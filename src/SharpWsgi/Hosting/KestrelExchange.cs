@@ -94,7 +94,10 @@ public sealed class KestrelExchange : WsgiExchange
     }
 
     /// <summary>The body the gateway reads: what the host buffered or spooled, else Kestrel's own pipe.</summary>
-    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody);
+    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody, BodyLimit);
+
+    /// <summary>Kestrel's body cap for this request (set only by --limit-request-body).</summary>
+    internal long? BodyLimit => _features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
 
     internal PipeReader KestrelBody =>
         _features.Get<IRequestBodyPipeFeature>()?.Reader ?? PipeReader.Create(_request.Body);
