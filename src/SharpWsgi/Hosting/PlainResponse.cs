@@ -25,7 +25,8 @@ public static class PlainResponse
         response.Headers.ContentType = "text/plain; charset=utf-8";
         response.Headers.ContentLength = body.Length;
         if (retryAfterSeconds > 0) response.Headers.RetryAfter = retryAfterSeconds.ToString();
-        if (closeConnection) response.Headers.Connection = "close";
+        // HTTP/2 has no Connection header (Kestrel drops it with a warning); the stream ends with the answer.
+        if (closeConnection && exchange.Protocol is "HTTP/1.1" or "HTTP/1.0") response.Headers.Connection = "close";
         if (HttpMethods.IsHead(exchange.Method)) return true;
         try
         {
