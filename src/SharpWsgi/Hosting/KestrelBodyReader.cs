@@ -11,13 +11,27 @@ namespace SharpWsgi.Hosting;
 internal sealed class KestrelBodyReader : PipeReader
 {
     private readonly PipeReader _inner;
-    private readonly long? _limit;
+    private readonly long _limit;
+    private readonly bool _count;
+    private long _consumed;
+    private System.Buffers.ReadOnlySequence<byte> _last;
 
-    /// <param name="limit">Kestrel's MaxRequestBodySize for this request: only --limit-request-body sets it.</param>
-    public KestrelBodyReader(PipeReader inner, long? limit)
+    /// <param name="limit">--limit-request-body (0: none); Kestrel's MaxRequestBodySize is only ever this.</param>
+    /// <param name="count">Enforce the limit here, on the body's own bytes.</param>
+    public KestrelBodyReader(PipeReader inner, long limit, bool count = false)
     {
         _inner = inner;
         _limit = limit;
+        _count = count && limit > 0;
+    }
+
+    private ReadResult Counted(ReadResult result)
+    {
+        if (!_count) return result;
+        _last = result.Buffer;
+        if (_consumed + result.Buffer.Length > _limit)
+            throw new RequestBodyException(413, $"request body exceeds --limit-request-body {_limit}");
+        return result;
     }
 
     /// <summary>The client's fault in the body (not a connection that went away), as Kestrel reports it.</summary>
@@ -26,20 +40,24 @@ internal sealed class KestrelBodyReader : PipeReader
         e is BadHttpRequestException or IOException { InnerException: OverflowException };
 
     /// <summary>Kestrel's reason in the server's own words (its messages name Kestrel's options, not ours).</summary>
-    public static RequestBodyException Translate(Exception e, long? limit) => e switch
+    public static RequestBodyException Translate(Exception e, long limit) => e switch
     {
         BadHttpRequestException { StatusCode: 408 } =>
             new(408, "the request body arrived more slowly than --min-upload-rate allows"),
-        BadHttpRequestException { StatusCode: 413 } => new(413, limit is long n
-            ? $"request body exceeds --limit-request-body {n}" : "the request body is larger than the server accepts"),
+        BadHttpRequestException { StatusCode: 413 } => new(413, limit > 0
+            ? $"request body exceeds --limit-request-body {limit}"
+            : "the request body is larger than the server accepts"),
         BadHttpRequestException bad => new(bad.StatusCode, $"malformed request body: {bad.Message.TrimEnd('.')}"),
         _ => new(400, "malformed request body: the chunk size is too large"),
     };
 
     public override bool TryRead(out ReadResult result)
     {
-        try { return _inner.TryRead(out result); }
+        bool read;
+        try { read = _inner.TryRead(out result); }
         catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
+        if (read) result = Counted(result);
+        return read;
     }
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
@@ -47,18 +65,26 @@ internal sealed class KestrelBodyReader : PipeReader
         ValueTask<ReadResult> pending;
         try { pending = _inner.ReadAsync(cancellationToken); }
         catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
-        return pending.IsCompletedSuccessfully ? pending : Awaited(pending);
+        return pending.IsCompletedSuccessfully ? new ValueTask<ReadResult>(Counted(pending.Result)) : Awaited(pending);
     }
 
     private async ValueTask<ReadResult> Awaited(ValueTask<ReadResult> pending)
     {
-        try { return await pending.ConfigureAwait(false); }
+        try { return Counted(await pending.ConfigureAwait(false)); }
         catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
     }
 
-    public override void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);
-    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) =>
+    public override void AdvanceTo(SequencePosition consumed)
+    {
+        if (_count) _consumed += _last.Slice(0, consumed).Length;
+        _inner.AdvanceTo(consumed);
+    }
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_count) _consumed += _last.Slice(0, consumed).Length;
         _inner.AdvanceTo(consumed, examined);
+    }
     public override void CancelPendingRead() => _inner.CancelPendingRead();
     public override void Complete(Exception? exception = null) => _inner.Complete(exception);
 }

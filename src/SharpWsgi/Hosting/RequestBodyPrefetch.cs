@@ -55,7 +55,9 @@ internal sealed class RequestBodyPrefetch : IDisposable
     /// </summary>
     public async Task<(int Status, string Reason)?> ReadAsync(KestrelExchange exchange)
     {
-        var reader = exchange.KestrelBody;
+        // A chunked HTTP/1.1 body's limit is counted by our reader (Kestrel would count the framing too).
+        PipeReader reader = exchange.CountBody
+            ? new KestrelBodyReader(exchange.KestrelBody, exchange.BodyLimit, count: true) : exchange.KestrelBody;
         var length = exchange.KestrelRequestHeaders.ContentLength;
         try
         {
@@ -68,6 +70,10 @@ internal sealed class RequestBodyPrefetch : IDisposable
             }
             exchange.UseBody(await GatherAsync(reader, length, exchange.BodyLimit).ConfigureAwait(false));
             return null;
+        }
+        catch (RequestBodyException e)
+        {
+            return (e.Status, e.Message);
         }
         catch (Exception e) when (KestrelBodyReader.IsClientError(e))
         {
@@ -104,7 +110,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
     }
 
     /// <summary>Copies the body into memory, then a spool file; returns the pipe the app will read.</summary>
-    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length, long? limit)
+    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length, long limit)
     {
         long gathered = 0;
         var inMemory = length is not long known || known <= _options.MemoryLimit;
@@ -145,7 +151,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
             }
             if (_spool != null && gathered >= _options.SpoolLimit)
             {
-                var rest = new KestrelBodyReader(reader, limit);
+                // Already counting when CountBody; Kestrel's own limit otherwise.
+                var rest = reader as KestrelBodyReader ?? new KestrelBodyReader(reader, limit);
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, rest));
             }
         }

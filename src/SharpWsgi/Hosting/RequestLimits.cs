@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using SharpWsgi.Configuration;
 
@@ -97,8 +98,22 @@ public sealed class RequestLimits
         }
         if (_fields > 0 && count > _fields)
             return (431, $"the request has {count} header fields (--limit-request-fields {_fields})");
-        if (_body > 0 && headers.ContentLength is long declared && declared > _body)
-            return (413, $"request body exceeds --limit-request-body {_body} (Content-Length: {declared})");
+        if (_body > 0)
+        {
+            exchange.BodyLimit = _body;
+            if (headers.ContentLength is long declared)
+            {
+                if (declared > _body)
+                    return (413, $"request body exceeds --limit-request-body {_body} (Content-Length: {declared})");
+            }
+            else if (exchange.Protocol is "HTTP/1.1" or "HTTP/1.0" &&
+                     exchange.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } cap)
+            {
+                // Kestrel counts a chunked body's framing against its cap: our reader counts the body itself.
+                cap.MaxRequestBodySize = null;
+                exchange.CountBody = true;
+            }
+        }
         return null;
     }
 
