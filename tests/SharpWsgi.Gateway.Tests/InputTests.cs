@@ -222,6 +222,41 @@ def app(environ, start_response):
     }
 
     [Fact]
+    public void Read_MalformedBodyAppRaisesItsOwnError_Plain400NotA500()
+    {
+        // A framework that turns the OSError into its own exception: the client still gets the 400 it caused.
+        var x = new FakeExchange("POST", "/").FailingBody("", 400, "malformed request body: bad chunk size");
+        TestApp.Serve("""
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    try:
+        environ['wsgi.input'].read()
+    except OSError:
+        raise ValueError('upload failed')
+    return [b'unreachable']
+""", x);
+        Assert.Equal(ExchangeResult.Plain(400, "malformed request body: bad chunk size"), x.Result);
+        Assert.Equal(0, x.BytesWritten);
+        Assert.Empty(TestApp.Log.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Read_BodyOverTheLimitWhileStreaming_Plain413()
+    {
+        var x = new FakeExchange("POST", "/").FailingBody("0123456789", 413,
+            "request body exceeds --limit-request-body 10");
+        TestApp.Serve("""
+def app(environ, start_response):
+    while environ['wsgi.input'].read(4):
+        pass
+    start_response('200 OK', [])
+    return [b'unreachable']
+""", x);
+        Assert.Equal(ExchangeResult.Plain(413, "request body exceeds --limit-request-body 10"), x.Result);
+        Assert.Equal(0, x.BytesWritten);
+    }
+
+    [Fact]
     public void Read_ClientErrorAfterHeaders_Aborted()
     {
         var x = new FakeExchange("POST", "/").FailingBody("", 400, "malformed chunked body");

@@ -270,20 +270,26 @@ public static class SettingsRegistry
             "over unix sockets are always allowed.", Section: "Proxies"),
 
         new("limit-request-line", null, "BYTES", "4094", SettingKind.NonNegativeInt,
-            "Longest request line (method, target, version) accepted; longer gets 414. 0: no limit of ours " +
+            "Longest request line (method, target, version, without CRLF) accepted; longer gets 414 naming the " +
+            "limit. HTTP/2 has no line: its method and :path are measured as the HTTP/1.1 line would be. Past " +
+            "twice the limit (at least 64 KiB) Kestrel answers 414 itself, without a body. 0: no limit of ours " +
             "(Kestrel still stops at 1 MiB).", Section: "Limits"),
         new("limit-request-fields", null, "N", "100", SettingKind.NonNegativeInt,
-            "Most header fields in a request; more gets 431. 0: no limit of ours (Kestrel stops at 10000).",
+            "Most header fields in a request (each repeat counts); more gets 431 naming the limit. Past twice the " +
+            "limit (at least 1000) Kestrel answers itself, without a body. 0: no limit of ours (Kestrel stops at " +
+            "10000).",
             Section: "Limits"),
         new("limit-request-field_size", null, "BYTES", "8190", SettingKind.NonNegativeInt,
-            "Largest header field (name, colon, value); larger gets 431. 0: no limit of ours (Kestrel stops the " +
-            "whole head at 1 MiB).", Section: "Limits"),
+            "Largest header field, measured as the line 'Name: value' plus CRLF (gunicorn's measure); larger gets " +
+            "431 naming the field. Kestrel's backstop is the whole head (fields x (size + 64), at most 1 MiB). 0: " +
+            "no limit of ours (Kestrel stops the whole head at 1 MiB).", Section: "Limits"),
         new("limit-request-body", null, "BYTES", "0", SettingKind.Bytes,
-            "Largest request body; larger gets 413 before the app runs (a chunked body as soon as it crosses the " +
-            "limit). 0: no limit.", Section: "Limits"),
+            "Largest request body; a larger Content-Length gets 413 before the app runs; a chunked (or HTTP/2) " +
+            "body gets it as soon as it crosses the limit, before the app when the body is read ahead " +
+            "(--body-buffer-size), else as the app's wsgi.input read fails. 0: no limit.", Section: "Limits"),
         new("header-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "Time a client has to send a complete request head (and the PROXY header); slower gets 408 and the " +
-            "connection is closed.", Section: "Limits"),
+            "connection is closed (Kestrel's own 408, without a body).", Section: "Limits"),
         new("max-connections", null, "N", "10000", SettingKind.NonNegativeInt,
             "Open connections per worker; while a worker holds this many it accepts no more, so new connections " +
             "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",

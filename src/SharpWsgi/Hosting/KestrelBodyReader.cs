@@ -11,39 +11,80 @@ namespace SharpWsgi.Hosting;
 internal sealed class KestrelBodyReader : PipeReader
 {
     private readonly PipeReader _inner;
-    public KestrelBodyReader(PipeReader inner) => _inner = inner;
+    private readonly long _limit;
+    private readonly bool _count;
+    private long _consumed;
+    private System.Buffers.ReadOnlySequence<byte> _last;
+
+    /// <param name="limit">--limit-request-body (0: none); Kestrel's MaxRequestBodySize is only ever this.</param>
+    /// <param name="count">Enforce the limit here, on the body's own bytes.</param>
+    public KestrelBodyReader(PipeReader inner, long limit, bool count = false)
+    {
+        _inner = inner;
+        _limit = limit;
+        _count = count && limit > 0;
+    }
+
+    private ReadResult Counted(ReadResult result)
+    {
+        if (!_count) return result;
+        _last = result.Buffer;
+        if (_consumed + result.Buffer.Length > _limit)
+            throw new RequestBodyException(413, $"request body exceeds --limit-request-body {_limit}");
+        return result;
+    }
+
+    /// <summary>The client's fault in the body (not a connection that went away), as Kestrel reports it.</summary>
+    public static bool IsClientError(Exception e) =>
+        // A chunk size past int.MaxValue is not a BadHttpRequestException but an IOException around the overflow.
+        e is BadHttpRequestException or IOException { InnerException: OverflowException };
 
     /// <summary>Kestrel's reason in the server's own words (its messages name Kestrel's options, not ours).</summary>
-    public static RequestBodyException Translate(BadHttpRequestException e) => e.StatusCode switch
+    public static RequestBodyException Translate(Exception e, long limit) => e switch
     {
-        408 => new(408, "the request body arrived more slowly than --min-upload-rate allows"),
-        413 => new(413, "the request body is larger than the server accepts"),
-        _ => new(e.StatusCode, $"malformed request body: {e.Message.TrimEnd('.')}"),
+        BadHttpRequestException { StatusCode: 408 } =>
+            new(408, "the request body arrived more slowly than --min-upload-rate allows"),
+        BadHttpRequestException { StatusCode: 413 } => new(413, limit > 0
+            ? $"request body exceeds --limit-request-body {limit}"
+            : "the request body is larger than the server accepts"),
+        BadHttpRequestException bad => new(bad.StatusCode, $"malformed request body: {bad.Message.TrimEnd('.')}"),
+        _ => new(400, "malformed request body: the chunk size is too large"),
     };
 
     public override bool TryRead(out ReadResult result)
     {
-        try { return _inner.TryRead(out result); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
+        bool read;
+        try { read = _inner.TryRead(out result); }
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
+        if (read) result = Counted(result);
+        return read;
     }
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         ValueTask<ReadResult> pending;
         try { pending = _inner.ReadAsync(cancellationToken); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
-        return pending.IsCompletedSuccessfully ? pending : Awaited(pending);
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
+        return pending.IsCompletedSuccessfully ? new ValueTask<ReadResult>(Counted(pending.Result)) : Awaited(pending);
     }
 
-    private static async ValueTask<ReadResult> Awaited(ValueTask<ReadResult> pending)
+    private async ValueTask<ReadResult> Awaited(ValueTask<ReadResult> pending)
     {
-        try { return await pending.ConfigureAwait(false); }
-        catch (BadHttpRequestException e) { throw Translate(e); }
+        try { return Counted(await pending.ConfigureAwait(false)); }
+        catch (Exception e) when (IsClientError(e)) { throw Translate(e, _limit); }
     }
 
-    public override void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);
-    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) =>
+    public override void AdvanceTo(SequencePosition consumed)
+    {
+        if (_count) _consumed += _last.Slice(0, consumed).Length;
+        _inner.AdvanceTo(consumed);
+    }
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_count) _consumed += _last.Slice(0, consumed).Length;
         _inner.AdvanceTo(consumed, examined);
+    }
     public override void CancelPendingRead() => _inner.CancelPendingRead();
     public override void Complete(Exception? exception = null) => _inner.Complete(exception);
 }

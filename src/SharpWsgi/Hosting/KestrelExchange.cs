@@ -98,7 +98,13 @@ public sealed class KestrelExchange : WsgiExchange
     }
 
     /// <summary>The body the gateway reads: what the host buffered or spooled, else Kestrel's own pipe.</summary>
-    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody);
+    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody, BodyLimit, CountBody);
+
+    /// <summary>--limit-request-body (0: none), for the answer's text; set by <see cref="RequestLimits"/>.</summary>
+    internal long BodyLimit { get; set; }
+    /// <summary>The limit is counted by our readers, not Kestrel's (an HTTP/1.1 chunked body: Kestrel counts the
+    /// chunk framing too).</summary>
+    internal bool CountBody { get; set; }
 
     internal PipeReader KestrelBody =>
         _features.Get<IRequestBodyPipeFeature>()?.Reader ?? PipeReader.Create(_request.Body);

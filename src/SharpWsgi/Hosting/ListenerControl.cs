@@ -7,7 +7,9 @@ namespace SharpWsgi.Hosting;
 /// Wraps Kestrel's socket transport so the process can stop accepting new connections while the ones it
 /// has finish their requests (Kestrel's StopAsync does both at once), pause and resume accepting (a worker
 /// whose Python is unresponsive leaves new connections to the others), and counts open connections so a
-/// retiring worker knows when its last client has gone.
+/// retiring worker knows when its last client has gone. With a connection limit (--max-connections) it does not
+/// accept while that many are open: new connections wait in the kernel's backlog, where another worker sharing the
+/// socket may take them (Kestrel's own MaxConcurrentConnections would accept them and close them at once).
 /// </summary>
 public sealed class ListenerControl : IConnectionListenerFactory
 {
@@ -24,11 +26,49 @@ public sealed class ListenerControl : IConnectionListenerFactory
     private CancellationTokenSource _pauseToken = new();
     private TaskCompletionSource _resumed = Completed();
 
-    public ListenerControl(IConnectionListenerFactory inner, AcceptBalance? balance)
+    // The connection limit: slots are taken before an accept (so several listeners cannot overshoot together) and
+    // given back when the accept yields nothing or the connection closes. Waiters wait for _slotFreed.
+    private readonly int _maxConnections;
+    private readonly object _slotGate = new();
+    private int _slots;
+    private TaskCompletionSource? _slotFreed;
+
+    /// <param name="maxConnections">Open connections at most (0: no limit).</param>
+    public ListenerControl(IConnectionListenerFactory inner, AcceptBalance? balance, int maxConnections = 0)
     {
         _inner = inner;
         _balance = balance;
+        _maxConnections = Math.Max(0, maxConnections);
         _balance?.Publish(0);
+    }
+
+    /// <summary>Null when a slot was taken (or there is no limit); else the task that completes when one may be
+    /// free.</summary>
+    private Task? TakeSlot()
+    {
+        if (_maxConnections == 0) return null;
+        lock (_slotGate)
+        {
+            if (_slots < _maxConnections)
+            {
+                _slots++;
+                return null;
+            }
+            return (_slotFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    private void ReleaseSlot(bool taken)
+    {
+        if (_maxConnections == 0) return;
+        TaskCompletionSource? freed;
+        lock (_slotGate)
+        {
+            if (taken) _slots--;
+            freed = _slotFreed;
+            _slotFreed = null;
+        }
+        freed?.TrySetResult(); // outside the lock: continuations may take it
     }
 
     private static TaskCompletionSource Completed()
@@ -39,7 +79,11 @@ public sealed class ListenerControl : IConnectionListenerFactory
     }
 
     private void Opened() => Publish(Interlocked.Increment(ref _open));
-    private void Closed() => Publish(Interlocked.Decrement(ref _open));
+    private void Closed()
+    {
+        Publish(Interlocked.Decrement(ref _open));
+        ReleaseSlot(taken: true);
+    }
 
     // A worker that does not accept shows -1: the others do not defer to it.
     private void Publish(int open)
@@ -102,6 +146,7 @@ public sealed class ListenerControl : IConnectionListenerFactory
         _stopped = true;
         _balance?.Publish(-1); // no longer accepting: not a candidate for the others to defer to
         lock (_pauseGate) _resumed.TrySetResult(); // a paused accept loop sees the stop and ends
+        ReleaseSlot(taken: false); // so does one waiting for a free slot
         IConnectionListener[] all;
         lock (_listeners) all = _listeners.ToArray();
         foreach (var l in all)
@@ -127,30 +172,47 @@ public sealed class ListenerControl : IConnectionListenerFactory
         {
             while (true)
             {
-                if (_owner._stopped) return null;
+                if (_owner._stopped || _unbound) return null;
                 var (resumed, pauseToken) = _owner.AcceptPermit();
                 if (resumed != null)
                 {
                     await resumed.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
+                if (_owner.TakeSlot() is { } slotFreed)
+                {
+                    // At the limit: not accepting leaves new connections in the backlog (or to other workers).
+                    await slotFreed.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
                 var balance = _owner._balance;
-                if (balance != null)
-                    await balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken).ConfigureAwait(false);
                 using var linked = cancellationToken.CanBeCanceled
                     ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, pauseToken)
                     : null;
                 ConnectionContext? connection;
                 try
                 {
+                    if (balance != null)
+                        await balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken)
+                            .ConfigureAwait(false);
                     connection = await _inner.AcceptAsync(linked?.Token ?? pauseToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (pauseToken.IsCancellationRequested &&
                                                           !cancellationToken.IsCancellationRequested)
                 {
+                    _owner.ReleaseSlot(taken: true);
                     continue; // paused while waiting: nothing was accepted
                 }
-                if (connection == null) return null;
+                catch
+                {
+                    _owner.ReleaseSlot(taken: true);
+                    throw;
+                }
+                if (connection == null)
+                {
+                    _owner.ReleaseSlot(taken: true);
+                    return null;
+                }
                 // A connection accepted in the instant the listener was unbound or paused is still served.
                 _owner.Opened();
                 connection.ConnectionClosed.Register(static o => ((ListenerControl)o!).Closed(), _owner);
@@ -158,8 +220,14 @@ public sealed class ListenerControl : IConnectionListenerFactory
             }
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) =>
-            _inner.UnbindAsync(cancellationToken);
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _unbound = true;
+            _owner.ReleaseSlot(taken: false); // an accept loop waiting for a slot sees the unbind and ends
+            return _inner.UnbindAsync(cancellationToken);
+        }
+
+        private volatile bool _unbound;
         public ValueTask DisposeAsync() => _inner.DisposeAsync();
     }
 }

@@ -55,7 +55,9 @@ internal sealed class RequestBodyPrefetch : IDisposable
     /// </summary>
     public async Task<(int Status, string Reason)?> ReadAsync(KestrelExchange exchange)
     {
-        var reader = exchange.KestrelBody;
+        // A chunked HTTP/1.1 body's limit is counted by our reader (Kestrel would count the framing too).
+        PipeReader reader = exchange.CountBody
+            ? new KestrelBodyReader(exchange.KestrelBody, exchange.BodyLimit, count: true) : exchange.KestrelBody;
         var length = exchange.KestrelRequestHeaders.ContentLength;
         try
         {
@@ -63,15 +65,19 @@ internal sealed class RequestBodyPrefetch : IDisposable
             if (length is long known && known <= _options.MemoryLimit && http1 && Reserve(known))
             {
                 await HoldInKestrelAsync(reader, known).ConfigureAwait(false);
-                exchange.UseBody(new KestrelBodyReader(reader));
+                exchange.UseBody(new KestrelBodyReader(reader, exchange.BodyLimit));
                 return null;
             }
-            exchange.UseBody(await GatherAsync(reader, length).ConfigureAwait(false));
+            exchange.UseBody(await GatherAsync(reader, length, exchange.BodyLimit).ConfigureAwait(false));
             return null;
         }
-        catch (BadHttpRequestException e)
+        catch (RequestBodyException e)
         {
-            var translated = KestrelBodyReader.Translate(e);
+            return (e.Status, e.Message);
+        }
+        catch (Exception e) when (KestrelBodyReader.IsClientError(e))
+        {
+            var translated = KestrelBodyReader.Translate(e, exchange.BodyLimit);
             return (translated.Status, translated.Message);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
@@ -104,7 +110,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
     }
 
     /// <summary>Copies the body into memory, then a spool file; returns the pipe the app will read.</summary>
-    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length)
+    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length, long limit)
     {
         long gathered = 0;
         var inMemory = length is not long known || known <= _options.MemoryLimit;
@@ -144,7 +150,11 @@ internal sealed class RequestBodyPrefetch : IDisposable
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, null));
             }
             if (_spool != null && gathered >= _options.SpoolLimit)
-                return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, new KestrelBodyReader(reader)));
+            {
+                // Already counting when CountBody; Kestrel's own limit otherwise.
+                var rest = reader as KestrelBodyReader ?? new KestrelBodyReader(reader, limit);
+                return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, rest));
+            }
         }
     }
 

@@ -152,7 +152,7 @@ public sealed class ServerHost
             };
         // Balancing matters only for shared sockets; SO_REUSEPORT sockets are balanced by the kernel.
         var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers),
-            reusePortAddresses.Count == 0 ? balance : null);
+            reusePortAddresses.Count == 0 ? balance : null, settings.MaxConnections);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
         var bodies = new BodyBufferingOptions
         {
