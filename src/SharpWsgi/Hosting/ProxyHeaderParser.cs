@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 
 namespace SharpWsgi.Hosting;
 
@@ -229,7 +228,7 @@ public static class ProxyHeaderParser
         if (text.Length is < 2 or > 45 || !text.Contains((byte)':')) return false;
         foreach (var b in text)
             if (!(char.IsAsciiHexDigit((char)b) || b is (byte)':' or (byte)'.')) return false;
-        if (!IPAddress.TryParse(Encoding.ASCII.GetString(text), out var parsed) ||
+        if (!IPAddress.TryParse(text, out var parsed) ||
             parsed.AddressFamily != AddressFamily.InterNetworkV6)
             return false;
         address = parsed;

@@ -302,11 +302,30 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
     [Fact]
     public void HeaderBeforeTls_On_AppSeesProxySourceOverHttps()
     {
-        var server = _servers.Tls("--proxy-protocol", "on");
+        var env = EchoOverTls(_servers.Tls("--proxy-protocol", "on"),
+            V2Inet4("198.51.100.77", "192.0.2.1", 61000, 443), out _);
+        Assert.Equal("https", env.Str("wsgi.url_scheme"));
+        Assert.Equal("198.51.100.77", env.Str("REMOTE_ADDR"));
+        Assert.Equal("61000", env.Str("REMOTE_PORT"));
+    }
+
+    [Fact]
+    public void TlsWithoutHeader_Optional_ServedWithTheRealPeer()
+    {
+        var env = EchoOverTls(_servers.Tls("--proxy-protocol", "optional"), Array.Empty<byte>(), out var clientPort);
+        Assert.Equal("https", env.Str("wsgi.url_scheme"));
+        Assert.Equal("127.0.0.1", env.Str("REMOTE_ADDR"));
+        Assert.Equal(clientPort.ToString(), env.Str("REMOTE_PORT"));
+    }
+
+    /// <summary>Writes the PROXY header in clear, then speaks HTTP/1.1 over TLS; returns the echoed environ.</summary>
+    private static JsonElement EchoOverTls(ProxiedServer server, byte[] header, out int clientPort)
+    {
         using var tcp = new TcpClient { NoDelay = true };
         tcp.Connect(IPAddress.Loopback, server.Port);
+        clientPort = LocalPort(tcp.Client);
         var network = tcp.GetStream();
-        network.Write(V2Inet4("198.51.100.77", "192.0.2.1", 61000, 443));
+        network.Write(header);
         using var tls = new SslStream(network, false, (_, _, _, _) => true);
         tls.AuthenticateAsClient(new SslClientAuthenticationOptions
         {
@@ -318,11 +337,8 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
         tls.CopyTo(response);
         var text = Encoding.Latin1.GetString(response.ToArray());
         Assert.StartsWith("HTTP/1.1 200", text);
-        var env = JsonDocument.Parse(text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]).RootElement
-            .GetProperty("environ");
-        Assert.Equal("https", env.Str("wsgi.url_scheme"));
-        Assert.Equal("198.51.100.77", env.Str("REMOTE_ADDR"));
-        Assert.Equal("61000", env.Str("REMOTE_PORT"));
+        return JsonDocument.Parse(text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]).RootElement
+            .GetProperty("environ").Clone();
     }
 
     /// <summary>HTTP/2 by ALPN over TLS and prior-knowledge h2c, each after a PROXY header the client's connect
