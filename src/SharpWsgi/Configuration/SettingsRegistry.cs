@@ -261,13 +261,19 @@ public static class SettingsRegistry
             "connection and Forwarded proto= decide.",
             Section: "Proxies"),
         new("proxy-protocol", null, "MODE", "off", SettingKind.Choice,
-            "PROXY protocol (v1 and v2, as HAProxy and cloud load balancers send it) before TLS and HTTP: on " +
-            "(every connection must start with a PROXY header; the flag alone means on), optional (used when " +
-            "present), off. Connections from peers not in --proxy-allow-from are closed when it is on.",
+            "PROXY protocol (v1 and v2, as HAProxy, nginx's stream proxy_protocol and cloud load balancers send " +
+            "it) before TLS and HTTP: on (every connection must start with a PROXY header; the flag alone means " +
+            "on), optional (used when present), off. The header's source becomes REMOTE_ADDR/REMOTE_PORT; its " +
+            "destination is what SERVER_NAME/SERVER_PORT fall back to without a Host header. v2 LOCAL (health " +
+            "checks) and v1 UNKNOWN keep the connection's own addresses. A missing (when on), malformed or " +
+            "truncated header, or one not complete within --header-timeout, closes the connection before any " +
+            "request reaches the app.",
             Choices: new[] { "off", "on", "optional" }, Section: "Proxies", BareValue: "on"),
         new("proxy-allow-from", null, "ADDRESSES", "127.0.0.1,::1", SettingKind.AddressList,
-            "Peers allowed to send a PROXY header: comma-separated addresses and CIDR ranges, or *. Connections " +
-            "over unix sockets are always allowed.", Section: "Proxies"),
+            "Peers allowed to send a PROXY header: comma-separated addresses and CIDR ranges, or *. With " +
+            "--proxy-protocol on every connection from another peer is closed; with optional only one that sends " +
+            "a PROXY header is. Connections over unix sockets have no IP peer and are always allowed.",
+            Section: "Proxies"),
 
         new("limit-request-line", null, "BYTES", "4094", SettingKind.NonNegativeInt,
             "Longest request line (method, target, version, without CRLF) accepted; longer gets 414 naming the " +

@@ -47,11 +47,13 @@ public sealed class ExternalServer : IDisposable
     }
 
     /// <summary>nginx in the foreground with the given config body (the events block and pid/error log are added).
+    /// Dynamic modules (e.g. "stream", Debian's libnginx-mod-stream) are loaded by name; nginx wants them first.
     /// </summary>
-    public static ExternalServer Nginx(string directory, string config, int port)
+    public static ExternalServer Nginx(string directory, string config, int port, params string[] modules)
     {
         var path = Path.Combine(directory, "nginx.conf");
-        File.WriteAllText(path,
+        var loads = string.Concat(modules.Select(m => $"load_module /usr/lib/nginx/modules/ngx_{m}_module.so;\n"));
+        File.WriteAllText(path, loads +
             $"daemon off;\nworker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log info;\n" +
             "events { worker_connections 256; }\n" + config);
         return Start("nginx", new[] { "-p", directory, "-c", path }, directory, port);
