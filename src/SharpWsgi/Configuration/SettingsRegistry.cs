@@ -87,8 +87,9 @@ public static class SettingsRegistry
     public static readonly IReadOnlyList<Setting> All = new Setting[]
     {
         new("bind", "-b", "ADDRESS", "127.0.0.1:8000", SettingKind.Text,
-            "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path/to.sock. Repeat for several. " +
-            "Port 0 picks a free port.",
+            "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path/to.sock, fd://N. Repeat for several. " +
+            "Port 0 picks a free port. https://HOST:PORT is always TLS, http://HOST:PORT never; a bare HOST:PORT " +
+            "is TLS when --certfile is given.",
             Repeatable: true),
         new("threads", null, "N", "4", SettingKind.PositiveInt,
             "Python threads serving requests in each process. One GIL: a CPU-bound app gains nothing from more than " +

@@ -23,7 +23,6 @@ public sealed class ForwardedTests : IClassFixture<ForwardedTests.Servers>
     /// <summary>The nginx config the README's "Behind a proxy" section shows (ports and paths filled in).</summary>
     public static string NginxHttpBlock(string dir, TestCertificates certs, int tcpPort, int tcpUpstream,
         int unixPort, string unixSocket) => $$"""
-        user root;
         http {
             access_log off;
             client_body_temp_path {{dir}}/client_body;
@@ -32,8 +31,8 @@ public sealed class ForwardedTests : IClassFixture<ForwardedTests.Servers>
             uwsgi_temp_path {{dir}}/uwsgi;
             scgi_temp_path {{dir}}/scgi;
 
-            upstream sharpwsgi_tcp { server 127.0.0.1:{{tcpUpstream}}; }
-            upstream sharpwsgi_unix { server unix:{{unixSocket}}; }
+            upstream sharpwsgi_tcp { server 127.0.0.1:{{tcpUpstream}}; keepalive 8; }
+            upstream sharpwsgi_unix { server unix:{{unixSocket}}; keepalive 8; }
 
             server {
                 listen 127.0.0.1:{{tcpPort}} ssl;
@@ -41,6 +40,8 @@ public sealed class ForwardedTests : IClassFixture<ForwardedTests.Servers>
                 ssl_certificate_key {{certs.ServerKey}};
                 location / {
                     proxy_pass http://sharpwsgi_tcp;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
                     proxy_set_header Host $http_host;
                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     proxy_set_header X-Forwarded-Proto $scheme;
@@ -55,6 +56,8 @@ public sealed class ForwardedTests : IClassFixture<ForwardedTests.Servers>
                 ssl_certificate_key {{certs.ServerKey}};
                 location / {
                     proxy_pass http://sharpwsgi_unix;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
                     proxy_set_header Host $http_host;
                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     proxy_set_header X-Forwarded-Proto $scheme;
