@@ -12,14 +12,18 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 string bind = "127.0.0.1:8000", appName = "hello";
+var protocols = HttpProtocols.Http1AndHttp2; // on cleartext: HTTP/1.1 only (Kestrel needs ALPN to choose h2)
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
         case "--bind" when i + 1 < args.Length: bind = args[++i]; break;
         case "--app" when i + 1 < args.Length: appName = args[++i]; break;
+        // --h2c: prior-knowledge HTTP/2 only, for Kestrel's own h2/h1 ratio (bench/README.md, HTTP/2 run).
+        case "--h2c": protocols = HttpProtocols.Http2; break;
         default:
-            Console.Error.WriteLine("usage: PlainKestrel --bind HOST:PORT --app hello|flask|static10k|echo10k|stream100|sleep10ms");
+            Console.Error.WriteLine("usage: PlainKestrel --bind HOST:PORT --app hello|flask|static10k|echo10k|" +
+                "stream100|sleep10ms [--h2c]");
             return 2;
     }
 }
@@ -33,7 +37,7 @@ if (!PlainApp.Handlers.TryGetValue(appName, out var handler))
 
 var options = new KestrelServerOptions { AddServerHeader = false, AllowSynchronousIO = false };
 options.Limits.MaxRequestBodySize = null;
-options.Listen(endPoint);
+options.Listen(endPoint, listen => listen.Protocols = protocols);
 var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { Backlog = 2048 }), NullLoggerFactory.Instance);
 using var server = new KestrelServer(Options.Create(options), transport, NullLoggerFactory.Instance);
 await server.StartAsync(new PlainApp(handler), CancellationToken.None);
