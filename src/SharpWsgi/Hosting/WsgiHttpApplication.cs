@@ -84,6 +84,15 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         switch (result.Outcome)
         {
             case ExchangeOutcome.Aborted:
+                // What the app produced goes out first (a short body then a reset tells the client it is
+                // incomplete, and shows why); a client that does not take it at once is not waited for.
+                try
+                {
+                    var flush = exchange.ResponseBodyFeature.Writer.FlushAsync();
+                    if (!flush.IsCompleted) await flush.AsTask().WaitAsync(TimeSpan.FromMilliseconds(200))
+                        .ConfigureAwait(false);
+                }
+                catch (Exception) { } // the client is gone or slow: abort is all that is left
                 exchange.AbortConnection();
                 break;
             case ExchangeOutcome.CompletedThenClose:

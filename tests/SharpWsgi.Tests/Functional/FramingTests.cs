@@ -338,10 +338,16 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
         c.Send(Get("/content_length/under"));
         var raw = Encoding.Latin1.GetString(c.ReadToEnd()); // returns at EOF; a server that waits forever times out
         var split = raw.IndexOf("\r\n\r\n", StringComparison.Ordinal);
-        Assert.True(split > 0, "no response head: " + raw);
-        Assert.Matches(new Regex("^Content-Length: 10$", RegexOptions.Multiline | RegexOptions.IgnoreCase),
-            raw[..split].Replace("\r", ""));
-        Assert.Equal("01234", raw[(split + 4)..]);
+        // The server flushes what the app sent, then resets the connection; a reset that overtakes those bytes in
+        // the socket layer leaves the client with nothing, which also says the response is incomplete. What must
+        // never happen is a complete-looking response or a connection left open.
+        if (raw.Length > 0)
+        {
+            Assert.True(split > 0, "no response head: " + raw);
+            Assert.Matches(new Regex("^Content-Length: 10$", RegexOptions.Multiline | RegexOptions.IgnoreCase),
+                raw[..split].Replace("\r", ""));
+            Assert.Equal("01234", raw[(split + 4)..]);
+        }
         Assert.Equal("hello single", Http.Get(Port, "/single").BodyText);
     }
 
