@@ -228,7 +228,9 @@ public static class SettingsRegistry
         new("ciphers", null, "SUITES", null, SettingKind.Text,
             "TLS 1.2 cipher suites, colon-separated IANA or OpenSSL names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or " +
             "ECDHE-RSA-AES128-GCM-SHA256). TLS 1.3 always uses its three standard suites. Default: ECDHE with " +
-            "AES-GCM or ChaCha20-Poly1305 only (forward secrecy, AEAD).", Section: "TLS and HTTP/2"),
+            "AES-GCM or ChaCha20-Poly1305 only (forward secrecy, AEAD). DEFAULT: OpenSSL's configured list " +
+            "(openssl.cnf), which also gives TLS 1.2 session resumption: .NET does not resume sessions under a " +
+            "suite list of its own.", Section: "TLS and HTTP/2"),
         new("http2", null, "on|off", "on", SettingKind.Choice,
             "HTTP/2: over TLS by ALPN, and on cleartext ports as prior-knowledge h2c next to HTTP/1.1 (chosen per " +
             "connection from its first bytes). off: HTTP/1.1 only. HTTP/3 is not offered (it needs libmsquic).",

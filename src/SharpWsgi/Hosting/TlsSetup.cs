@@ -23,11 +23,11 @@ public sealed class TlsSetup
     private readonly X509Certificate2Collection? _clientAuthorities;
     private readonly ClientCertificateMode _clientMode;
     private readonly SslProtocols _protocols;
-    private readonly CipherSuitesPolicy _ciphers;
+    private readonly CipherSuitesPolicy? _ciphers;
 
     private TlsSetup(X509Certificate2 certificate, X509Certificate2Collection chain,
         X509Certificate2Collection? clientAuthorities, ClientCertificateMode clientMode, SslProtocols protocols,
-        CipherSuitesPolicy ciphers)
+        CipherSuitesPolicy? ciphers)
     {
         _certificate = certificate;
         _chain = chain;
@@ -187,7 +187,8 @@ public sealed class TlsSetup
             HandshakeTimeout = TimeSpan.FromSeconds(Math.Max(1, handshakeTimeoutSeconds)),
             OnAuthenticate = (_, ssl) =>
             {
-                ssl.CipherSuitesPolicy = _ciphers;
+                // null: OpenSSL's own list (--ciphers DEFAULT), with which .NET also caches TLS 1.2 sessions.
+                if (_ciphers != null) ssl.CipherSuitesPolicy = _ciphers;
                 ssl.AllowRenegotiation = false;
             },
         };
@@ -343,5 +344,9 @@ public static class CipherSuites
         return suites;
     }
 
-    public static CipherSuitesPolicy Policy(string? ciphers) => new(Tls13.Concat(Tls12(ciphers)));
+    /// <summary>The policy for --ciphers; null for DEFAULT (OpenSSL's configured list, as an unconfigured
+    /// SslStream uses it). .NET resumes TLS 1.2 sessions only without a policy of its own.</summary>
+    public static CipherSuitesPolicy? Policy(string? ciphers) =>
+        string.Equals(ciphers?.Trim(), "DEFAULT", StringComparison.OrdinalIgnoreCase)
+            ? null : new(Tls13.Concat(Tls12(ciphers)));
 }

@@ -104,6 +104,20 @@ public sealed class TlsTests : IDisposable
         Assert.False(Probe(server.Port, "--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384").GetProperty("ok").GetBoolean());
     }
 
+    [Theory]
+    [InlineData(null, false)] // our own suite list: .NET keeps no TLS 1.2 session cache under a CipherSuitesPolicy
+    [InlineData("DEFAULT", true)]
+    public void Tls12SessionResumption_OnlyWithOpenSslsOwnList(string? ciphers, bool resumed)
+    {
+        using var server = ciphers == null ? StartTls() : StartTls("--ciphers", ciphers);
+        var (code, output) = Run("sh", "-c", $"echo | openssl s_client -connect 127.0.0.1:{server.Port} -tls1_2 " +
+            $"-reconnect -CAfile {_certs.CaCert} 2>/dev/null");
+        Assert.True(code == 0, output);
+        var reused = Regex.Matches(output, "^Reused, TLSv1.2", RegexOptions.Multiline).Count;
+        Assert.Contains("New, TLSv1.2", output);
+        Assert.Equal(resumed, reused > 0);
+    }
+
     [Fact]
     public void Curl_OverHttps_VerifiesTheChainAndGets200()
     {
