@@ -221,7 +221,8 @@ public static class SettingsRegistry
         new("cert-reqs", null, "MODE", "none", SettingKind.Choice,
             "Client certificates (mTLS, with --ca-certs): none (not asked for), optional (asked for; a client " +
             "without one is served with SSL_CLIENT_VERIFY NONE), required (the handshake fails without one). " +
-            "Either way a certificate that does not chain to --ca-certs fails the handshake.", Choices: new[] { "none", "optional", "required" }, Section: "TLS and HTTP/2"),
+            "Either way a certificate that does not chain to --ca-certs fails the handshake.",
+            Choices: new[] { "none", "optional", "required" }, Section: "TLS and HTTP/2"),
         new("tls-min-version", null, "VERSION", "1.2", SettingKind.Choice,
             "Oldest TLS version accepted (SSLv3, TLS 1.0 and 1.1 are never offered).",
             Choices: new[] { "1.2", "1.3" }, Section: "TLS and HTTP/2"),
