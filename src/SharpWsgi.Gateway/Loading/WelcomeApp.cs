@@ -67,7 +67,7 @@ sharpwsgi "myapp:create_app()"</code></pre>
 <pre><code>sharpwsgi app:app                    # app.py with app = Flask(__name__)
 sharpwsgi "myproject:create_app()"   # an application factory</code></pre>
 <h3>Django</h3>
-<pre><code>cd mysite &amp;&amp; sharpwsgi mysite.wsgi   # next to manage.py; uses mysite/wsgi.py's application</code></pre>
+<pre><code>cd mysite &amp;&amp; sharpwsgi mysite.wsgi   # beside manage.py: mysite/wsgi.py's application</code></pre>
 <h3>Before you deploy</h3>
 <pre><code>sharpwsgi --check-config -c sharpwsgi.conf myapp:app   # load the app, bind nothing
 sharpwsgi --print-config -c sharpwsgi.conf myapp:app   # each setting and its source

@@ -59,7 +59,7 @@ public static class HelpText
         sb.AppendLine();
         sb.AppendLine("Commands (flags only, no environment variable):");
         sb.AppendLine();
-        foreach (var (flag, doc) in Commands) sb.AppendLine($"- `{flag}`: {doc}");
+        foreach (var (flag, doc) in Commands) sb.AppendLine($"- **{flag}**: {doc}");
         foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
         {
             sb.AppendLine();
