@@ -17,9 +17,16 @@ public static class ConfigCheck
         Program.CheckSettings(settings);
         var tls = TlsSetup.Load(settings);
         var listen = settings.Binds.Select(b => ListenSockets.Describe(b, settings)).ToList();
+        // Files the server would write: only their directories are checked (a check writes nothing).
+        if (settings.PidFile != null) CheckDirectoryOf("--pid", settings.PidFile);
+        if (settings.ErrorLogFile != "-") CheckDirectoryOf("--error-logfile", settings.ErrorLogFile);
 
         var (code, report) = RunCheckWorker(args);
-        if (code != 0) return code; // the worker printed the problem, as a failing real worker would
+        if (code is WorkerProtocol.ExitStartup or WorkerProtocol.ExitUsage or WorkerProtocol.ExitAppLoad)
+            return code; // the worker printed the problem, as a failing real worker would
+        if (code != 0)
+            throw new StartupException($"The check worker died while loading the app (exit code {code}" +
+                (code > 128 ? $", signal {code - 128}" : "") + "): a crash in the interpreter or an extension.");
 
         var sb = new StringBuilder();
         sb.AppendLine($"sharpwsgi {version}: configuration OK");
@@ -35,6 +42,13 @@ public static class ConfigCheck
         sb.AppendLine("(nothing was bound: a port already in use is not detected)");
         Console.Out.Write(sb.ToString());
         return 0;
+    }
+
+    private static void CheckDirectoryOf(string option, string file)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        if (!Directory.Exists(directory))
+            throw new StartupException($"{option} {file}: no such directory {directory}.");
     }
 
     private static void Row(StringBuilder sb, string name, string value) => sb.AppendLine($"  {name + ":",-13}{value}");

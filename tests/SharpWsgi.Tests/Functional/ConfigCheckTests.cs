@@ -169,6 +169,28 @@ public sealed class ConfigCheckTests
     }
 
     [Fact]
+    public void CheckConfig_PidFileInMissingDirectory_ExitsWithStartupCode()
+    {
+        var (code, output) = Run(new[] { "--check-config", "--pid", "/nonexistent-sharpwsgi-dir/app.pid", EchoApp });
+        AssertCleanFailure(code, output, 1, "--pid /nonexistent-sharpwsgi-dir/app.pid: no such directory");
+    }
+
+    [Fact]
+    public void CheckConfig_AppThatCrashesTheInterpreter_ReportsTheDeadWorker()
+    {
+        var dir = Directory.CreateTempSubdirectory("sharpwsgi-check-");
+        try
+        {
+            var app = Path.Combine(dir.FullName, "crashing_app.py");
+            File.WriteAllText(app, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n");
+            var (code, output) = Run(new[] { "--check-config", app });
+            AssertCleanFailure(code, output, 1,
+                "The check worker died while loading the app (exit code 137, signal 9)");
+        }
+        finally { dir.Delete(recursive: true); }
+    }
+
+    [Fact]
     public void PrintConfig_FileEnvironmentAndFlag_EachValueWithItsSource()
     {
         var config = Path.GetTempFileName();
