@@ -3,12 +3,12 @@
 # Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3),
 # libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through), and the programs the edge tests
 # run for real: nginx (with its stream module, for PROXY protocol) and haproxy in front, curl, openssl, python3-h2
-# and h2load (nghttp2-client) as clients.
+# and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot).
 # Prints a final line "N passed, N failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl
+packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl chromium
     python3-h2 nghttp2-client)
 missing=()
 for p in "${packages[@]}"; do

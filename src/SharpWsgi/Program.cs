@@ -37,8 +37,17 @@ public static class Program
         if (settings.ShowHelp) { Console.Out.Write(HelpText.Usage(Version)); return 0; }
         if (settings.ShowVersion) { Console.Out.WriteLine($"sharpwsgi {Version}"); return 0; }
         if (settings.PrintSettingsMarkdown) { Console.Out.Write(HelpText.Markdown()); return 0; }
+        if (settings.PrintConfig) { Console.Out.Write(ConfigReport.Print(settings, Version)); return 0; }
 
-        var loggers = new ErrorLogProvider(ErrorLogProvider.ParseLevel(settings.LogLevel), settings.ErrorLogFile);
+        var level = ErrorLogProvider.ParseLevel(settings.LogLevel);
+        var errorLog = settings.ErrorLogFile;
+        if (settings.CheckConfig || WorkerProtocol.IsCheckWorker)
+        {
+            // A check reports on the terminal (or the CI log): problems only, never into the server's log file.
+            if (level < LogLevel.Warning) level = LogLevel.Warning;
+            errorLog = "-";
+        }
+        var loggers = new ErrorLogProvider(level, errorLog);
         var log = loggers.CreateLogger("sharpwsgi");
         try
         {
@@ -70,18 +79,27 @@ public static class Program
     private static int Serve(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
         if (WorkerProtocol.IsWorker) return WorkerMain.Run(settings, loggers, log, Version);
+        // The check worker is started with the same arguments, --check-config among them: IsWorker comes first.
+        if (settings.CheckConfig) return Supervisor.ConfigCheck.Run(args, settings, Version);
         log.LogInformation("Starting sharpwsgi {Version}", Version);
-        if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
-            throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
-        CheckTempDirectory(settings.TempDirectory);
-        if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
-            throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
+        CheckSettings(settings);
         log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each",
             settings.Workers, settings.Threads);
         // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
         // later workers (respawns, reloads) get the supervisor's description and skip that step.
         var python = Task.Run(() => WorkerMain.DescribePython(settings));
         return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
+    }
+
+    /// <summary>The supervisor's checks of settings that parse but cannot work (also run by --check-config).
+    /// </summary>
+    internal static void CheckSettings(ServerSettings settings)
+    {
+        if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
+            throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+        CheckTempDirectory(settings.TempDirectory);
+        if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
+            throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
     }
 
     /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find

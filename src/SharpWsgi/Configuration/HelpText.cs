@@ -33,8 +33,20 @@ public static class HelpText
         sb.AppendLine("Other:");
         sb.AppendLine($"  {"-h, --help",-32} Show this help and exit.");
         sb.AppendLine($"  {"-v, --version",-32} Show the version and exit.");
+        foreach (var (flag, doc) in Commands) sb.AppendLine($"  {flag,-32} {doc}");
         return sb.ToString();
     }
+
+    /// <summary>Flags that do something and exit instead of serving; not settings (no environment variable).
+    /// </summary>
+    public static readonly (string Flag, string Doc)[] Commands =
+    {
+        ("--check-config", "Check every setting, the certificate files and the --bind syntax, load the app in a " +
+            "throwaway worker, print what would be served and exit 0; or print the problem and exit non-zero " +
+            "(1 start-up, 2 usage, 4 app load). Binds nothing, so it can run beside the live server."),
+        ("--print-config", "Print every effective setting with its source (default, file, environment, " +
+            "command line) and exit."),
+    };
 
     public static string Markdown()
     {
@@ -44,6 +56,10 @@ public static class HelpText
         sb.AppendLine("Generated from the settings registry (`src/SharpWsgi/Configuration/SettingsRegistry.cs`) by");
         sb.AppendLine("`sharpwsgi --print-settings-markdown`; a test keeps this file in step with it.");
         sb.AppendLine("Precedence: default < config file (`-c FILE`) < environment variable < command line.");
+        sb.AppendLine();
+        sb.AppendLine("Commands (flags only, no environment variable):");
+        sb.AppendLine();
+        foreach (var (flag, doc) in Commands) sb.AppendLine($"- **{flag}**: {doc}");
         foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
         {
             sb.AppendLine();

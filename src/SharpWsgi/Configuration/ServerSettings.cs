@@ -9,6 +9,22 @@ public sealed class UsageException : Exception
     public UsageException(string message) : base(message) { }
 }
 
+/// <summary>Where an effective setting's value came from (--print-config).</summary>
+public enum SettingSource { Default, File, Environment, CommandLine }
+
+/// <summary>A setting's source and, for a human, where exactly: "config.ini:3", "SHARPWSGI_THREADS", "--threads".
+/// </summary>
+public sealed record SettingOrigin(SettingSource Source, string Where)
+{
+    public override string ToString() => Source switch
+    {
+        SettingSource.Default => "default",
+        SettingSource.File => "file " + Where,
+        SettingSource.Environment => "environment " + Where,
+        _ => "command line " + Where,
+    };
+}
+
 /// <summary>
 /// The effective settings: registry defaults, then SHARPWSGI_* environment variables, then the command line
 /// (each later source overrides the earlier; for repeatable settings the last source that names it wins).
@@ -20,20 +36,37 @@ public sealed class ServerSettings
     public bool ShowHelp { get; private set; }
     public bool ShowVersion { get; private set; }
     public bool PrintSettingsMarkdown { get; private set; }
+    /// <summary>--check-config: validate everything, load the app in a throwaway worker, serve nothing.</summary>
+    public bool CheckConfig { get; private set; }
+    /// <summary>--print-config: print every effective setting and its source, then exit.</summary>
+    public bool PrintConfig { get; private set; }
+
+    // Kept beside the values, for --print-config only: the last source that set each setting.
+    private readonly Dictionary<string, SettingOrigin> _origins = new();
+    public SettingOrigin? AppOrigin { get; private set; }
+
+    /// <summary>Where the effective value of a setting came from; null when it has none (no default, unset).
+    /// </summary>
+    public SettingOrigin? OriginOf(string name) => _origins.GetValueOrDefault(name);
 
     public static ServerSettings Parse(IReadOnlyList<string> args, IDictionary<string, string?> environment)
     {
         var s = new ServerSettings();
         foreach (var def in SettingsRegistry.All)
-            if (def.Default != null) s._values[def.Name] = new() { def.Default };
+        {
+            if (def.Default == null) continue;
+            s._values[def.Name] = new() { def.Default };
+            s._origins[def.Name] = new(SettingSource.Default, "");
+        }
 
         // The config file (named on the command line or in SHARPWSGI_CONFIG) sits between defaults and the environment.
         var configPath = FindConfigPath(args, environment);
         if (configPath != null)
         {
             s.ConfigFile = Path.GetFullPath(configPath);
-            foreach (var (def, value) in ReadConfigFile(s.ConfigFile))
+            foreach (var (def, value, line) in ReadConfigFile(s.ConfigFile))
             {
+                s._origins[def.Name] = new(SettingSource.File, $"{s.ConfigFile}:{line}");
                 if (!s._fromConfig.Add(def.Name) && def.Repeatable) { s._values[def.Name].Add(value); continue; }
                 s._values[def.Name] = new() { value };
             }
@@ -47,9 +80,13 @@ public sealed class ServerSettings
                 : new[] { raw.Trim() };
             foreach (var item in items) Check(def, item, $"environment variable {def.EnvironmentVariable}");
             s._values[def.Name] = items.ToList();
+            s._origins[def.Name] = new(SettingSource.Environment, def.EnvironmentVariable);
         }
         if (environment.TryGetValue("SHARPWSGI_APP", out var envApp) && !string.IsNullOrWhiteSpace(envApp))
+        {
             s.App = envApp;
+            s.AppOrigin = new(SettingSource.Environment, "SHARPWSGI_APP");
+        }
 
         var fromCommandLine = new HashSet<string>();
         for (int i = 0; i < args.Count; i++)
@@ -58,6 +95,10 @@ public sealed class ServerSettings
             if (arg is "-h" or "--help") { s.ShowHelp = true; continue; }
             if (arg is "-v" or "--version") { s.ShowVersion = true; continue; }
             if (arg == "--print-settings-markdown") { s.PrintSettingsMarkdown = true; continue; }
+            // Actions, not settings: no environment variable or config file line can turn them on, so a
+            // leftover SHARPWSGI_CHECK_CONFIG cannot stop a server from serving.
+            if (arg == "--check-config") { s.CheckConfig = true; continue; }
+            if (arg == "--print-config") { s.PrintConfig = true; continue; }
             if (arg.StartsWith('-') && arg.Length > 1)
             {
                 string flag = arg;
@@ -78,11 +119,13 @@ public sealed class ServerSettings
                 Check(def, value, $"option {flag}");
                 if (!def.Repeatable || fromCommandLine.Add(def.Name)) s._values[def.Name] = new();
                 s._values[def.Name].Add(value);
+                s._origins[def.Name] = new(SettingSource.CommandLine, flag);
                 continue;
             }
             if (s.App != null && fromCommandLine.Contains("<app>"))
                 throw new UsageException($"only one APP may be given, got '{s.App}' and '{arg}'");
             s.App = arg;
+            s.AppOrigin = new(SettingSource.CommandLine, "APP");
             fromCommandLine.Add("<app>");
         }
         return s;
@@ -104,7 +147,7 @@ public sealed class ServerSettings
         return path;
     }
 
-    private static IEnumerable<(Setting, string)> ReadConfigFile(string path)
+    private static IEnumerable<(Setting, string, int)> ReadConfigFile(string path)
     {
         string[] lines;
         try { lines = File.ReadAllLines(path); }
@@ -127,7 +170,7 @@ public sealed class ServerSettings
                       ?? throw new UsageException($"{path}:{n + 1}: unknown setting '{name}'");
             if (name == "config") throw new UsageException($"{path}:{n + 1}: a config file cannot name another");
             Check(def, value, $"{path}:{n + 1}");
-            yield return (def, value);
+            yield return (def, value, n + 1);
         }
     }
 

@@ -32,7 +32,15 @@ public static class WorkerProtocol
     public const string BalanceFileVariable = "SHARPWSGI_BALANCE_FILE";
     public const string BalanceSlotVariable = "SHARPWSGI_BALANCE_SLOT";
 
+    /// <summary>"1" for --check-config's throwaway worker: it imports the app, reports on stdout with
+    /// <see cref="CheckLinePrefix"/> lines and exits (0, or the usual start-up exit codes) without serving.</summary>
+    public const string CheckVariable = "SHARPWSGI_WORKER_CHECK";
+    /// <summary>Marks the check worker's report lines ("sharpwsgi-check: app REPR", "... python VERSION PATH"), so
+    /// whatever the app prints while it is imported is not mistaken for them.</summary>
+    public const string CheckLinePrefix = "sharpwsgi-check: ";
+
     public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
+    public static bool IsCheckWorker => IsWorker && Environment.GetEnvironmentVariable(CheckVariable) == "1";
 
     /// <summary>Reads a variable of the worker's environment and removes it.</summary>
     public static string? Take(string variable)

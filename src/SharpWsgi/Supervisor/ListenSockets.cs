@@ -63,6 +63,31 @@ public static class ListenSockets
         return (bind, settings.CertFile != null);
     }
 
+    /// <summary>
+    /// --check-config: what a bind would listen on, checked as far as possible without binding (the live server
+    /// may hold the port, and a check must not take it): the syntax, the host's address, a unix socket's
+    /// directory. A port in use or a privileged port is not detected.
+    /// </summary>
+    public static string Describe(string bind, ServerSettings settings)
+    {
+        if (bind.StartsWith("fd://", StringComparison.Ordinal))
+        {
+            if (!int.TryParse(bind["fd://".Length..], out var fd) || fd < 0)
+                throw new StartupException($"--bind {bind}: expected fd://N with a descriptor number.");
+            return bind + " (an inherited descriptor)";
+        }
+        if (bind.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            var path = Path.GetFullPath(bind["unix:".Length..]);
+            var directory = Path.GetDirectoryName(path)!;
+            if (!Directory.Exists(directory))
+                throw new StartupException($"Cannot listen on {bind}: no such directory {directory}.");
+            return "unix:" + path;
+        }
+        var (address, tls) = SplitScheme(bind, settings);
+        return Url(ServerHost.ParseEndPoint(address), tls);
+    }
+
     private static ListenSocket OpenOne(string bind, ServerSettings settings)
     {
         if (bind.StartsWith("fd://", StringComparison.Ordinal))

@@ -482,7 +482,7 @@ public sealed class Supervisor
     }
 
     /// <summary>How to start this same program again: the apphost directly, or dotnet with our dll.</summary>
-    private static (string Exe, string[] Prefix) SelfCommand()
+    internal static (string Exe, string[] Prefix) SelfCommand()
     {
         var path = Environment.ProcessPath!;
         if (Path.GetFileNameWithoutExtension(path) == "dotnet")

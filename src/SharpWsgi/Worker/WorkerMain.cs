@@ -22,6 +22,23 @@ public static class WorkerMain
         return PythonLocator.Describe(interpreter, source);
     }
 
+    /// <summary>--check-config's worker: the same start-up and app import as a serving worker (so the same
+    /// failures and exit codes), then a report on stdout instead of serving.</summary>
+    private static int CheckApp(ServerSettings settings, string version, PythonInfo info)
+    {
+        var app = PythonRuntime.RunOnMainThreadState(() =>
+        {
+            using var loaded = AppLoader.Load(settings.App, version);
+            return Py.Repr(loaded.Borrow());
+        });
+        Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
+                              info.Executable);
+        Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {info.LibPythonPath}");
+        Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}app {app.ReplaceLineEndings(" ")}");
+        Console.Out.Flush();
+        return 0;
+    }
+
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
         var control = ControlChannel.FromEnvironment();
@@ -42,6 +59,7 @@ public static class WorkerMain
         var multiprocess = WorkerProtocol.Take(WorkerProtocol.MultiprocessVariable) == "1";
         long.TryParse(WorkerProtocol.Take(WorkerProtocol.MaxRequestsVariable), out var maxRequests);
         var described = WorkerProtocol.Take(WorkerProtocol.PythonVariable);
+        var check = WorkerProtocol.Take(WorkerProtocol.CheckVariable) == "1";
 
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         if (settings.Chdir != null)
@@ -57,6 +75,7 @@ public static class WorkerMain
         PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
         log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(),
             info.Executable, info.LibPythonPath);
+        if (check) return CheckApp(settings, version, info);
 
         var options = new WsgiOptions
         {

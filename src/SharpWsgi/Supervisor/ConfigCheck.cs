@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Text;
+using SharpWsgi.Configuration;
+using SharpWsgi.Hosting;
+
+namespace SharpWsgi.Supervisor;
+
+/// <summary>
+/// --check-config: the supervisor's start-up checks (settings, TLS files, bind syntax) without binding or
+/// writing a pid file, then one throwaway worker that imports the app and exits. Failures surface as the
+/// same exceptions and exit codes as a real start; success prints what would be served.
+/// </summary>
+public static class ConfigCheck
+{
+    public static int Run(string[] args, ServerSettings settings, string version)
+    {
+        Program.CheckSettings(settings);
+        var tls = TlsSetup.Load(settings);
+        var listen = settings.Binds.Select(b => ListenSockets.Describe(b, settings)).ToList();
+        // Files the server would write: only their directories are checked (a check writes nothing).
+        if (settings.PidFile != null) CheckDirectoryOf("--pid", settings.PidFile);
+        if (settings.ErrorLogFile != "-") CheckDirectoryOf("--error-logfile", settings.ErrorLogFile);
+
+        var (code, report) = RunCheckWorker(args);
+        if (code is WorkerProtocol.ExitStartup or WorkerProtocol.ExitUsage or WorkerProtocol.ExitAppLoad)
+            return code; // the worker printed the problem, as a failing real worker would
+        if (code != 0)
+            throw new StartupException($"The check worker died while loading the app (exit code {code}" +
+                (code > 128 ? $", signal {code - 128}" : "") + "): a crash in the interpreter or an extension.");
+
+        var sb = new StringBuilder();
+        sb.AppendLine($"sharpwsgi {version}: configuration OK");
+        Row(sb, "config file", settings.ConfigFile ?? "none");
+        Row(sb, "app", (settings.App ?? "(the built-in welcome app)") +
+                       (report.TryGetValue("app", out var app) ? " -> " + app : ""));
+        if (report.TryGetValue("python", out var python)) Row(sb, "python", python);
+        if (report.TryGetValue("libpython", out var lib)) Row(sb, "libpython", lib);
+        foreach (var url in listen) Row(sb, "listen", url);
+        Row(sb, "workers", $"{settings.Workers} x {settings.Threads} Python thread(s)");
+        Row(sb, "tls", tls == null ? "off" :
+            $"{tls.Certificate.Subject}, valid until {tls.Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd}");
+        sb.AppendLine("(nothing was bound: a port already in use is not detected)");
+        Console.Out.Write(sb.ToString());
+        return 0;
+    }
+
+    private static void CheckDirectoryOf(string option, string file)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        if (!Directory.Exists(directory))
+            throw new StartupException($"{option} {file}: no such directory {directory}.");
+    }
+
+    private static void Row(StringBuilder sb, string name, string value) => sb.AppendLine($"  {name + ":",-13}{value}");
+
+    /// <summary>Starts this executable in the worker role with no listeners and the check variable, waits for
+    /// it, and returns its exit code and report lines (anything else the app printed passes through).</summary>
+    private static (int Code, Dictionary<string, string> Report) RunCheckWorker(string[] args)
+    {
+        var (exe, prefix) = Supervisor.SelfCommand();
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (var a in prefix.Concat(args)) psi.ArgumentList.Add(a);
+        psi.Environment[WorkerProtocol.FdsVariable] = "";
+        psi.Environment[WorkerProtocol.CheckVariable] = "1";
+        using var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker ({exe})");
+        var report = new Dictionary<string, string>();
+        while (process.StandardOutput.ReadLine() is { } line)
+        {
+            if (!line.StartsWith(WorkerProtocol.CheckLinePrefix, StringComparison.Ordinal))
+            {
+                Console.Out.WriteLine(line);
+                continue;
+            }
+            var rest = line[WorkerProtocol.CheckLinePrefix.Length..];
+            var space = rest.IndexOf(' ');
+            if (space > 0) report[rest[..space]] = rest[(space + 1)..];
+        }
+        process.WaitForExit();
+        return (process.ExitCode, report);
+    }
+}
