@@ -38,7 +38,8 @@ public static class Program
         if (settings.ShowVersion) { Console.Out.WriteLine($"sharpwsgi {Version}"); return 0; }
         if (settings.PrintSettingsMarkdown) { Console.Out.Write(HelpText.Markdown()); return 0; }
 
-        var loggers = new ErrorLogProvider(ErrorLogProvider.ParseLevel(settings.LogLevel), settings.ErrorLogFile);
+        var loggers = new ErrorLogProvider(ErrorLogProvider.ParseLevel(settings.LogLevel), settings.ErrorLogFile,
+            settings.JsonLogs);
         var log = loggers.CreateLogger("sharpwsgi");
         try
         {
