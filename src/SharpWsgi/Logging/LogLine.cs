@@ -59,16 +59,21 @@ public struct LogLine
         _length += n;
     }
 
+    /// <summary>Exactly <paramref name="count"/> digits, zero-padded (a fraction).</summary>
+    public void Digits(long value, int count)
+    {
+        var span = Reserve(count);
+        for (var i = count - 1; i >= 0; i--, value /= 10) span[i] = (byte)('0' + value % 10);
+        _length += count;
+    }
+
     /// <summary>Milliseconds with three decimals, from Stopwatch ticks.</summary>
     public void Milliseconds(long ticks)
     {
         var micros = ticks * 1_000_000 / System.Diagnostics.Stopwatch.Frequency;
         Number(micros / 1000);
         Raw((byte)'.');
-        var frac = micros % 1000;
-        Raw((byte)('0' + frac / 100));
-        Raw((byte)('0' + frac / 10 % 10));
-        Raw((byte)('0' + frac % 10));
+        Digits(micros % 1000, 3);
     }
 
     private static ReadOnlySpan<byte> Hex => "0123456789abcdef"u8;

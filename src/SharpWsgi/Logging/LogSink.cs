@@ -21,6 +21,7 @@ public sealed class LogSink : IDisposable
     private readonly Thread _thread;
     private int _queued;
     private int _sleeping;
+    private int _overflowSaid;
     private volatile bool _reopen;
     private volatile bool _stopping;
     private long _dropped;
@@ -28,7 +29,7 @@ public sealed class LogSink : IDisposable
     private bool _failing;
 
     /// <param name="path">A file to append to, or "-" for stdout.</param>
-    /// <param name="report">Where the sink's own trouble is said (the error log); called on its thread.</param>
+    /// <param name="report">Where the sink's own trouble is said (the error log), once per spell of it.</param>
     public LogSink(string path, Action<string> report)
     {
         _path = path == "-" ? null : Path.GetFullPath(path);
@@ -49,6 +50,9 @@ public sealed class LogSink : IDisposable
             Interlocked.Decrement(ref _queued);
             Interlocked.Increment(ref _dropped);
             ArrayPool<byte>.Shared.Return(buffer);
+            // Said once per spell (the writer is stuck, so it cannot say it); the writer re-arms this.
+            if (Interlocked.Exchange(ref _overflowSaid, 1) == 0)
+                _report($"Access log: {_path ?? "stdout"} is not keeping up; lines are being dropped");
             return;
         }
         _queue.Enqueue((buffer, length));
@@ -88,6 +92,7 @@ public sealed class LogSink : IDisposable
                 ArrayPool<byte>.Shared.Return(line.Buffer);
             }
             if (used > 0) WriteAll(batch, used);
+            if (_queue.IsEmpty) Volatile.Write(ref _overflowSaid, 0);
             if (_stopping) return; // what was queued before the stop is written
             _wake.Reset();
             Volatile.Write(ref _sleeping, 1);

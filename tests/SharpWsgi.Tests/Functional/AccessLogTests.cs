@@ -20,7 +20,8 @@ public sealed class AccessLogTests : IDisposable
     }
 
     private static RawResponse Get(ServerProcess server, string target, string extraHeaders = "") =>
-        RawHttp.Exchange(server.Port, $"GET {target} HTTP/1.1\r\nHost: localhost\r\n{extraHeaders}Connection: close\r\n\r\n");
+        RawHttp.Exchange(server.Port,
+            $"GET {target} HTTP/1.1\r\nHost: localhost\r\n{extraHeaders}Connection: close\r\n\r\n");
 
     /// <summary>The first line of the file matching the pattern, polled until the deadline.</summary>
     private static string WaitForLine(string path, Func<string, bool> match, double seconds = 20)

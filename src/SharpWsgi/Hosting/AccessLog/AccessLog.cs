@@ -49,7 +49,12 @@ public sealed class AccessLog : IDisposable
         }
         for (var i = 0; i < format.Length; i++)
         {
-            if (format[i] == '%' && i + 1 < format.Length && format[i + 1] == '%') { literal.Append('%'); i++; continue; }
+            if (format[i] == '%' && i + 1 < format.Length && format[i + 1] == '%')
+            {
+                literal.Append('%');
+                i++;
+                continue;
+            }
             var close = format[i] == '%' && i + 1 < format.Length && format[i + 1] == '('
                 ? format.IndexOf(")s", i + 2, StringComparison.Ordinal) : -1;
             if (close < 0) { literal.Append(format[i]); continue; }
@@ -134,7 +139,7 @@ public sealed class AccessLog : IDisposable
                 case Atom.M: line.Number(micros / 1000); break;
                 case Atom.L:
                     line.Number(micros / 1_000_000); line.Raw((byte)'.');
-                    line.Ascii((micros % 1_000_000).ToString("D6"));
+                    line.Digits(micros % 1_000_000, 6);
                     break;
                 case Atom.p: line.Ascii(_pidAtom); break;
                 case Atom.RequestHeader: Dash(ref line, Header(x.KestrelRequestHeaders, part.Text)); break;
