@@ -120,6 +120,23 @@ public sealed class AccessLogTests : IDisposable
     }
 
     [Fact]
+    public void ServersOwnAnswer_Refused_LoggedWithoutAppTimes()
+    {
+        var path = Path.Combine(_dir, "access.log");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path, "--log-format", "json",
+            "--limit-request-body", "10");
+        var response = RawHttp.Exchange(server.Port, "POST /big HTTP/1.1\r\nHost: localhost\r\n" +
+            "Content-Length: 100\r\nConnection: close\r\n\r\n" + new string('x', 100));
+        Assert.Equal(413, response.Status);
+        using var doc = JsonDocument.Parse(WaitForLine(path, l => l.Contains("/big")));
+        var root = doc.RootElement;
+        Assert.Equal(413, root.GetProperty("status").GetInt32());
+        Assert.Equal(response.Body.Length, root.GetProperty("bytes").GetInt64());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("app_ms").ValueKind);
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("queue_ms").ValueKind);
+    }
+
+    [Fact]
     public void TextErrorLog_AppLogging_CarriesRequestId()
     {
         var path = Path.Combine(_dir, "access.log");
