@@ -41,6 +41,14 @@ public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status
 /// </summary>
 public abstract class WsgiExchange
 {
+    /// <summary>When the request was queued, taken by a Python thread and done with the app (Stopwatch ticks, 0:
+    /// not reached); for the access log and metrics. A field, so the gateway sets it without a call.</summary>
+    public ExchangeTimings Timings;
+
+    /// <summary>The request's ID (X-Request-ID) when the host assigns one; the error log tags the app's lines with
+    /// it.</summary>
+    public virtual string? RequestId => null;
+
     public abstract string Method { get; }
     /// <summary>The request target exactly as the client sent it (origin-form, absolute-form or "*").</summary>
     public abstract string RawTarget { get; }
@@ -78,6 +86,21 @@ public abstract class WsgiExchange
     /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a
     /// spool.</summary>
     public abstract void Finish(ExchangeResult result);
+}
+
+/// <summary>Stopwatch timestamps of one request's way through the gateway.</summary>
+public struct ExchangeTimings
+{
+    public long QueuedAt;
+    public long StartedAt;
+    public long AppDoneAt;
+}
+
+/// <summary>The request a Python thread is running now, for log lines written on that thread.</summary>
+public static class RequestScope
+{
+    [ThreadStatic] private static string? _requestId;
+    public static string? CurrentRequestId { get => _requestId; internal set => _requestId = value; }
 }
 
 /// <summary>

@@ -30,6 +30,7 @@ public sealed class WsgiGateway
         var timeoutClass = DefineRuntimeModule(options.SwitchInterval);
         var app = loadApp();
         var objects = new WsgiObjects(appLog);
+        RouteLogging(objects);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
         var buffering = new ResponseBuffering
         {
@@ -43,6 +44,32 @@ public sealed class WsgiGateway
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);
         watchdog.Queued = () => dispatcher.Queued;
         return new WsgiGateway(dispatcher, watchdog);
+    }
+
+    /// <summary>
+    /// Python's logging reaches the error log (with its level) when the app configured no root handler; an app that
+    /// did keeps its own. Installed after the import, so the app's own basicConfig() still takes effect.
+    /// </summary>
+    private static void RouteLogging(WsgiObjects objects)
+    {
+        using var globals = Py.Dict();
+        Py.DictSet(globals, "errors", objects.ErrorStream);
+        Py.Exec("""
+import logging
+
+class _ErrorLogHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            errors._log(record.levelno, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+_root = logging.getLogger()
+if not _root.handlers:
+    _handler = _ErrorLogHandler()
+    _handler.setFormatter(logging.Formatter('%(name)s: %(message)s'))
+    _root.addHandler(_handler)
+""", globals);
     }
 
     /// <summary>

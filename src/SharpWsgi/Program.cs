@@ -47,7 +47,7 @@ public static class Program
             if (level < LogLevel.Warning) level = LogLevel.Warning;
             errorLog = "-";
         }
-        var loggers = new ErrorLogProvider(level, errorLog);
+        var loggers = new ErrorLogProvider(level, errorLog, settings.JsonLogs);
         var log = loggers.CreateLogger("sharpwsgi");
         try
         {

@@ -48,7 +48,8 @@ public sealed class WsgiObjects
 /// <summary>wsgi.errors: a text stream whose lines reach the error log.</summary>
 internal sealed class ErrorStreamTarget : IPyMethods
 {
-    public static readonly string[] Methods = { "write", "writelines", "flush" };
+    // _log(levelno, text) is not WSGI's: the logging handler the gateway installs keeps the record's level with it.
+    public static readonly string[] Methods = { "write", "writelines", "flush", "_log" };
     private readonly IGatewayLog _log;
     private readonly System.Text.StringBuilder _pending = new();
 
@@ -79,8 +80,16 @@ internal sealed class ErrorStreamTarget : IPyMethods
                             Append(Py.StrToString(line));
                         }
                 return Py.None.NewReference();
-            default:
+            case 2:
                 Flush();
+                return Py.None.NewReference();
+            default:
+                if (PyArgs.Count(args) != 2 || !Py.IsInt(PyArgs.At(args, 0)) || !Py.IsStr(PyArgs.At(args, 1)))
+                    throw new PyRaiseException(PyErrorKind.TypeError, "_log(levelno, text)");
+                var levelno = Py.AsLong(PyArgs.At(args, 0));
+                _log.Write(levelno >= 50 ? GatewayLogLevel.Critical : levelno >= 40 ? GatewayLogLevel.Error
+                    : levelno >= 30 ? GatewayLogLevel.Warning : levelno >= 20 ? GatewayLogLevel.Information
+                    : GatewayLogLevel.Debug, Py.StrToString(PyArgs.At(args, 1)));
                 return Py.None.NewReference();
         }
     }

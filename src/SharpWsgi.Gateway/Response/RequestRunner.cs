@@ -45,6 +45,8 @@ public sealed class RequestRunner
             lease.TryFinish(ExchangeResult.Plain(503, "the request waited too long for a Python thread"));
             return;
         }
+        lease.Exchange.Timings.StartedAt = Stopwatch.GetTimestamp();
+        RequestScope.CurrentRequestId = lease.Exchange.RequestId;
         var input = new InputStream(lease);
         var writer = new ResponseWriter(lease, _buffering);
         var startResponse = new StartResponse(writer, _objects, _headerNames ??= new HeaderNames());
@@ -101,6 +103,9 @@ public sealed class RequestRunner
             startResponseObj.Dispose();
             environ.Dispose();
             inputObj.Dispose();
+            RequestScope.CurrentRequestId = null;
+            // Before Finish: the host may log the request as soon as it is finished.
+            if (!lease.IsAbandoned) lease.Exchange.Timings.AppDoneAt = Stopwatch.GetTimestamp();
             writer.Finish(result);
         }
     }

@@ -56,4 +56,20 @@ public static class Libc
     }
 
     public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;
+
+    // ---- log files: O_APPEND, so several workers' batches never overwrite each other ----
+    public const int O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
+    public const int EINTR = 4, EAGAIN = 11;
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    public static extern int Open(string path, int flags, int mode);
+
+    [DllImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static extern unsafe nint SysWrite(int fd, byte* buffer, nint count);
+
+    /// <summary>write(2) of buffer[offset..offset+count]; -1 with the errno in GetLastPInvokeError.</summary>
+    public static unsafe nint Write(int fd, byte[] buffer, int offset, int count)
+    {
+        fixed (byte* start = buffer) return SysWrite(fd, start + offset, count);
+    }
 }

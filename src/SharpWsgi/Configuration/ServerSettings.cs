@@ -196,6 +196,11 @@ public sealed class ServerSettings
     public double KeepAliveSeconds => double.Parse(Get("keep-alive")!, CultureInfo.InvariantCulture);
     public string LogLevel => Get("log-level")!.ToLowerInvariant();
     public string ErrorLogFile => Get("error-logfile") ?? "-";
+    /// <summary>Null: no access log; "-": stdout.</summary>
+    public string? AccessLogFile => Get("access-logfile");
+    public string AccessLogFormat => Get("access-logformat")!;
+    public bool JsonLogs => Get("log-format")!.Equals("json", StringComparison.OrdinalIgnoreCase);
+    public bool RequestIdHeader => Flag("request-id-header");
     private double Seconds(string name) => double.Parse(Get(name)!, CultureInfo.InvariantCulture);
     private bool Flag(string name) => Get(name) is "true" or "1" or "yes";
 

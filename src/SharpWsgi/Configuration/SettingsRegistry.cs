@@ -84,6 +84,10 @@ public sealed record Setting(
 
 public static class SettingsRegistry
 {
+    /// <summary>gunicorn's default, so parsers of its access log read ours.</summary>
+    public const string AccessLogDefaultFormat =
+        "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"";
+
     public static readonly IReadOnlyList<Setting> All = new Setting[]
     {
         new("bind", "-b", "ADDRESS", "127.0.0.1:8000", SettingKind.Text,
@@ -118,6 +122,20 @@ public static class SettingsRegistry
             Section: "Logging"),
         new("error-logfile", null, "FILE", "-", SettingKind.Text,
             "Where the error log goes: a file (reopened on SIGUSR1, for log rotation) or - for stderr.",
+            Section: "Logging"),
+        new("access-logfile", null, "FILE", null, SettingKind.Text,
+            "Where the access log goes: a file (reopened on SIGUSR1) or - for stdout. Off when unset. Written by a " +
+            "background thread; lines that cannot be written (full disk, stuck pipe) are dropped, never waited for.",
+            Section: "Logging"),
+        new("access-logformat", null, "FORMAT", AccessLogDefaultFormat, SettingKind.Text,
+            "The access log's text line, with gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {header}i, " +
+            "{header}o, {variable}e (see README, Logs).", Section: "Logging"),
+        new("log-format", null, "text|json", "text", SettingKind.Choice,
+            "text: gunicorn's lines; json: one JSON object per line, for the error log and the access log.",
+            Choices: new[] { "text", "json" }, Section: "Logging"),
+        new("request-id-header", null, "", "false", SettingKind.Flag,
+            "Send the request's ID back in an X-Request-ID response header. The ID is the trusted peer's " +
+            "(--forwarded-allow-ips) X-Request-ID, else a new one; the app sees it as HTTP_X_REQUEST_ID.",
             Section: "Logging"),
         new("config", "-c", "FILE", null, SettingKind.Text,
             "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment). " +

@@ -25,6 +25,9 @@ public sealed partial class ForwardedHeaders
         _log = log ?? NullLogger.Instance;
     }
 
+    /// <summary>The peer may speak for the client (its X-Request-ID is kept too).</summary>
+    public bool Trusts(System.Net.IPAddress? peer) => _resolver.Trusts(peer);
+
     public void Apply(KestrelExchange exchange)
     {
         // Untrusted peers, and trusted ones without these headers, cost a few lookups and no allocation.

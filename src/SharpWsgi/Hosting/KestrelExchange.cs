@@ -24,15 +24,42 @@ public sealed class KestrelExchange : WsgiExchange
     private readonly TaskCompletionSource<ExchangeResult> _done =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PipeReader? _requestBody;
+    private readonly CountingPipeWriter? _counter;
+    private string? _requestId;
+    private bool _echoRequestId;
+    private long _plainBytes;
 
-    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
+    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle, bool countBytes = false)
     {
+        StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _features = features;
         _lifecycle = lifecycle;
         _request = features.GetRequiredFeature<IHttpRequestFeature>();
         _response = features.GetRequiredFeature<IHttpResponseFeature>();
         _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
         _connection = features.GetRequiredFeature<IHttpConnectionFeature>();
+        if (countBytes) _counter = new CountingPipeWriter(_responseBody.Writer);
+    }
+
+    /// <summary>When Kestrel handed the request over (Stopwatch ticks), for the access log's durations.</summary>
+    public long StartedAt { get; }
+    public override string? RequestId => _requestId;
+    /// <summary>Response body bytes written (counted only with the access log on).</summary>
+    public long BodyBytes => (_counter?.Count ?? 0) + _plainBytes;
+
+    internal void SetRequestId(string id, bool echo)
+    {
+        _requestId = id;
+        _echoRequestId = echo;
+    }
+
+    /// <summary>The server's own answer's body, written past the counter.</summary>
+    internal void CountPlainBytes(int count) => _plainBytes += count;
+
+    /// <summary>--request-id-header: every response head this server writes says the ID.</summary>
+    internal void EchoRequestId(IHeaderDictionary headers)
+    {
+        if (_echoRequestId && _requestId != null) headers[RequestIds.Header] = _requestId;
     }
 
     public Task<ExchangeResult> Completion => _done.Task;
@@ -131,6 +158,7 @@ public sealed class KestrelExchange : WsgiExchange
     public override void ClearResponseHeaders()
     {
         _response.Headers.Clear();
+        EchoRequestId(_response.Headers);
         // A retiring process tells each client to reconnect (to another worker) after this response.
         if (_lifecycle.Draining && !IsHttp2) _response.Headers.Connection = "close";
     }
@@ -149,7 +177,7 @@ public sealed class KestrelExchange : WsgiExchange
         else target[name] = value;
     }
 
-    public override PipeWriter ResponseBody => _responseBody.Writer;
+    public override PipeWriter ResponseBody => _counter ?? _responseBody.Writer;
 
     public override void CancelPendingIo()
     {
@@ -157,7 +185,14 @@ public sealed class KestrelExchange : WsgiExchange
         _responseBody.Writer.CancelPendingFlush();
     }
 
-    public override void AbortConnection() => _features.Get<IHttpRequestLifetimeFeature>()?.Abort();
+    public override void AbortConnection()
+    {
+        Aborted = true;
+        _features.Get<IHttpRequestLifetimeFeature>()?.Abort();
+    }
+
+    /// <summary>The connection was reset: unless the head went out first, the client got no response.</summary>
+    internal bool Aborted { get; private set; }
 
     public override void Finish(ExchangeResult result) => _done.TrySetResult(result);
 

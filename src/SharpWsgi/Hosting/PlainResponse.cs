@@ -20,6 +20,7 @@ public static class PlainResponse
         var phrase = ReasonPhrases.GetReasonPhrase(status);
         var body = Encoding.ASCII.GetBytes($"{status} {phrase}: {reason}\n");
         response.Headers.Clear();
+        exchange.EchoRequestId(response.Headers);
         response.StatusCode = status;
         response.ReasonPhrase = null;
         response.Headers.ContentType = "text/plain; charset=utf-8";
@@ -31,6 +32,7 @@ public static class PlainResponse
         try
         {
             await exchange.ResponseBodyFeature.Writer.WriteAsync(body).ConfigureAwait(false);
+            exchange.CountPlainBytes(body.Length);
             return true;
         }
         catch (Exception) { return false; }

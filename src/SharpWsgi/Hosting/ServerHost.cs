@@ -69,7 +69,7 @@ public sealed class ServerHost
     /// </summary>
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
         ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<InheritedListener> inherited,
-        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
+        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance, AccessLog? accessLog = null)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -161,8 +161,12 @@ public sealed class ServerHost
             TempDirectory = settings.TempDirectory,
             MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
         };
+        var forwarded = new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded"));
+        // IDs cost a string per request: made only where something shows them.
+        var requestIds = accessLog != null || settings.RequestIdHeader || settings.JsonLogs
+            ? new RequestIds(forwarded, settings.RequestIdHeader) : null;
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
-            new RequestLimits(settings), new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded")));
+            new RequestLimits(settings), forwarded, accessLog, requestIds);
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);

@@ -19,10 +19,14 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private readonly BodyBufferingOptions _bodies;
     private readonly RequestLimits _limits;
     private readonly ForwardedHeaders _forwarded;
+    private readonly AccessLog? _accessLog;
+    private readonly RequestIds? _requestIds;
 
     public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies,
-        RequestLimits limits, ForwardedHeaders forwarded)
+        RequestLimits limits, ForwardedHeaders forwarded, AccessLog? accessLog = null, RequestIds? requestIds = null)
     {
+        _accessLog = accessLog;
+        _requestIds = requestIds;
         _gateway = gateway;
         _log = log;
         _lifecycle = lifecycle;
@@ -31,11 +35,14 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         _forwarded = forwarded;
     }
 
-    public KestrelExchange CreateContext(IFeatureCollection contextFeatures) => new(contextFeatures, _lifecycle);
+    public KestrelExchange CreateContext(IFeatureCollection contextFeatures) =>
+        new(contextFeatures, _lifecycle, countBytes: _accessLog != null);
 
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
         _lifecycle.CountRequest();
+        // First, so even a refusal's log line and answer carry the ID.
+        _requestIds?.Assign(exchange);
         // HTTP/2's Connection: close is GOAWAY: the streams in flight finish, the client opens a new connection.
         if (_lifecycle.Draining && exchange.IsHttp2) exchange.CloseAfterResponse();
         if (_limits.Check(exchange) is var (status, reason)) return RefuseAsync(exchange, status, reason);
@@ -129,5 +136,10 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
             retryAfterSeconds: 1).ConfigureAwait(false);
     }
 
-    public void DisposeContext(KestrelExchange context, Exception? exception) { }
+    /// <summary>Kestrel is done with the request (its response complete): the access log line is written here, for
+    /// the app's answers and the server's own alike.</summary>
+    public void DisposeContext(KestrelExchange context, Exception? exception)
+    {
+        if (_accessLog != null && (context.ResponseStarted || !context.Aborted)) _accessLog.Log(context);
+    }
 }

@@ -15,9 +15,13 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     private readonly object _gate = new();
     private readonly int _pid = Environment.ProcessId;
 
+    private readonly bool _json;
+
     /// <param name="path">A file to append to, or null / "-" for stderr.</param>
-    public ErrorLogProvider(LogLevel minimum, string? path = null)
+    /// <param name="json">--log-format json: one JSON object per line.</param>
+    public ErrorLogProvider(LogLevel minimum, string? path = null, bool json = false)
     {
+        _json = json;
         _minimum = minimum;
         _path = path is null or "-" ? null : Path.GetFullPath(path);
         _out = Open();
@@ -70,13 +74,39 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
             LogLevel.Error => "ERROR",
             _ => "CRITICAL",
         };
-        var sb = new StringBuilder(64 + message.Length);
-        sb.Append('[').Append(DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm:ss zzz").Remove(23, 1)).Append("] [")
-          .Append(_pid).Append("] [").Append(name).Append("] ").Append(message);
-        if (exception != null) sb.Append('\n').Append(exception);
+        // Set while a Python thread runs a request: the app's logging and wsgi.errors lines say which one.
+        var requestId = SharpWsgi.Gateway.RequestScope.CurrentRequestId;
+        string text;
+        if (_json)
+        {
+            var line = new LogLine(128 + message.Length);
+            Span<byte> iso = stackalloc byte[40];
+            DateTimeOffset.UtcNow.TryFormat(iso, out var n, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
+                System.Globalization.CultureInfo.InvariantCulture);
+            line.Ascii("{\"time\":\""); line.Raw(iso[..n]);
+            line.Ascii("\",\"level\":\""); line.Ascii(name);
+            line.Ascii("\",\"pid\":"); line.Number(_pid);
+            line.Ascii(",\"message\":");
+            line.Json(exception != null ? message + "\n" + exception : message);
+            if (requestId != null) { line.Ascii(",\"request_id\":"); line.Json(requestId); }
+            line.Raw((byte)'}');
+            text = Encoding.ASCII.GetString(line.Written);
+            var (buffer, _) = line.Detach();
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        else
+        {
+            var sb = new StringBuilder(64 + message.Length);
+            sb.Append('[').Append(DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm:ss zzz").Remove(23, 1)).Append("] [")
+              .Append(_pid).Append("] [").Append(name).Append("] ");
+            if (requestId != null) sb.Append('[').Append(requestId).Append("] ");
+            sb.Append(message);
+            if (exception != null) sb.Append('\n').Append(exception);
+            text = sb.ToString();
+        }
         lock (_gate)
         {
-            _out.WriteLine(sb.ToString());
+            _out.WriteLine(text);
             _out.Flush();
         }
     }

@@ -112,8 +112,14 @@ public static class WorkerMain
             control.Send(WorkerMessage.Recycle(reason));
         };
 
+        var accessLogger = loggers.CreateLogger("sharpwsgi.access");
+        using var accessLog = settings.AccessLogFile is { } accessPath
+            ? new AccessLog(accessPath, settings.AccessLogFormat, settings.JsonLogs,
+                message => accessLogger.LogWarning("{Message}", message))
+            : null;
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle,
-                fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance)
+                fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance,
+                accessLog)
             .GetAwaiter().GetResult();
         // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
         using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
@@ -142,6 +148,7 @@ public static class WorkerMain
         {
             c.Cancel = true;
             loggers.Reopen();
+            accessLog?.Reopen();
         });
         control.Send(WorkerMessage.Ready);
         log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);

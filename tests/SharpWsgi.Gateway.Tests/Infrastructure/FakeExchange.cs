@@ -38,6 +38,8 @@ public sealed class FakeExchange : WsgiExchange
     // ---- the request ----
 
     public override string Method { get; }
+    public string? RequestIdValue { get; set; }
+    public override string? RequestId => RequestIdValue;
     public override string RawTarget { get; }
     public string ProtocolValue { get; set; } = "HTTP/1.1";
     public override string Protocol => ProtocolValue;

@@ -4,12 +4,23 @@ namespace SharpWsgi.Gateway.Tests.Infrastructure;
 public sealed class TestLog : IGatewayLog
 {
     private readonly List<string> _lines = new();
+    private readonly List<string?> _requestIds = new();
 
     public bool IsEnabled(GatewayLogLevel level) => true;
 
     public void Write(GatewayLogLevel level, string message)
     {
-        lock (_lines) _lines.Add($"{level}: {message}");
+        lock (_lines)
+        {
+            _lines.Add($"{level}: {message}");
+            _requestIds.Add(RequestScope.CurrentRequestId);
+        }
+    }
+
+    /// <summary>The request ID in scope when each line was written, by line.</summary>
+    public IReadOnlyList<string?> RequestIds
+    {
+        get { lock (_lines) return _requestIds.ToList(); }
     }
 
     public IReadOnlyList<string> Lines
@@ -19,7 +30,11 @@ public sealed class TestLog : IGatewayLog
 
     public void Clear()
     {
-        lock (_lines) _lines.Clear();
+        lock (_lines)
+        {
+            _lines.Clear();
+            _requestIds.Clear();
+        }
     }
 
     /// <summary>The lines that contain text, joined (for readable assertion failures).</summary>

@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using SharpWsgi.Logging;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>
+/// The access log (--access-logfile): one line per request that got a response, formatted on the Kestrel thread
+/// that finished the request into pooled memory and handed to a <see cref="LogSink"/>. Text lines follow
+/// --access-logformat with gunicorn's atoms; --log-format json writes one object per line instead.
+/// </summary>
+public sealed class AccessLog : IDisposable
+{
+    private enum Atom { Literal, h, l, u, t, r, m, U, q, H, s, B, b, f, a, T, D, M, L, p, RequestHeader,
+        ResponseHeader, Environ, Unknown }
+
+    private readonly record struct Part(Atom Atom, string Text, byte[]? Literal);
+
+    private readonly Part[] _parts;
+    private readonly bool _json;
+    private readonly LogSink _sink;
+    private readonly string _pidAtom = $"<{Environment.ProcessId}>";
+    private readonly int _pid = Environment.ProcessId;
+    private Stamp? _stamp;
+
+    public AccessLog(string path, string format, bool json, Action<string> report)
+    {
+        _parts = Parse(format);
+        _json = json;
+        _sink = new LogSink(path, report);
+    }
+
+    public LogSink Sink => _sink;
+    public void Reopen() => _sink.Reopen();
+    public void Dispose() => _sink.Dispose();
+
+    /// <summary>%(name)s atoms as Python's % formatting reads them; %% is a percent sign; anything else is
+    /// literal.</summary>
+    private static Part[] Parse(string format)
+    {
+        var parts = new List<Part>();
+        var literal = new StringBuilder();
+        void Flush()
+        {
+            if (literal.Length == 0) return;
+            parts.Add(new Part(Atom.Literal, "", Encoding.UTF8.GetBytes(literal.ToString())));
+            literal.Clear();
+        }
+        for (var i = 0; i < format.Length; i++)
+        {
+            if (format[i] == '%' && i + 1 < format.Length && format[i + 1] == '%')
+            {
+                literal.Append('%');
+                i++;
+                continue;
+            }
+            var close = format[i] == '%' && i + 1 < format.Length && format[i + 1] == '('
+                ? format.IndexOf(")s", i + 2, StringComparison.Ordinal) : -1;
+            if (close < 0) { literal.Append(format[i]); continue; }
+            Flush();
+            parts.Add(ParseAtom(format[(i + 2)..close]));
+            i = close + 1;
+        }
+        Flush();
+        return parts.ToArray();
+    }
+
+    private static Part ParseAtom(string key)
+    {
+        if (key.Length > 3 && key[0] == '{' && key[^2] == '}')
+        {
+            var name = key[1..^2];
+            return key[^1] switch
+            {
+                'i' => new Part(Atom.RequestHeader, name, null),
+                'o' => new Part(Atom.ResponseHeader, name, null),
+                'e' => new Part(Atom.Environ, name, null),
+                _ => new Part(Atom.Unknown, key, null),
+            };
+        }
+        // gunicorn's missing atoms print '-'.
+        return Enum.TryParse<Atom>(key, ignoreCase: false, out var atom) && key.Length == 1
+            ? new Part(atom, key, null) : new Part(Atom.Unknown, key, null);
+    }
+
+    /// <summary>Called once per answered request, after the response (the exchange is still valid).</summary>
+    public void Log(KestrelExchange x)
+    {
+        var line = new LogLine(512);
+        try
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (_json) WriteJson(ref line, x, now);
+            else WriteText(ref line, x, now);
+            line.Raw((byte)'\n');
+        }
+        catch (Exception)
+        {
+            // A log line must never fail a request; what was built is dropped.
+            var (dropped, _) = line.Detach();
+            System.Buffers.ArrayPool<byte>.Shared.Return(dropped);
+            return;
+        }
+        var (buffer, length) = line.Detach();
+        _sink.Write(buffer, length);
+    }
+
+    private void WriteText(ref LogLine line, KestrelExchange x, long now)
+    {
+        var elapsed = now - x.StartedAt;
+        var micros = elapsed * 1_000_000 / Stopwatch.Frequency;
+        foreach (var part in _parts)
+        {
+            switch (part.Atom)
+            {
+                case Atom.Literal: line.Raw(part.Literal); break;
+                case Atom.h: line.Text(x.RemoteAddress); break;
+                case Atom.l: line.Raw((byte)'-'); break;
+                case Atom.u: Dash(ref line, BasicUser(x)); break;
+                case Atom.t: line.Raw(Timestamp()); break;
+                case Atom.r:
+                    line.Text(x.Method); line.Raw((byte)' '); line.Text(x.RawTarget); line.Raw((byte)' ');
+                    line.Text(x.Protocol);
+                    break;
+                case Atom.m: line.Text(x.Method); break;
+                case Atom.U: line.Text(PercentDecode(PathOf(x.RawTarget))); break;
+                case Atom.q: line.Text(QueryOf(x.RawTarget)); break;
+                case Atom.H: line.Text(x.Protocol); break;
+                case Atom.s: line.Number(x.Response.StatusCode); break;
+                case Atom.B: line.Number(x.BodyBytes); break;
+                case Atom.b:
+                    if (x.BodyBytes > 0) line.Number(x.BodyBytes); else line.Raw((byte)'-');
+                    break;
+                case Atom.f: Dash(ref line, Header(x.KestrelRequestHeaders, "Referer")); break;
+                case Atom.a: Dash(ref line, Header(x.KestrelRequestHeaders, "User-Agent")); break;
+                case Atom.T: line.Number(micros / 1_000_000); break;
+                case Atom.D: line.Number(micros); break;
+                case Atom.M: line.Number(micros / 1000); break;
+                case Atom.L:
+                    line.Number(micros / 1_000_000); line.Raw((byte)'.');
+                    line.Digits(micros % 1_000_000, 6);
+                    break;
+                case Atom.p: line.Ascii(_pidAtom); break;
+                case Atom.RequestHeader: Dash(ref line, Header(x.KestrelRequestHeaders, part.Text)); break;
+                case Atom.ResponseHeader: Dash(ref line, Header(x.Response.Headers, part.Text)); break;
+                case Atom.Environ: Dash(ref line, Environ(x, part.Text)); break;
+                default: line.Raw((byte)'-'); break;
+            }
+        }
+    }
+
+    private void WriteJson(ref LogLine line, KestrelExchange x, long now)
+    {
+        var target = x.RawTarget;
+        line.Ascii("{\"time\":\"");
+        Span<byte> iso = stackalloc byte[32];
+        DateTime.UtcNow.TryFormat(iso, out var n, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
+            System.Globalization.CultureInfo.InvariantCulture);
+        line.Raw(iso[..n]);
+        line.Ascii("\",\"remote\":"); line.Json(x.RemoteAddress);
+        line.Ascii(",\"method\":"); line.Json(x.Method);
+        line.Ascii(",\"path\":"); line.Json(PathOf(target));
+        line.Ascii(",\"query\":"); line.Json(QueryOf(target));
+        line.Ascii(",\"protocol\":"); line.Json(x.Protocol);
+        line.Ascii(",\"status\":"); line.Number(x.Response.StatusCode);
+        line.Ascii(",\"bytes\":"); line.Number(x.BodyBytes);
+        line.Ascii(",\"duration_ms\":"); line.Milliseconds(now - x.StartedAt);
+        var t = x.Timings;
+        line.Ascii(",\"queue_ms\":");
+        if (t.QueuedAt != 0 && t.StartedAt != 0) line.Milliseconds(t.StartedAt - t.QueuedAt); else line.Ascii("null");
+        line.Ascii(",\"app_ms\":");
+        if (t.StartedAt != 0 && t.AppDoneAt != 0) line.Milliseconds(t.AppDoneAt - t.StartedAt); else line.Ascii("null");
+        line.Ascii(",\"referer\":"); JsonOrNull(ref line, Header(x.KestrelRequestHeaders, "Referer"));
+        line.Ascii(",\"user_agent\":"); JsonOrNull(ref line, Header(x.KestrelRequestHeaders, "User-Agent"));
+        line.Ascii(",\"request_id\":"); JsonOrNull(ref line, x.RequestId);
+        line.Ascii(",\"pid\":"); line.Number(_pid);
+        line.Raw((byte)'}');
+    }
+
+    private static void JsonOrNull(ref LogLine line, string? value)
+    {
+        if (value == null) line.Ascii("null"); else line.Json(value);
+    }
+
+    private static void Dash(ref LogLine line, string? value)
+    {
+        if (string.IsNullOrEmpty(value)) line.Raw((byte)'-'); else line.Text(value);
+    }
+
+    private static string? Header(IHeaderDictionary headers, string name) =>
+        headers.TryGetValue(name, out var values) && values.Count > 0 ? values.ToString() : null;
+
+    private static ReadOnlySpan<char> PathOf(string target)
+    {
+        var q = target.IndexOf('?');
+        return q < 0 ? target : target.AsSpan(0, q);
+    }
+
+    private static ReadOnlySpan<char> QueryOf(string target)
+    {
+        var q = target.IndexOf('?');
+        return q < 0 ? default : target.AsSpan(q + 1);
+    }
+
+    /// <summary>U is PATH_INFO: %XX decoded to the byte it names (latin-1, as PEP 3333 reads it).</summary>
+    private static string PercentDecode(ReadOnlySpan<char> path)
+    {
+        if (path.IndexOf('%') < 0) return path.ToString();
+        var sb = new StringBuilder(path.Length);
+        for (var i = 0; i < path.Length; i++)
+        {
+            if (path[i] == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
+            {
+                sb.Append((char)Convert.ToByte(path.Slice(i + 1, 2).ToString(), 16));
+                i += 2;
+            }
+            else sb.Append(path[i]);
+        }
+        return sb.ToString();
+    }
+
+    private static bool IsHex(char c) => char.IsAsciiHexDigit(c);
+
+    /// <summary>u: the user of a Basic Authorization header, as gunicorn reads it (base64, UTF-8, up to the
+    /// colon).</summary>
+    private static string? BasicUser(KestrelExchange x)
+    {
+        var auth = Header(x.KestrelRequestHeaders, "Authorization");
+        if (auth == null || auth.Length < 7 || !auth.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            return null;
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(auth[6..].Trim()));
+            var colon = decoded.IndexOf(':');
+            return colon < 0 ? decoded : decoded[..colon];
+        }
+        catch (FormatException) { return null; }
+    }
+
+    /// <summary>{VAR}e: the environ keys the host knows (CGI variables, HTTP_* headers, server variables).</summary>
+    private static string? Environ(KestrelExchange x, string name)
+    {
+        switch (name)
+        {
+            case "REQUEST_METHOD": return x.Method;
+            case "PATH_INFO": return PercentDecode(PathOf(x.RawTarget));
+            case "QUERY_STRING": return QueryOf(x.RawTarget).ToString();
+            case "RAW_URI": case "REQUEST_URI": return x.RawTarget;
+            case "SERVER_PROTOCOL": return x.Protocol;
+            case "REMOTE_ADDR": return x.RemoteAddress;
+            case "REMOTE_PORT": return x.RemotePort.ToString();
+            case "wsgi.url_scheme": return x.Scheme;
+        }
+        if (x.ServerVariables is { } variables)
+            foreach (var (key, value) in variables)
+                if (key == name) return value;
+        if (name.StartsWith("HTTP_", StringComparison.Ordinal))
+            return Header(x.KestrelRequestHeaders, name[5..].Replace('_', '-'));
+        if (name == "CONTENT_TYPE") return Header(x.KestrelRequestHeaders, "Content-Type");
+        if (name == "CONTENT_LENGTH") return Header(x.KestrelRequestHeaders, "Content-Length");
+        return null;
+    }
+
+    /// <summary>t: "[02/Dec/2026:00:08:43 +0000]" in local time, formatted once a second.</summary>
+    private byte[] Timestamp()
+    {
+        var now = DateTime.UtcNow;
+        var second = now.Ticks / TimeSpan.TicksPerSecond;
+        var stamp = _stamp;
+        if (stamp != null && stamp.Second == second) return stamp.Text;
+        var local = new DateTimeOffset(now).ToLocalTime();
+        var offset = local.Offset;
+        var sign = offset < TimeSpan.Zero ? '-' : '+';
+        var text = local.ToString("[dd/MMM/yyyy:HH:mm:ss ", System.Globalization.CultureInfo.InvariantCulture) +
+            $"{sign}{Math.Abs(offset.Hours):00}{Math.Abs(offset.Minutes):00}]";
+        stamp = new Stamp(second, Encoding.ASCII.GetBytes(text));
+        _stamp = stamp;
+        return stamp.Text;
+    }
+
+    private sealed record Stamp(long Second, byte[] Text);
+}
