@@ -162,7 +162,10 @@ public sealed class ServerHost
             MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
         };
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
-            new RequestLimits(settings), new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded")));
+            new RequestLimits(settings), new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded")))
+        {
+            Static = StaticFiles.Create(settings, lifecycle, loggers.CreateLogger("sharpwsgi.static")),
+        };
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);
