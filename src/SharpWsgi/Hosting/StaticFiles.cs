@@ -23,8 +23,10 @@ public sealed partial class StaticFiles
 {
     private sealed record Mount(string Prefix, string Root);
 
-    // Small files go out in one write from Kestrel's own buffer; larger ones in chunks with backpressure.
-    private const int ChunkSize = 64 * 1024;
+    // Small files go out in one write into Kestrel's buffer; larger ones in chunks with backpressure (a flush
+    // waits only once --response-buffer-size is buffered).
+    private const int SmallFile = 64 * 1024;
+    private const int ChunkSize = 256 * 1024;
     private const string ImmutableCacheControl = "public, max-age=31536000, immutable";
 
     private readonly Mount[] _mounts;
@@ -124,10 +126,13 @@ public sealed partial class StaticFiles
         if (rawRelative.Contains("%2f", StringComparison.OrdinalIgnoreCase) ||
             rawRelative.Contains("%5c", StringComparison.OrdinalIgnoreCase))
             return null;
-        var latin1 = EnvironBuilder.PercentDecode(rawRelative.ToString());
-        string relative;
-        try { relative = StrictUtf8.GetString(Encoding.Latin1.GetBytes(latin1)); }
-        catch (DecoderFallbackException) { return null; }
+        var relative = EnvironBuilder.PercentDecode(rawRelative.ToString());
+        // Decoded bytes are latin-1 chars; names on disk are UTF-8 (invalid UTF-8 is no file of ours).
+        if (!Ascii.IsValid(relative))
+        {
+            try { relative = StrictUtf8.GetString(Encoding.Latin1.GetBytes(relative)); }
+            catch (DecoderFallbackException) { return null; }
+        }
         if (!IsSafeRelative(relative)) return null;
         var real = Libc.RealPath(Path.Join(mount.Root, relative));
         if (real == null || !IsInside(mount.Root, real)) return null;
@@ -229,12 +234,14 @@ public sealed partial class StaticFiles
             _log.LogWarning("Static file {Path} cannot be opened: {Error}", sendPath, e.Message);
             return PlainAsync(exchange, 500, "the static file cannot be read", null);
         }
-        return count <= ChunkSize ? SendSmall(exchange, handle, start, (int)count)
+        return count <= SmallFile ? SendSmall(exchange, handle, start, (int)count)
             : SendLargeAsync(exchange, handle, start, count);
     }
 
+    /// <summary>A regular file next to it, not a symlink (a link could lead out of DIR); one stat when absent.
+    /// </summary>
     private static bool Sibling(string path, string suffix) =>
-        Libc.RealPath(path + suffix) is { } real && real == path + suffix && File.Exists(real);
+        File.Exists(path + suffix) && Libc.RealPath(path + suffix) == path + suffix;
 
     /// <summary>One read straight into Kestrel's response buffer; Kestrel flushes it when the request ends.</summary>
     private Task SendSmall(KestrelExchange exchange, SafeFileHandle handle, long start, int count)
@@ -314,7 +321,8 @@ public sealed partial class StaticFiles
         foreach (var value in acceptEncoding)
         {
             if (value == null) continue;
-            foreach (var item in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            var items = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            foreach (var item in items)
             {
                 var semi = item.IndexOf(';');
                 var name = (semi < 0 ? item : item[..semi]).Trim();

@@ -16,7 +16,8 @@ public sealed class StaticFilesFixture : IDisposable
     public const string DotSecret = "DOTFILE-SECRET-4712";
     public readonly string Dir = Path.Combine(Path.GetTempPath(), $"sharpwsgi-static-{Guid.NewGuid():N}");
     public string Root => Path.Combine(Dir, "root");
-    public readonly byte[] Css = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("body { color: red }\n", 100)));
+    public readonly byte[] Css =
+        Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("body { color: red }\n", 100)));
     public readonly byte[] CssBr = Encoding.ASCII.GetBytes("pretend-brotli");
     public readonly byte[] CssGz = Encoding.ASCII.GetBytes("pretend-gzip-bytes");
     public readonly byte[] Large = new byte[300_000];
@@ -301,7 +302,8 @@ public sealed class StaticFilesTests : IClassFixture<StaticFilesFixture>
     {
         var (code, output) = ServerProcess.RunToExit(new[]
         {
-            "--static", "/static/=/nonexistent/sharpwsgi-static", Path.Combine(ServerProcess.AppsDir, "echo_environ.py"),
+            "--static", "/static/=/nonexistent/sharpwsgi-static",
+            Path.Combine(ServerProcess.AppsDir, "echo_environ.py"),
         }, timeout: TimeSpan.FromSeconds(30));
         Assert.NotEqual(0, code);
         Assert.Contains("--static /static/=/nonexistent/sharpwsgi-static", output);
