@@ -101,6 +101,7 @@ public sealed class StaticFilesTests : IClassFixture<StaticFilesFixture>
         var modified = File.GetLastWriteTimeUtc(Path.Combine(_f.Root, "css", "only.css"));
         Assert.Equal(modified.ToString("R"), r.Header("Last-Modified"));
         Assert.Null(r.Header("Vary")); // no sibling: one representation
+        Assert.Equal("only", Get(_f.On, "/static/css/only.css?v=3").BodyText); // a cache-busting query
     }
 
     [Fact]
@@ -295,6 +296,44 @@ public sealed class StaticFilesTests : IClassFixture<StaticFilesFixture>
         var r = RawHttp.Exchange(_f.On.Port,
             "POST /static/css/only.css HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         Assert.True(ReachedApp(r), r.StatusLine);
+    }
+
+    [Fact]
+    public void KeepAlive_StaticAnswersInARow_StayInStep()
+    {
+        using var conn = new RawHttp(_f.On.Port);
+        var etag = "";
+        foreach (var (headers, status) in new[] { ("", 200), ("IF-NONE-MATCH", 304), ("Range: bytes=99-\r\n", 416),
+                     ("Range: bytes=0-0\r\n", 206), ("", 200) })
+        {
+            var extra = headers == "IF-NONE-MATCH" ? $"If-None-Match: {etag}\r\n" : headers;
+            conn.Send($"GET /static/css/only.css HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
+            var r = conn.ReadResponse();
+            Assert.Equal(status, r.Status);
+            etag = r.Header("ETag") ?? etag;
+        }
+        conn.Send("GET /static/large.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        Assert.Equal(_f.Large, conn.ReadResponse().Body);
+    }
+
+    [Fact]
+    public void Http2_StaticFile_SentWholeAndAsRange()
+    {
+        var file = Path.Combine(_f.Dir, $"h2-{Guid.NewGuid():N}.bin");
+        var before = Calls(_f.On);
+        string Curl(params string[] extra)
+        {
+            var args = new List<string> { "-s", "--http2-prior-knowledge", "-o", file, "-w",
+                "%{http_code} %{http_version}" };
+            args.AddRange(extra);
+            args.Add($"http://127.0.0.1:{_f.On.Port}/static/large.bin");
+            return Proc.Run("curl", args, TimeSpan.FromSeconds(30)).Stdout;
+        }
+        Assert.Equal("200 2", Curl());
+        Assert.Equal(_f.Large, File.ReadAllBytes(file));
+        Assert.Equal("206 2", Curl("-H", "Range: bytes=1000-1999"));
+        Assert.Equal(_f.Large.AsSpan(1000, 1000).ToArray(), File.ReadAllBytes(file));
+        Assert.Equal(before, Calls(_f.On));
     }
 
     [Fact]
