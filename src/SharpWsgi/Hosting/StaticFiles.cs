@@ -103,7 +103,7 @@ public sealed partial class StaticFiles
         if (mount == null) return null;
 
         var file = Resolve(mount, rawPath.AsSpan(mount.Prefix.Length));
-        if (file == null)
+        if (file is not { Exists: true })
             return _fallthrough ? null : NotFoundAsync(exchange);
         return Send(exchange, file, isHead);
     }
@@ -118,8 +118,9 @@ public sealed partial class StaticFiles
             exchange.AbortConnection();
     }
 
-    /// <summary>The real path of a regular file inside the mount, or null (missing, unsafe, a directory).</summary>
-    private static string? Resolve(Mount mount, ReadOnlySpan<char> rawRelative)
+    /// <summary>A file inside the mount by its real path (Exists is false for a directory), or null when the path
+    /// is unsafe or leads nowhere inside DIR. Its stat is the one the answer uses.</summary>
+    private static FileInfo? Resolve(Mount mount, ReadOnlySpan<char> rawRelative)
     {
         if (rawRelative.IsEmpty) return null;
         // An encoded slash or backslash would smuggle a separator past the segment checks below.
@@ -134,11 +135,12 @@ public sealed partial class StaticFiles
             catch (DecoderFallbackException) { return null; }
         }
         if (!IsSafeRelative(relative)) return null;
-        var real = Libc.RealPath(Path.Join(mount.Root, relative));
+        var joined = Path.Join(mount.Root, relative);
+        var real = Libc.RealPath(joined);
         if (real == null || !IsInside(mount.Root, real)) return null;
         // A symlink inside DIR may not reach a dotfile inside DIR either.
-        if (!IsSafeRelative(real.AsSpan(mount.Root.Length + 1).ToString())) return null;
-        return File.Exists(real) ? real : null;
+        if (real != joined && !IsSafeRelative(real[(mount.Root.Length + 1)..])) return null;
+        return new FileInfo(real);
     }
 
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
@@ -159,8 +161,9 @@ public sealed partial class StaticFiles
     private static bool IsInside(string root, string real) =>
         real.Length > root.Length + 1 && real.StartsWith(root, StringComparison.Ordinal) && real[root.Length] == '/';
 
-    private Task Send(KestrelExchange exchange, string path, bool isHead)
+    private Task Send(KestrelExchange exchange, FileInfo file, bool isHead)
     {
+        var path = file.FullName;
         var request = exchange.KestrelRequestHeaders;
         // A precompressed sibling is a separate representation: it has its own validators and length.
         var hasBr = Sibling(path, ".br");
@@ -174,7 +177,7 @@ public sealed partial class StaticFiles
             else if (hasGz && Accepts(accept, "gzip")) (encoding, sendPath) = ("gzip", path + ".gz");
         }
 
-        var info = new FileInfo(sendPath);
+        var info = encoding == null ? file : new FileInfo(sendPath);
         long length;
         DateTimeOffset modified;
         try
