@@ -43,6 +43,10 @@ public sealed class StaticFilesFixture : IDisposable
         File.CreateSymbolicLink(Path.Combine(Root, "dotlink.txt"), Path.Combine(Root, ".env"));
         Directory.CreateSymbolicLink(Path.Combine(Root, "outdir"), Dir);
         File.CreateSymbolicLink(Path.Combine(Root, "inlink.txt"), Path.Combine(Root, "sub", "inner.txt"));
+        File.WriteAllText(Path.Combine(Root, "css", "leak.css"), "leak");
+        File.CreateSymbolicLink(Path.Combine(Root, "css", "leak.css.gz"), Path.Combine(Dir, "secret.txt"));
+        File.WriteAllText(Path.Combine(Root, "caf\u00e9.txt"), "utf8 name");
+        File.WriteAllText(Path.Combine(Root, "empty.txt"), "");
         _callsFile = Path.Combine(Dir, "calls.log");
         _on = new(() => Start("--static", $"/static/={Root}", "--static-max-age", "120"));
         _off = new(() => Start("--static", $"/static={Root}", "--static-fallthrough", "off"));
@@ -251,7 +255,7 @@ public sealed class StaticFilesTests : IClassFixture<StaticFilesFixture>
         "/static/css/..%2f..%2fsecret.txt", "/static/..%5csecret.txt", "/static/css/%2e%2e/%2e%2e/secret.txt",
         "/static/out.txt", "/static/outdir/secret.txt", "/static/.env", "/static/%2eenv", "/static/dotlink.txt",
         "/static/css/only.css%00.txt", "/static/css//only.css", "/static/./css/only.css", "/static/sub/",
-        "/static/sub", "/static/", "/static/missing.css",
+        "/static/sub", "/static/", "/static/missing.css", "/static/caf%ff.txt",
     };
 
     [Theory]
@@ -288,6 +292,32 @@ public sealed class StaticFilesTests : IClassFixture<StaticFilesFixture>
     public void Get_SymlinkInsideTheTree_IsServed()
     {
         Assert.Equal("inner", Get(_f.Off, "/static/inlink.txt").BodyText);
+    }
+
+    [Fact]
+    public void Get_SiblingSymlinkOutOfTheTree_IsNotUsed()
+    {
+        var r = Get(_f.Off, "/static/css/leak.css", "Accept-Encoding: gzip\r\n");
+        Assert.Equal(200, r.Status);
+        Assert.Equal("leak", r.BodyText);
+        Assert.Null(r.Header("Content-Encoding"));
+    }
+
+    [Fact]
+    public void Get_Utf8Name_IsDecoded()
+    {
+        Assert.Equal("utf8 name", Get(_f.Off, "/static/caf%C3%A9.txt").BodyText);
+    }
+
+    [Fact]
+    public void Get_EmptyFile_ZeroLengthAndRangeUnsatisfiable()
+    {
+        var r = Get(_f.Off, "/static/empty.txt");
+        Assert.Equal(200, r.Status);
+        Assert.Equal("0", r.Header("Content-Length"));
+        Assert.Equal(416, Get(_f.Off, "/static/empty.txt", "Range: bytes=0-\r\n").Status);
+        // A backwards range is malformed: the whole (empty) file.
+        Assert.Equal(200, Get(_f.Off, "/static/empty.txt", "Range: bytes=5-2\r\n").Status);
     }
 
     [Fact]
