@@ -98,6 +98,12 @@ public static class Program
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
         CheckTempDirectory(settings.TempDirectory);
+        foreach (var spec in settings.StaticMounts)
+        {
+            var dir = Hosting.StaticFiles.ParseMount(spec).Directory;
+            if (!Directory.Exists(dir))
+                throw new StartupException(Hosting.StaticFiles.DescribeBadDirectory(spec, dir));
+        }
         if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
             throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
     }

@@ -1,5 +1,8 @@
 """Settings of the minimal example project: no database, CSRF on, works with Django 3.2 (Debian bookworm) and 4.x/5.x."""
+import os
 from pathlib import Path
+
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -7,7 +10,14 @@ SECRET_KEY = 'sharpwsgi-example-key-not-for-production'
 DEBUG = False
 ALLOWED_HOSTS = ['localhost', '127.0.0.1', '[::1]']
 
-INSTALLED_APPS = []
+# The admin (and what its models need) only for its static files: collectstatic gathers them, and sharpwsgi
+# serves the result itself with --static /static/=STATIC_ROOT (see README "Static files").
+INSTALLED_APPS = [
+    'django.contrib.contenttypes',
+    'django.contrib.auth',
+    'django.contrib.admin',
+    'django.contrib.staticfiles',
+]
 
 MIDDLEWARE = [
     'django.middleware.security.SecurityMiddleware',
@@ -32,3 +42,15 @@ DATABASES = {}
 USE_TZ = True
 LANGUAGE_CODE = 'en-us'
 TIME_ZONE = 'UTC'
+
+STATIC_URL = '/static/'
+STATIC_ROOT = os.environ.get('DJANGO_STATIC_ROOT', str(BASE_DIR / 'staticfiles'))
+# Hashed names (base.0123456789ab.css) that the server caches for a year, immutable.
+_STATIC_STORAGE = 'django.contrib.staticfiles.storage.ManifestStaticFilesStorage'
+if django.VERSION >= (4, 2):
+    STORAGES = {
+        'default': {'BACKEND': 'django.core.files.storage.FileSystemStorage'},
+        'staticfiles': {'BACKEND': _STATIC_STORAGE},
+    }
+else:
+    STATICFILES_STORAGE = _STATIC_STORAGE

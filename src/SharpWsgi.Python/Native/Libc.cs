@@ -72,4 +72,21 @@ public static class Libc
     {
         fixed (byte* start = buffer) return SysWrite(fd, start + offset, count);
     }
+
+    // ---- paths (static files: a symlink must not lead out of the served directory) ----
+    [DllImport("libc", EntryPoint = "realpath", SetLastError = true)]
+    private static extern nint RealPathNative(string path, nint resolved);
+
+    [DllImport("libc", EntryPoint = "free")]
+    private static extern void Free(nint pointer);
+
+    /// <summary>The path with every symlink, "." and ".." resolved (realpath(3)), or null when it does not
+    /// exist.</summary>
+    public static string? RealPath(string path)
+    {
+        var resolved = RealPathNative(path, 0);
+        if (resolved == 0) return null;
+        try { return Marshal.PtrToStringUTF8(resolved); }
+        finally { Free(resolved); }
+    }
 }

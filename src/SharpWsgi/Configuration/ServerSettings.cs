@@ -236,6 +236,9 @@ public sealed class ServerSettings
     public long ResponseSpoolSize => Bytes("response-spool-size");
     public long ResponseSpoolTotal => Bytes("response-spool-total");
     public string TempDirectory => Get("tmp-dir") ?? Path.GetTempPath();
+    public IReadOnlyList<string> StaticMounts => GetAll("static");
+    public int StaticMaxAge => Int("static-max-age");
+    public bool StaticFallthrough => Get("static-fallthrough")!.Equals("on", StringComparison.OrdinalIgnoreCase);
     public double SendTimeout => Seconds("send-timeout");
     public long MinUploadRate => Bytes("min-upload-rate");
     public long MinDownloadRate => Bytes("min-download-rate");

@@ -63,6 +63,7 @@ public sealed record Setting(
             ? null : $"expected one of {string.Join(", ", Choices!)}",
         SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
+        SettingKind.Text when Name == "static" => SharpWsgi.Hosting.StaticFiles.Validate(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -209,6 +210,19 @@ public static class SettingsRegistry
         new("tmp-dir", null, "DIR", null, SettingKind.Text,
             "Directory for spool files (unlinked as soon as they are created). Default: the system temp directory.",
             Section: "Buffering"),
+        new("static", null, "URL_PREFIX=DIR", null, SettingKind.Text,
+            "Files under DIR are sent by the server itself for GET and HEAD under URL_PREFIX, without Python (e.g. " +
+            "/static/=/srv/app/static after Django's collectstatic): Content-Type by extension, ETag and " +
+            "Last-Modified (304s), one byte range, precompressed .br/.gz siblings. No dotfiles, no directory " +
+            "listings, nothing outside DIR (symlinks included). Repeat for several.", Repeatable: true,
+            Section: "Static files"),
+        new("static-max-age", null, "SECONDS", "60", SettingKind.NonNegativeInt,
+            "Cache-Control max-age for --static files (0: no-cache, revalidate each time). Names with a content " +
+            "hash (name.0123456789ab.css, as Django's ManifestStaticFilesStorage writes them) get a year and " +
+            "immutable.", Section: "Static files"),
+        new("static-fallthrough", null, "on|off", "on", SettingKind.Choice,
+            "A --static URL with no file behind it goes to the app (on: the app answers its own 404), or gets the " +
+            "server's plain 404 (off).", Choices: new[] { "on", "off" }, Section: "Static files"),
         new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full " +
             "spool) drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),

@@ -13,7 +13,8 @@ public static class PlainResponse
 {
     /// <summary>Writes the answer; false when the response had already started (the caller aborts).</summary>
     public static async Task<bool> WriteAsync(KestrelExchange exchange, int status, string reason,
-        bool closeConnection = false, int retryAfterSeconds = 0)
+        bool closeConnection = false, int retryAfterSeconds = 0,
+        IEnumerable<KeyValuePair<string, string>>? extraHeaders = null)
     {
         if (exchange.ResponseStarted) return false;
         var response = exchange.Response;
@@ -26,6 +27,8 @@ public static class PlainResponse
         response.Headers.ContentType = "text/plain; charset=utf-8";
         response.Headers.ContentLength = body.Length;
         if (retryAfterSeconds > 0) response.Headers.RetryAfter = retryAfterSeconds.ToString();
+        if (extraHeaders != null)
+            foreach (var (name, value) in extraHeaders) response.Headers[name] = value;
         // HTTP/2 frames each stream on its own: nothing to resynchronise, and no Connection header exists there.
         if (closeConnection && !exchange.IsHttp2) response.Headers.Connection = "close";
         if (HttpMethods.IsHead(exchange.Method)) return true;

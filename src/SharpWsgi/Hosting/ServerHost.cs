@@ -166,7 +166,10 @@ public sealed class ServerHost
         var requestIds = accessLog != null || settings.RequestIdHeader || settings.JsonLogs
             ? new RequestIds(forwarded, settings.RequestIdHeader) : null;
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
-            new RequestLimits(settings), forwarded, accessLog, requestIds);
+            new RequestLimits(settings), forwarded, accessLog, requestIds)
+        {
+            Static = StaticFiles.Create(settings, lifecycle, loggers.CreateLogger("sharpwsgi.static")),
+        };
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);

@@ -35,17 +35,22 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         _forwarded = forwarded;
     }
 
+    /// <summary>--static: files answered on Kestrel's thread before anything Python-bound happens.</summary>
+    internal StaticFiles? Static { get; init; }
+
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) =>
         new(contextFeatures, _lifecycle, countBytes: _accessLog != null);
 
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
-        _lifecycle.CountRequest();
         // First, so even a refusal's log line and answer carry the ID.
         _requestIds?.Assign(exchange);
         // HTTP/2's Connection: close is GOAWAY: the streams in flight finish, the client opens a new connection.
         if (_lifecycle.Draining && exchange.IsHttp2) exchange.CloseAfterResponse();
         if (_limits.Check(exchange) is var (status, reason)) return RefuseAsync(exchange, status, reason);
+        // A static file is no Python request: it does not count towards --max-requests.
+        if (Static?.TryServe(exchange) is { } served) return served;
+        _lifecycle.CountRequest();
         if (exchange.IsTls) TlsSetup.Describe(exchange);
         _forwarded.Apply(exchange);
         if (exchange.Scheme == "https") exchange.AddServerVariable("HTTPS", "on");
