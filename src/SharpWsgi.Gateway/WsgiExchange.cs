@@ -75,9 +75,32 @@ public abstract class WsgiExchange
     /// <summary>Resets the connection now (a client too slow to take a live stream).</summary>
     public abstract void AbortConnection();
 
+    /// <summary>Where the gateway's time went, for metrics and the access log; read after <see cref="Finish"/>.
+    /// </summary>
+    public ExchangeTimings Timings;
+
     /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a
     /// spool.</summary>
     public abstract void Finish(ExchangeResult result);
+}
+
+/// <summary>
+/// Stopwatch timestamps the gateway sets on an exchange (0: the stage was not reached), and what it saw of the app.
+/// A mutable struct field of the exchange: no allocation per request.
+/// </summary>
+public struct ExchangeTimings
+{
+    /// <summary>Queued for a Python thread.</summary>
+    public long QueuedAt;
+    /// <summary>A Python thread took it (queue wait ends).</summary>
+    public long StartedAt;
+    /// <summary>The app returned and its body was iterated (the response may still be draining to the client).
+    /// </summary>
+    public long AppDoneAt;
+    /// <summary>Response body bytes the app produced.</summary>
+    public long ResponseBytes;
+    /// <summary>The app raised (500 before the headers, an aborted response after them).</summary>
+    public bool AppRaised;
 }
 
 /// <summary>

@@ -26,6 +26,7 @@ public sealed class RequestLease
     {
         Exchange = exchange;
         QueuedAt = Stopwatch.GetTimestamp();
+        exchange.Timings.QueuedAt = QueuedAt;
         // Captured now: a timed-out request's host objects may already belong to the next request when it is logged.
         Method = exchange.Method;
         Target = exchange.RawTarget;

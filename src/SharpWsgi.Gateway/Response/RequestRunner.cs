@@ -39,6 +39,7 @@ public sealed class RequestRunner
     public void Run(RequestLease lease)
     {
         DecRefQueue.Drain();
+        lease.Exchange.Timings.StartedAt = Stopwatch.GetTimestamp();
         if (_queueTimeoutTicks > 0 && Stopwatch.GetTimestamp() - lease.QueuedAt > _queueTimeoutTicks)
         {
             _log.Warning($"{lease.Describe} waited more than the queue timeout for a Python thread: 503");
@@ -208,6 +209,7 @@ public sealed class RequestRunner
         var detail = e is PythonException pe ? pe.Traceback.TrimEnd() : $"{e.GetType().Name}: {e.Message}";
         if (e is PyRaiseException re) detail = $"{re.Kind}: {re.Message}";
         _log.Error($"Error handling request {lease.Describe} ({stage}):\n{detail}");
+        lease.Exchange.Timings.AppRaised = true; // not abandoned (checked above): the exchange is still ours
         return writer.HeadersSent ? ExchangeResult.Aborted : InternalError;
     }
 

@@ -33,7 +33,13 @@ public sealed class KestrelExchange : WsgiExchange
         _response = features.GetRequiredFeature<IHttpResponseFeature>();
         _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
         _connection = features.GetRequiredFeature<IHttpConnectionFeature>();
+        ArrivedAt = System.Diagnostics.Stopwatch.GetTimestamp();
     }
+
+    /// <summary>When Kestrel handed us the request head (Stopwatch ticks), for the duration metric.</summary>
+    internal long ArrivedAt { get; }
+    /// <summary>The request's Content-Length, when it declared one.</summary>
+    internal long? DeclaredRequestLength => _request.Headers.ContentLength;
 
     public Task<ExchangeResult> Completion => _done.Task;
     public IFeatureCollection Features => _features;

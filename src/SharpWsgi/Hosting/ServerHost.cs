@@ -69,7 +69,7 @@ public sealed class ServerHost
     /// </summary>
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
         ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<InheritedListener> inherited,
-        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance)
+        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance, Metrics.WorkerMetrics? metrics = null)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -162,7 +162,9 @@ public sealed class ServerHost
             MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
         };
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
-            new RequestLimits(settings), new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded")));
+            new RequestLimits(settings), new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded")),
+            metrics);
+        metrics?.StartGauges(gateway, listeners, bodies.MemoryBudget);
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SharpWsgi.Gateway;
+using SharpWsgi.Metrics;
 
 namespace SharpWsgi.Hosting;
 
@@ -19,10 +20,12 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private readonly BodyBufferingOptions _bodies;
     private readonly RequestLimits _limits;
     private readonly ForwardedHeaders _forwarded;
+    private readonly WorkerMetrics? _metrics;
 
     public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies,
-        RequestLimits limits, ForwardedHeaders forwarded)
+        RequestLimits limits, ForwardedHeaders forwarded, WorkerMetrics? metrics = null)
     {
+        _metrics = metrics;
         _gateway = gateway;
         _log = log;
         _lifecycle = lifecycle;
@@ -60,6 +63,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 }
                 _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
                     exchange.Method, exchange.RawTarget, status, reason);
+                if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
                 if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true)
                     .ConfigureAwait(false))
                     exchange.AbortConnection();
@@ -114,6 +118,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     /// the connection closes after the answer.</summary>
     private async Task RefuseAsync(KestrelExchange exchange, int status, string reason)
     {
+        if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
         _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
             exchange.Method, exchange.RawTarget.Length > 200 ? exchange.RawTarget[..200] + "..." : exchange.RawTarget,
             status, reason);
@@ -123,11 +128,13 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
 
     private async Task RefuseBusyAsync(KestrelExchange exchange)
     {
+        _metrics?.Count(MetricsTable.QueueFull);
         _log.LogWarning("Queue full ({Queued} waiting): 503 for {Method} {Target}",
             _gateway.Queued, exchange.Method, exchange.RawTarget);
         await PlainResponse.WriteAsync(exchange, 503, "all Python threads are busy", _lifecycle.Draining,
             retryAfterSeconds: 1).ConfigureAwait(false);
     }
 
-    public void DisposeContext(KestrelExchange context, Exception? exception) { }
+    /// <summary>Kestrel is done with the request: the one place every request passes, answered or not.</summary>
+    public void DisposeContext(KestrelExchange context, Exception? exception) => _metrics?.RequestDone(context);
 }
