@@ -1,4 +1,4 @@
-"""The metrics tests' app: answers the status asked for (/status/NNN), raises on /raise, tells its pid on /pid.
+"""The metrics tests' app: answers the status asked for (/status/NNN), raises on /raise, tells its pid on /pid, sleeps on /sleep?SECONDS.
 With METRICS_TEST_GATE set, the import waits until that file exists (a worker that is still booting), and /wait
 holds its request until GATE.release exists."""
 import os
@@ -19,6 +19,8 @@ def application(environ, start_response):
         deadline = time.monotonic() + 30
         while not os.path.exists(_gate + ".release") and time.monotonic() < deadline:
             time.sleep(0.02)
+    if path == "/sleep":
+        time.sleep(float(environ.get("QUERY_STRING") or "1"))
     if path == "/pid":
         body = str(os.getpid()).encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])

@@ -42,7 +42,8 @@ public sealed class MetricsEndpoint : IDisposable
         _socket.Bind(endpoint);
         _socket.Listen(64);
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
-        var host = bound.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{bound.Address}]" : bound.Address.ToString();
+        var host = bound.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{bound.Address}]" : bound.Address.ToString();
         Url = $"http://{host}:{bound.Port}";
         new Thread(Serve, 256 * 1024) { IsBackground = true, Name = "metrics" }.Start();
     }
@@ -116,7 +117,10 @@ public sealed class MetricsEndpoint : IDisposable
             _ => (404, "text/plain", "not found\n"),
         };
         var payload = Encoding.UTF8.GetBytes(body);
-        var reason = status switch { 200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", _ => "Service Unavailable" };
+        var reason = status switch
+        {
+            200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", _ => "Service Unavailable",
+        };
         var header = $"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {payload.Length}\r\n" +
             "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
         client.Send(Encoding.ASCII.GetBytes(header));
@@ -164,7 +168,8 @@ public sealed class MetricsEndpoint : IDisposable
         Counter(o, "sharpwsgi_app_exceptions_total", "Exceptions raised by the app (500, or an aborted response).",
             totals[MetricsTable.AppExceptions]);
         Head(o, "sharpwsgi_unavailable_total", "counter", "503 answers, by cause.");
-        o.Append("sharpwsgi_unavailable_total{reason=\"queue_full\"} ").Append(totals[MetricsTable.QueueFull]).Append('\n');
+        o.Append("sharpwsgi_unavailable_total{reason=\"queue_full\"} ").Append(totals[MetricsTable.QueueFull])
+            .Append('\n');
         o.Append("sharpwsgi_unavailable_total{reason=\"queue_timeout\"} ").Append(totals[MetricsTable.QueueTimeout])
             .Append('\n');
         Counter(o, "sharpwsgi_request_timeouts_total", "504 answers: the request ran past --request-timeout.",
@@ -179,7 +184,8 @@ public sealed class MetricsEndpoint : IDisposable
 
         Gauge(o, "sharpwsgi_workers", "Worker processes running.", workers.Length);
         Gauge(o, "sharpwsgi_workers_ready", "Workers that imported the app and accept.", workers.Count(w => w.Ready));
-        Gauge(o, "sharpwsgi_python_threads_busy", "Python threads running a request.", totals[MetricsTable.BusyThreads]);
+        Gauge(o, "sharpwsgi_python_threads_busy", "Python threads running a request.",
+            totals[MetricsTable.BusyThreads]);
         Gauge(o, "sharpwsgi_python_threads", "Python threads, all workers.", totals[MetricsTable.Threads]);
         Gauge(o, "sharpwsgi_queued_requests", "Requests waiting for a Python thread.", totals[MetricsTable.Queued]);
         Gauge(o, "sharpwsgi_open_connections", "Open client connections.", totals[MetricsTable.OpenConnections]);
@@ -190,7 +196,8 @@ public sealed class MetricsEndpoint : IDisposable
         Head(o, "sharpwsgi_worker_resident_bytes", "gauge", "Resident memory of each worker.");
         foreach (var w in workers)
             if (ResidentBytes(w.Pid) is { } rss)
-                o.Append("sharpwsgi_worker_resident_bytes{pid=\"").Append(w.Pid).Append("\"} ").Append(rss).Append('\n');
+                o.Append("sharpwsgi_worker_resident_bytes{pid=\"").Append(w.Pid).Append("\"} ").Append(rss)
+                    .Append('\n');
 
         Histogram(o, "sharpwsgi_request_duration_seconds", "From the request head to the response's end.", totals,
             MetricsTable.Duration);

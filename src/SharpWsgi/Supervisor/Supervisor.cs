@@ -187,17 +187,17 @@ public sealed class Supervisor
         switch (signal)
         {
             case Libc.SIGTERM:
-                _log.LogInformation("Handling signal: term");
                 _stopping = signal;
-                PublishMetricsState();
+                PublishMetricsState(); // /readyz says 503 by the time the line is logged
+                _log.LogInformation("Handling signal: term");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
                 foreach (var w in _workers) Retire(w, "shutdown");
                 break;
             case Libc.SIGINT or Libc.SIGQUIT:
-                _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 _stopping = signal;
                 PublishMetricsState();
+                _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
                 foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGQUIT);
@@ -273,8 +273,8 @@ public sealed class Supervisor
             w.Ready = true;
             w.LastBeat = DateTime.UtcNow;
             _bootFailures = 0;
-            _log.LogInformation("Worker ready (pid: {Pid})", w.Pid);
             PublishMetricsState();
+            _log.LogInformation("Worker ready (pid: {Pid})", w.Pid);
             if (w.Replaces is { } old)
             {
                 w.Replaces = null;
