@@ -12,7 +12,9 @@ namespace SharpWsgi.Metrics;
 /// </summary>
 public sealed unsafe class MetricsTable : IDisposable
 {
-    public const int Slots = AcceptBalance.Slots;
+    /// <summary>As many as AcceptBalance.Slots: a worker has the same slot in both. (A literal: this file is also
+    /// compiled into the unit tests, without the rest of the server.)</summary>
+    public const int Slots = 1024;
     /// <summary>Longs per slot (1 KiB): the layout below, with room to grow.</summary>
     public const int SlotLongs = 128;
 
@@ -67,15 +69,9 @@ public sealed unsafe class MetricsTable : IDisposable
         return (new MetricsTable(path, -1), path);
     }
 
-    /// <summary>A worker's side, from the environment; null when metrics are off.</summary>
-    public static MetricsTable? FromEnvironment()
-    {
-        var path = WorkerProtocol.Take(WorkerProtocol.MetricsFileVariable);
-        var slotText = WorkerProtocol.Take(WorkerProtocol.MetricsSlotVariable);
-        if (path == null || !int.TryParse(slotText, out var slot) || slot is < 0 or >= Slots) return null;
-        try { return new MetricsTable(path, slot); }
-        catch (IOException) { return null; }
-    }
+    /// <summary>A worker's side: the table the supervisor created, and this worker's slot in it.</summary>
+    public static MetricsTable Open(string path, int slot) =>
+        slot is >= 0 and < Slots ? new(path, slot) : throw new ArgumentOutOfRangeException(nameof(slot));
 
     // The worker's hot path: one or a few atomic adds into its own cache lines.
 

@@ -17,8 +17,15 @@ public sealed class WorkerMetrics : IDisposable
     public WorkerMetrics(MetricsTable table) => _table = table;
 
     /// <summary>From the environment the supervisor set; null when --metrics-bind is off.</summary>
-    public static WorkerMetrics? FromEnvironment() =>
-        MetricsTable.FromEnvironment() is { } table ? new WorkerMetrics(table) : null;
+    public static WorkerMetrics? FromEnvironment()
+    {
+        var path = WorkerProtocol.Take(WorkerProtocol.MetricsFileVariable);
+        var slotText = WorkerProtocol.Take(WorkerProtocol.MetricsSlotVariable);
+        if (path == null || !int.TryParse(slotText, out var slot) || slot is < 0 or >= MetricsTable.Slots)
+            return null;
+        try { return new WorkerMetrics(MetricsTable.Open(path, slot)); }
+        catch (IOException) { return null; } // metrics are not worth failing the worker for
+    }
 
     public void StartGauges(WsgiGateway gateway, ListenerControl listeners, ByteBudget requestBodies)
     {
