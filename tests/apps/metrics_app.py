@@ -31,6 +31,8 @@ def application(environ, start_response):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     if length:
         environ["wsgi.input"].read(length)
+    elif environ.get("wsgi.input_terminated"):
+        environ["wsgi.input"].read()  # a chunked body
     body = b"x" * 10
     start_response(f"{status} Test", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -40,6 +40,8 @@ public sealed class KestrelExchange : WsgiExchange
     internal long ArrivedAt { get; }
     /// <summary>The request's Content-Length, when it declared one.</summary>
     internal long? DeclaredRequestLength => _request.Headers.ContentLength;
+    /// <summary>Body bytes the prefetch read ahead (a body without Content-Length has no other count).</summary>
+    internal long GatheredBodyBytes { get; set; }
 
     public Task<ExchangeResult> Completion => _done.Task;
     public IFeatureCollection Features => _features;

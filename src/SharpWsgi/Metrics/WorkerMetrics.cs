@@ -48,7 +48,9 @@ public sealed class WorkerMetrics : IDisposable
         var now = Stopwatch.GetTimestamp();
         var t = exchange.Timings;
         _table.Add(MetricsTable.RequestIndex(exchange.Method, exchange.Response.StatusCode));
-        if (exchange.DeclaredRequestLength is > 0 and var length) _table.Add(MetricsTable.RequestBytes, length);
+        // Content-Length when declared (whether or not the app read it all), else what the prefetch gathered.
+        var requestBytes = exchange.DeclaredRequestLength ?? exchange.GatheredBodyBytes;
+        if (requestBytes > 0) _table.Add(MetricsTable.RequestBytes, requestBytes);
         if (t.ResponseBytes > 0) _table.Add(MetricsTable.ResponseBytes, t.ResponseBytes);
         if (t.AppRaised) _table.Add(MetricsTable.AppExceptions);
         var completion = exchange.Completion;

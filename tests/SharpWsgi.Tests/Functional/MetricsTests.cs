@@ -50,17 +50,19 @@ public sealed class MetricsTests : WorkerTestBase
         for (int i = 0; i < 2; i++) Assert.Equal(500, Http.Get(server.Port, "/raise").Status);
         var seven = Encoding.ASCII.GetBytes("seven!!");
         for (int i = 0; i < 4; i++) Assert.Equal(200, Http.Post(server.Port, "/", seven).Status);
-        responseBytes += (10 + 3 + 4) * 10;
-        var total = pidRequests + 10 + 3 + 2 + 4;
+        // A chunked body (no Content-Length) is counted as the server read it ahead.
+        Assert.Equal(200, Http.PostChunked(server.Port, "/", new byte[1000], chunkSize: 300).Status);
+        responseBytes += (10 + 3 + 4 + 1) * 10;
+        var total = pidRequests + 10 + 3 + 2 + 4 + 1;
 
         // Kestrel counts a request when it is done with it, just after the client has the answer: poll (bounded).
         var before = ScrapeUntil(metricsPort, s => Value(s, "sharpwsgi_request_duration_seconds_count") >= total);
         Assert.Equal(10 + pidRequests, Value(before, "sharpwsgi_requests_total{method=GET,status=2xx}"));
         Assert.Equal(3, Value(before, "sharpwsgi_requests_total{method=GET,status=4xx}"));
         Assert.Equal(2, Value(before, "sharpwsgi_requests_total{method=GET,status=5xx}"));
-        Assert.Equal(4, Value(before, "sharpwsgi_requests_total{method=POST,status=2xx}"));
+        Assert.Equal(5, Value(before, "sharpwsgi_requests_total{method=POST,status=2xx}"));
         Assert.Equal(2, Value(before, "sharpwsgi_app_exceptions_total"));
-        Assert.Equal(4 * 7, Value(before, "sharpwsgi_request_bytes_total"));
+        Assert.Equal(4 * 7 + 1000, Value(before, "sharpwsgi_request_bytes_total"));
         Assert.Equal(responseBytes, Value(before, "sharpwsgi_response_bytes_total"));
         foreach (var h in new[] { "request_duration", "queue_wait", "app", "response_drain" })
         {
@@ -91,6 +93,14 @@ public sealed class MetricsTests : WorkerTestBase
         // And the survivors go on counting into the same totals.
         Assert.Equal(200, Http.Get(server.Port, "/").Status);
         ScrapeUntil(metricsPort, s => Value(s, "sharpwsgi_request_duration_seconds_count") == total + 1);
+
+        // A reload replaces both workers: two exits by reason "reload", and still nothing lost.
+        Signals.Send(server.Pid, Signals.SIGHUP);
+        var reloaded = ScrapeUntil(metricsPort, s => Value(s, "sharpwsgi_worker_exits_total{reason=reload}") == 2);
+        Assert.Equal(5, Value(reloaded, "sharpwsgi_worker_starts_total"));
+        Assert.Equal(1, Value(reloaded, "sharpwsgi_worker_exits_total{reason=crash}"));
+        Assert.Equal(total + 1, Value(reloaded, "sharpwsgi_request_duration_seconds_count"));
+        Assert.Equal(10 + pidRequests + 1, Value(reloaded, "sharpwsgi_requests_total{method=GET,status=2xx}"));
     }
 
     [Fact]
