@@ -41,6 +41,10 @@ public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status
 /// </summary>
 public abstract class WsgiExchange
 {
+    /// <summary>When the request was queued, taken by a Python thread and done with the app (Stopwatch ticks, 0:
+    /// not reached); for the access log and metrics. A field, so the gateway sets it without a call.</summary>
+    public ExchangeTimings Timings;
+
     public abstract string Method { get; }
     /// <summary>The request target exactly as the client sent it (origin-form, absolute-form or "*").</summary>
     public abstract string RawTarget { get; }
@@ -75,28 +79,18 @@ public abstract class WsgiExchange
     /// <summary>Resets the connection now (a client too slow to take a live stream).</summary>
     public abstract void AbortConnection();
 
-    /// <summary>Where the gateway's time went, for metrics and the access log; read after <see cref="Finish"/>.
-    /// </summary>
-    public ExchangeTimings Timings;
-
     /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a
     /// spool.</summary>
     public abstract void Finish(ExchangeResult result);
 }
 
-/// <summary>
-/// Stopwatch timestamps the gateway sets on an exchange (0: the stage was not reached), and what it saw of the app.
-/// A mutable struct field of the exchange: no allocation per request.
-/// </summary>
+/// <summary>Stopwatch timestamps of one request's way through the gateway.</summary>
 public struct ExchangeTimings
 {
-    /// <summary>Queued for a Python thread.</summary>
     public long QueuedAt;
-    /// <summary>A Python thread took it (queue wait ends).</summary>
     public long StartedAt;
-    /// <summary>The app returned and its body was iterated (the response may still be draining to the client).
-    /// </summary>
     public long AppDoneAt;
+    // What the gateway saw of the app, for the metrics (not timestamps, but set at the same moments).
     /// <summary>Response body bytes the app produced.</summary>
     public long ResponseBytes;
     /// <summary>The app raised (500 before the headers, an aborted response after them).</summary>

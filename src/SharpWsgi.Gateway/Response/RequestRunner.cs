@@ -39,13 +39,13 @@ public sealed class RequestRunner
     public void Run(RequestLease lease)
     {
         DecRefQueue.Drain();
-        lease.Exchange.Timings.StartedAt = Stopwatch.GetTimestamp();
         if (_queueTimeoutTicks > 0 && Stopwatch.GetTimestamp() - lease.QueuedAt > _queueTimeoutTicks)
         {
             _log.Warning($"{lease.Describe} waited more than the queue timeout for a Python thread: 503");
             lease.TryFinish(ExchangeResult.Plain(503, "the request waited too long for a Python thread"));
             return;
         }
+        lease.Exchange.Timings.StartedAt = Stopwatch.GetTimestamp();
         var input = new InputStream(lease);
         var writer = new ResponseWriter(lease, _buffering);
         var startResponse = new StartResponse(writer, _objects, _headerNames ??= new HeaderNames());
@@ -102,6 +102,8 @@ public sealed class RequestRunner
             startResponseObj.Dispose();
             environ.Dispose();
             inputObj.Dispose();
+            // Before Finish: the host may log the request as soon as it is finished.
+            if (!lease.IsAbandoned) lease.Exchange.Timings.AppDoneAt = Stopwatch.GetTimestamp();
             writer.Finish(result);
         }
     }
