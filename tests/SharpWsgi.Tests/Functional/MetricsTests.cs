@@ -172,6 +172,21 @@ public sealed class MetricsTests : WorkerTestBase
         Assert.Equal(1, Value(s, "sharpwsgi_queue_wait_seconds_count"));
     }
 
+    [Fact]
+    public void WorkerExits_MaxRequests_CountedByReasonWithTheRecycledWorkersRequests()
+    {
+        using var server = Start(new[] { "--metrics-bind", "127.0.0.1:0", "--max-requests", "3", App });
+        var pids = ReadyPids(server);
+        var metricsPort = MetricsPort(server);
+        for (int i = 0; i < 3; i++) Assert.Equal(200, Http.Get(server.Port, "/").Status);
+        WaitForNewReadyWorker(server, pids);
+        var s = ScrapeUntil(metricsPort, s => Value(s, "sharpwsgi_worker_exits_total{reason=max-requests}") == 1);
+        Assert.Equal(3, Value(s, "sharpwsgi_requests_total{method=GET,status=2xx}"));
+        Assert.Equal(0, Value(s, "sharpwsgi_worker_exits_total{reason=crash}"));
+        Assert.Equal(2, Value(s, "sharpwsgi_worker_starts_total"));
+        Assert.Equal(1, Value(s, "sharpwsgi_workers"));
+    }
+
     private static int MetricsPort(ServerProcess server)
         => int.Parse(MetricsLine.Match(server.WaitForOutput(MetricsLine, LogTimeout)).Groups[1].Value);
 
