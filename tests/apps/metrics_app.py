@@ -1,5 +1,5 @@
-"""The metrics tests' app: answers the status asked for (/status/NNN), raises on /raise, tells its pid on /pid, sleeps on /sleep?SECONDS.
-With METRICS_TEST_GATE set, the import waits until that file exists (a worker that is still booting), and /wait
+"""The metrics tests' app: answers the status asked for (/status/NNN), raises on /raise, tells its pid on /pid,
+sleeps on /sleep?SECONDS. With METRICS_TEST_GATE set, the import waits until that file exists (a worker that is still booting), and /wait
 holds its request until GATE.release exists."""
 import os
 import time
