@@ -1,6 +1,6 @@
 """The metrics tests' app: answers the status asked for (/status/NNN), raises on /raise, tells its pid on /pid,
-sleeps on /sleep?SECONDS. With METRICS_TEST_GATE set, the import waits until that file exists (a worker that is still booting), and /wait
-holds its request until GATE.release exists."""
+sleeps on /sleep?SECONDS. With METRICS_TEST_GATE set, the import waits until that file exists (a worker that is
+still booting), and /wait holds its request until GATE.release exists."""
 import os
 import time
 
