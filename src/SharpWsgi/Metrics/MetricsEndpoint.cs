@@ -11,10 +11,10 @@ public readonly record struct WorkerView(int Pid, int Slot, bool Ready);
 
 /// <summary>
 /// The supervisor's --metrics-bind listener: /metrics (Prometheus text format 0.0.4, summed over all workers,
-/// exited ones included), /healthz and /readyz. A plain socket and one thread: it is scraped every few seconds,
-/// never on the request path, and the supervisor has no Kestrel or Python. The supervisor's loop publishes its
-/// state with <see cref="Publish"/>; a scrape reads it under one lock, so a worker being folded in on exit is
-/// counted exactly once.
+/// exited ones included), /healthz and /readyz. A plain socket and an accept thread (the supervisor has no Kestrel
+/// or Python; it is scraped every few seconds, never on the request path); each connection is answered on the
+/// thread pool. The supervisor's loop publishes its state with <see cref="Publish"/>; a scrape reads it under one
+/// lock, so a worker being folded in on exit is counted exactly once.
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
@@ -83,10 +83,14 @@ public sealed class MetricsEndpoint : IDisposable
             Socket client;
             try { client = _socket.Accept(); }
             catch (Exception) { return; } // disposed
-            try { Answer(client); }
-            catch (Exception e) when (e is SocketException or IOException) { }
-            catch (Exception e) { _log.LogError("Metrics endpoint: {Error}", e); }
-            finally { client.Dispose(); }
+            // Off the accept thread: a scraper that sends its request slowly must not hold up a health probe.
+            ThreadPool.UnsafeQueueUserWorkItem(c =>
+            {
+                try { Answer(c); }
+                catch (Exception e) when (e is SocketException or IOException) { }
+                catch (Exception e) { _log.LogError("Metrics endpoint: {Error}", e); }
+                finally { c.Dispose(); }
+            }, client, preferLocal: false);
         }
     }
 
