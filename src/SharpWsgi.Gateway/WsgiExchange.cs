@@ -94,6 +94,11 @@ public struct ExchangeTimings
     public long QueuedAt;
     public long StartedAt;
     public long AppDoneAt;
+    // What the gateway saw of the app, for the metrics (not timestamps, but set at the same moments).
+    /// <summary>Response body bytes the app produced.</summary>
+    public long ResponseBytes;
+    /// <summary>The app raised (500 before the headers, an aborted response after them).</summary>
+    public bool AppRaised;
 }
 
 /// <summary>The request a Python thread is running now, for log lines written on that thread.</summary>

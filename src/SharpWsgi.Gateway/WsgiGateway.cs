@@ -43,7 +43,7 @@ public sealed class WsgiGateway
         var watchdog = new RequestWatchdog(options, appLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog);
         watchdog.Queued = () => dispatcher.Queued;
-        return new WsgiGateway(dispatcher, watchdog);
+        return new WsgiGateway(dispatcher, watchdog) { SpoolBudget = buffering.SpoolBudget };
     }
 
     /// <summary>
@@ -100,4 +100,10 @@ sys.modules.setdefault("sharpwsgi", module)
     public bool TryDispatch(WsgiExchange exchange) => _dispatcher.TryEnqueue(exchange);
 
     public int Queued => _dispatcher.Queued;
+    /// <summary>Python threads running a request, and all of them (metrics gauges).</summary>
+    public int BusyThreads => _dispatcher.Busy;
+    public int Threads => _dispatcher.Threads;
+    /// <summary>Response bytes spooled for slow clients, not yet sent (a metrics gauge).</summary>
+    public long BufferedResponseBytes => SpoolBudget?.Used ?? 0;
+    private ByteBudget? SpoolBudget { get; init; }
 }

@@ -21,7 +21,7 @@ public sealed class PythonDispatcher
     private readonly ConcurrentQueue<RequestLease> _queue = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly int _capacity;
-    private int _queued, _parked, _standby;
+    private int _queued, _parked, _standby, _busy;
     private readonly Action<RequestLease> _run;
     private readonly RequestWatchdog _watchdog;
     private readonly IGatewayLog _log;
@@ -33,11 +33,15 @@ public sealed class PythonDispatcher
         _run = run;
         _watchdog = watchdog;
         _log = log;
+        Threads = threads;
         for (int i = 0; i < threads; i++)
             PythonThread.Start($"python-{i}", Loop);
     }
 
     public int Queued => Volatile.Read(ref _queued);
+    /// <summary>Python threads running a request now (a metrics gauge).</summary>
+    public int Busy => Volatile.Read(ref _busy);
+    public int Threads { get; private set; }
 
     /// <summary>Queues a request; false when the queue is full (the host answers 503).</summary>
     public bool TryEnqueue(WsgiExchange exchange)
@@ -113,9 +117,14 @@ public sealed class PythonDispatcher
         {
             var lease = Take();
             _watchdog.Begin(slot, lease);
+            Interlocked.Increment(ref _busy);
             try { _run(lease); }
             catch (Exception e) { _log.Critical($"Unhandled error on a Python thread: {e}"); }
-            finally { _watchdog.End(slot); }
+            finally
+            {
+                Interlocked.Decrement(ref _busy);
+                _watchdog.End(slot);
+            }
         }
     }
 }

@@ -213,6 +213,7 @@ public sealed class RequestRunner
         var detail = e is PythonException pe ? pe.Traceback.TrimEnd() : $"{e.GetType().Name}: {e.Message}";
         if (e is PyRaiseException re) detail = $"{re.Kind}: {re.Message}";
         _log.Error($"Error handling request {lease.Describe} ({stage}):\n{detail}");
+        lease.Exchange.Timings.AppRaised = true; // not abandoned (checked above): the exchange is still ours
         return writer.HeadersSent ? ExchangeResult.Aborted : InternalError;
     }
 

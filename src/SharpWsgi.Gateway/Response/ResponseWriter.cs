@@ -297,6 +297,8 @@ public sealed class ResponseWriter
     /// <summary>Hands the result to the host now, or once the drain has sent the rest.</summary>
     public void Finish(ExchangeResult result)
     {
+        // A timed-out exchange is the host's again: leave it alone.
+        if (!_lease.IsAbandoned) _lease.Exchange.Timings.ResponseBytes = BytesSent;
         if (_drain != null) _drain.Complete(result);
         else _lease.TryFinish(result);
     }

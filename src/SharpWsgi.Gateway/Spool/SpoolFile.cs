@@ -34,8 +34,9 @@ public sealed class ByteBudget
     private long _used;
     private readonly long _capacity;
     public ByteBudget(long capacity) => _capacity = capacity;
-    /// <summary>Bytes reserved now (the unit tests check that every path gives its reservation back).</summary>
-    internal long Used => Interlocked.Read(ref _used);
+    /// <summary>Bytes reserved now (a metrics gauge; the unit tests check every path gives its reservation back).
+    /// </summary>
+    public long Used => Interlocked.Read(ref _used);
 
     public bool TryReserve(long bytes)
     {

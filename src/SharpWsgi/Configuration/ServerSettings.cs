@@ -268,4 +268,5 @@ public sealed class ServerSettings
     public long LimitRequestBody => Bytes("limit-request-body");
     public double HeaderTimeout => Seconds("header-timeout");
     public int MaxConnections => Int("max-connections");
+    public string? MetricsBind => Get("metrics-bind");
 }

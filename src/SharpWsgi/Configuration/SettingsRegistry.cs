@@ -337,6 +337,12 @@ public static class SettingsRegistry
             "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",
             Section: "Limits"),
 
+        new("metrics-bind", null, "ADDRESS", null, SettingKind.Text,
+            "Serve /metrics (Prometheus text format, summed over all workers), /healthz (the supervisor runs) and " +
+            "/readyz (a worker accepts; 503 while booting or stopping) at HOST:PORT, from the supervisor, without " +
+            "Python. Port 0 picks a free port (logged as \"Metrics at: URL\"). Off by default.",
+            Section: "Metrics"),
+
         new("pid", "-p", "FILE", null, SettingKind.Text,
             "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
     };

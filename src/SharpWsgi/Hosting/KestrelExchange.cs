@@ -62,6 +62,11 @@ public sealed class KestrelExchange : WsgiExchange
         if (_echoRequestId && _requestId != null) headers[RequestIds.Header] = _requestId;
     }
 
+    /// <summary>The request's Content-Length, when it declared one.</summary>
+    internal long? DeclaredRequestLength => _request.Headers.ContentLength;
+    /// <summary>Body bytes the prefetch read ahead (a body without Content-Length has no other count).</summary>
+    internal long GatheredBodyBytes { get; set; }
+
     public Task<ExchangeResult> Completion => _done.Task;
     public IFeatureCollection Features => _features;
     public IHeaderDictionary KestrelRequestHeaders => _request.Headers;

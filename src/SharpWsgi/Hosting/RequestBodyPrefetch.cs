@@ -68,7 +68,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
                 exchange.UseBody(new KestrelBodyReader(reader, exchange.BodyLimit));
                 return null;
             }
-            exchange.UseBody(await GatherAsync(reader, length, exchange.BodyLimit).ConfigureAwait(false));
+            exchange.UseBody(await GatherAsync(exchange, reader, length, exchange.BodyLimit).ConfigureAwait(false));
             return null;
         }
         catch (RequestBodyException e)
@@ -110,7 +110,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
     }
 
     /// <summary>Copies the body into memory, then a spool file; returns the pipe the app will read.</summary>
-    private async Task<PipeReader> GatherAsync(PipeReader reader, long? length, long limit)
+    private async Task<PipeReader> GatherAsync(KestrelExchange exchange, PipeReader reader, long? length, long limit)
     {
         long gathered = 0;
         var inMemory = length is not long known || known <= _options.MemoryLimit;
@@ -143,6 +143,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
                 gathered += buffer.Length;
             }
             reader.AdvanceTo(buffer.End);
+            exchange.GatheredBodyBytes = gathered; // a chunked body's size, for the request-bytes metric
             if (result.IsCompleted || result.IsCanceled)
             {
                 if (_spool == null)

@@ -69,7 +69,8 @@ public sealed class ServerHost
     /// </summary>
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
         ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<InheritedListener> inherited,
-        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance, AccessLog? accessLog = null)
+        IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance, AccessLog? accessLog = null,
+        Metrics.WorkerMetrics? metrics = null)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -166,10 +167,11 @@ public sealed class ServerHost
         var requestIds = accessLog != null || settings.RequestIdHeader || settings.JsonLogs
             ? new RequestIds(forwarded, settings.RequestIdHeader) : null;
         var app = new WsgiHttpApplication(gateway, loggers.CreateLogger("sharpwsgi.http"), lifecycle, bodies,
-            new RequestLimits(settings), forwarded, accessLog, requestIds)
+            new RequestLimits(settings), forwarded, accessLog, requestIds, metrics)
         {
             Static = StaticFiles.Create(settings, lifecycle, loggers.CreateLogger("sharpwsgi.static")),
         };
+        metrics?.StartGauges(gateway, listeners, bodies.MemoryBudget);
         try
         {
             await server.StartAsync(app, CancellationToken.None).ConfigureAwait(false);

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SharpWsgi.Gateway;
+using SharpWsgi.Metrics;
 
 namespace SharpWsgi.Hosting;
 
@@ -21,12 +22,15 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private readonly ForwardedHeaders _forwarded;
     private readonly AccessLog? _accessLog;
     private readonly RequestIds? _requestIds;
+    private readonly WorkerMetrics? _metrics;
 
     public WsgiHttpApplication(WsgiGateway gateway, ILogger log, WorkerLifecycle lifecycle, BodyBufferingOptions bodies,
-        RequestLimits limits, ForwardedHeaders forwarded, AccessLog? accessLog = null, RequestIds? requestIds = null)
+        RequestLimits limits, ForwardedHeaders forwarded, AccessLog? accessLog = null, RequestIds? requestIds = null,
+        WorkerMetrics? metrics = null)
     {
         _accessLog = accessLog;
         _requestIds = requestIds;
+        _metrics = metrics;
         _gateway = gateway;
         _log = log;
         _lifecycle = lifecycle;
@@ -72,6 +76,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 }
                 _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
                     exchange.Method, exchange.RawTarget, status, reason);
+                if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
                 if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true)
                     .ConfigureAwait(false))
                     exchange.AbortConnection();
@@ -126,6 +131,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     /// the connection closes after the answer.</summary>
     private async Task RefuseAsync(KestrelExchange exchange, int status, string reason)
     {
+        if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
         _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
             exchange.Method, exchange.RawTarget.Length > 200 ? exchange.RawTarget[..200] + "..." : exchange.RawTarget,
             status, reason);
@@ -135,16 +141,19 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
 
     private async Task RefuseBusyAsync(KestrelExchange exchange)
     {
+        _metrics?.Count(MetricsTable.QueueFull);
         _log.LogWarning("Queue full ({Queued} waiting): 503 for {Method} {Target}",
             _gateway.Queued, exchange.Method, exchange.RawTarget);
         await PlainResponse.WriteAsync(exchange, 503, "all Python threads are busy", _lifecycle.Draining,
             retryAfterSeconds: 1).ConfigureAwait(false);
     }
 
-    /// <summary>Kestrel is done with the request (its response complete): the access log line is written here, for
-    /// the app's answers and the server's own alike.</summary>
+    /// <summary>Kestrel is done with the request (its response complete): the one place every request passes,
+    /// answered or not. The access log line is written here, for the app's answers and the server's own alike.
+    /// </summary>
     public void DisposeContext(KestrelExchange context, Exception? exception)
     {
+        _metrics?.RequestDone(context);
         if (_accessLog != null && (context.ResponseStarted || !context.Aborted)) _accessLog.Log(context);
     }
 }

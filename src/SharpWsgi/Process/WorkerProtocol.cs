@@ -31,6 +31,10 @@ public static class WorkerProtocol
     /// <summary>The shared accept-balance file (<see cref="AcceptBalance"/>) and this worker's slot in it.</summary>
     public const string BalanceFileVariable = "SHARPWSGI_BALANCE_FILE";
     public const string BalanceSlotVariable = "SHARPWSGI_BALANCE_SLOT";
+    /// <summary>The shared metrics file (Metrics.MetricsTable) and this worker's slot in it; absent when
+    /// --metrics-bind is off.</summary>
+    public const string MetricsFileVariable = "SHARPWSGI_METRICS_FILE";
+    public const string MetricsSlotVariable = "SHARPWSGI_METRICS_SLOT";
 
     /// <summary>"1" for --check-config's throwaway worker: it imports the app, reports on stdout with
     /// <see cref="CheckLinePrefix"/> lines and exits (0, or the usual start-up exit codes) without serving.</summary>

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using SharpWsgi.Configuration;
 using SharpWsgi.Hosting;
 using SharpWsgi.Logging;
+using SharpWsgi.Metrics;
 using SharpWsgi.Python;
 using SharpWsgi.Worker;
 
@@ -46,6 +47,9 @@ public sealed class Supervisor
     private DateTime _nextRssCheck;
     private long _allocatedAtCollection;
     private string? _balancePath;
+    private MetricsTable? _metricsTable;
+    private string? _metricsPath;
+    private MetricsEndpoint? _metrics;
 
     private Task<PythonInfo> _python;
 
@@ -66,6 +70,16 @@ public sealed class Supervisor
         TlsSetup.Load(_settings);
         _sockets = ListenSockets.Open(_settings);
         (_balance, _balancePath) = AcceptBalance.Create();
+        if (_settings.MetricsBind is { } metricsBind)
+        {
+            (_metricsTable, _metricsPath) = MetricsTable.Create();
+            try { _metrics = new MetricsEndpoint(_metricsTable, metricsBind, _log); }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                throw new StartupException($"--metrics-bind {metricsBind}: {e.Message}.");
+            }
+            _log.LogInformation("Metrics at: {Url}", _metrics.Url);
+        }
         if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
         var registrations = new List<PosixSignalRegistration>();
         var handled = new[]
@@ -95,6 +109,9 @@ public sealed class Supervisor
             if (_settings.PidFile != null) try { File.Delete(_settings.PidFile); } catch (IOException) { }
             _balance?.Dispose();
             if (_balancePath != null) try { File.Delete(_balancePath); } catch (IOException) { }
+            _metrics?.Dispose();
+            _metricsTable?.Dispose();
+            if (_metricsPath != null) try { File.Delete(_metricsPath); } catch (IOException) { }
         }
     }
 
@@ -170,15 +187,17 @@ public sealed class Supervisor
         switch (signal)
         {
             case Libc.SIGTERM:
-                _log.LogInformation("Handling signal: term");
                 _stopping = signal;
+                PublishMetricsState(); // /readyz says 503 by the time the line is logged
+                _log.LogInformation("Handling signal: term");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
                 foreach (var w in _workers) Retire(w, "shutdown");
                 break;
             case Libc.SIGINT or Libc.SIGQUIT:
-                _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 _stopping = signal;
+                PublishMetricsState();
+                _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
                 foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGQUIT);
@@ -254,6 +273,7 @@ public sealed class Supervisor
             w.Ready = true;
             w.LastBeat = DateTime.UtcNow;
             _bootFailures = 0;
+            PublishMetricsState();
             _log.LogInformation("Worker ready (pid: {Pid})", w.Pid);
             if (w.Replaces is { } old)
             {
@@ -285,6 +305,9 @@ public sealed class Supervisor
         _workers.Remove(w);
         w.Control.Dispose();
         _balance?.Set(w.BalanceSlot, -1);
+        // Folded before the slot can go to a new worker (Reconcile below): the dead worker's counts are kept.
+        _metrics?.CountExit(w.BalanceSlot, ExitReason(w, code));
+        PublishMetricsState();
         var how = code > 128 ? $"signal {code - 128}" : $"exit code {code}";
         if (w.Retiring) _log.LogInformation("Worker exited (pid: {Pid}, {How})", w.Pid, how);
         else if (_stopping == null && (w.Ready || w.Killed))
@@ -311,11 +334,42 @@ public sealed class Supervisor
         Reconcile();
     }
 
+    /// <summary>The reason label of a worker's exit for sharpwsgi_worker_exits_total.</summary>
+    private string ExitReason(WorkerHandle w, int code)
+    {
+        if (w.Killed) return "heartbeat";
+        if (w.StopReason != null) return w.StopReason;
+        if (_stopping != null) return "shutdown";
+        return w.Ready ? "crash" : "boot";
+    }
+
+    /// <summary>The reason label of a stop the supervisor asked for, from the reason it logs.</summary>
+    private static string StopCategory(string reason) => reason switch
+    {
+        _ when reason.Contains("--max-requests") => "max-requests",
+        _ when reason.Contains("--max-lifetime") => "max-lifetime",
+        _ when reason.Contains("--max-rss") => "max-rss",
+        "reload" => "reload",
+        "shutdown" => "shutdown",
+        _ when reason.Contains("TTOU") => "scale-down",
+        _ => "stuck", // the worker's own recycle request: a Python thread stuck past the request timeout
+    };
+
+    /// <summary>Hands the metrics thread a copy of the workers (it must not read _workers, which this loop
+    /// changes); called only when they change, so the idle tick allocates nothing.</summary>
+    private void PublishMetricsState()
+    {
+        if (_metrics == null) return;
+        var views = _workers.Select(w => new WorkerView(w.Pid, w.BalanceSlot, w.Ready)).ToArray();
+        _metrics.Publish(views, _stopping == null && _haltCode == null && _workers.Any(w => w.Ready && !w.Retiring));
+    }
+
     private TimeSpan Backoff() => TimeSpan.FromSeconds(Math.Min(10, 0.1 * Math.Pow(2, _bootFailures++)));
 
     private void Halt(int code)
     {
         _haltCode = code;
+        PublishMetricsState();
         foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGKILL);
     }
 
@@ -411,6 +465,7 @@ public sealed class Supervisor
     {
         if (!old.IsLive || _stopping != null) return;
         _log.LogInformation("Recycling worker (pid: {Pid}): {Reason}; starting its replacement", old.Pid, reason);
+        old.StopReason ??= StopCategory(reason);
         var next = Spawn();
         next.Replaces = old;
         old.ReplacedBy = next;
@@ -420,6 +475,8 @@ public sealed class Supervisor
     {
         if (w.Retiring) return;
         w.Retiring = true;
+        w.StopReason ??= StopCategory(reason);
+        PublishMetricsState();
         w.RetireDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
         _log.LogInformation("Stopping worker (pid: {Pid}): {Reason}", w.Pid, reason);
         Libc.Kill(w.Pid, Libc.SIGTERM);
@@ -444,6 +501,11 @@ public sealed class Supervisor
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         env[WorkerProtocol.BalanceFileVariable] = _balancePath;
         env[WorkerProtocol.BalanceSlotVariable] = slot.ToString();
+        if (_metricsTable != null)
+        {
+            env[WorkerProtocol.MetricsFileVariable] = _metricsPath;
+            env[WorkerProtocol.MetricsSlotVariable] = slot.ToString();
+        }
         if (_settings.MaxRequests > 0)
         {
             var jitter = _settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0;
@@ -454,6 +516,8 @@ public sealed class Supervisor
         var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
         _workers.Add(worker);
         _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
+        _metrics?.CountStart();
+        PublishMetricsState();
         StartReader(worker);
         _ = WaitForExitAsync(worker);
         return worker;

@@ -30,6 +30,8 @@ internal sealed class WorkerHandle
     public WorkerHandle? Replaces { get; set; }
     /// <summary>The worker that will replace this one once it is ready.</summary>
     public WorkerHandle? ReplacedBy { get; set; }
+    /// <summary>Why it was asked to stop (max-requests, reload, ...), for the exit counter; null: not asked.</summary>
+    public string? StopReason { get; set; }
 
     /// <summary>Counts toward the target number of workers.</summary>
     public bool IsLive => !Retiring && !Killed && ReplacedBy == null;

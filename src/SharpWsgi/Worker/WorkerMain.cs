@@ -43,6 +43,7 @@ public static class WorkerMain
     {
         var control = ControlChannel.FromEnvironment();
         var balance = AcceptBalance.FromEnvironment();
+        using var metrics = Metrics.WorkerMetrics.FromEnvironment();
         ServerHost? host = null;
         // SIGABRT is the supervisor's heartbeat kill: stop taking connections at once and exit, even while
         // a C call holds the GIL (nothing here needs Python). SIGKILL follows if this does not finish.
@@ -119,7 +120,7 @@ public static class WorkerMain
             : null;
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle,
                 fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance,
-                accessLog)
+                accessLog, metrics)
             .GetAwaiter().GetResult();
         // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
         using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);

@@ -1,0 +1,263 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging;
+
+namespace SharpWsgi.Metrics;
+
+/// <summary>One live worker as the supervisor last published it.</summary>
+public readonly record struct WorkerView(int Pid, int Slot, bool Ready);
+
+/// <summary>
+/// The supervisor's --metrics-bind listener: /metrics (Prometheus text format 0.0.4, summed over all workers,
+/// exited ones included), /healthz and /readyz. A plain socket and an accept thread (the supervisor has no Kestrel
+/// or Python; it is scraped every few seconds, never on the request path); each connection is answered on the
+/// thread pool. The supervisor's loop publishes its state with <see cref="Publish"/>; a scrape reads it under one
+/// lock, so a worker being folded in on exit is counted exactly once.
+/// </summary>
+public sealed class MetricsEndpoint : IDisposable
+{
+    public static readonly string[] ExitReasons =
+        { "crash", "boot", "heartbeat", "max-requests", "max-lifetime", "max-rss", "reload", "stuck", "scale-down",
+          "shutdown" };
+
+    private readonly MetricsTable _table;
+    private readonly Socket _socket;
+    private readonly ILogger _log;
+    private readonly object _gate = new();
+    private readonly long[] _exited = new long[MetricsTable.SlotLongs]; // folded counts of exited workers
+    private readonly long[] _exits = new long[ExitReasons.Length];
+    private long _starts;
+    private WorkerView[] _workers = Array.Empty<WorkerView>();
+    private bool _ready;
+
+    public MetricsEndpoint(MetricsTable table, string bind, ILogger log)
+    {
+        _table = table;
+        _log = log;
+        var endpoint = Hosting.ServerHost.ParseEndPoint(bind);
+        _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _socket.Bind(endpoint);
+        _socket.Listen(64);
+        var bound = (IPEndPoint)_socket.LocalEndPoint!;
+        var host = bound.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{bound.Address}]" : bound.Address.ToString();
+        Url = $"http://{host}:{bound.Port}";
+        new Thread(Serve, 256 * 1024) { IsBackground = true, Name = "metrics" }.Start();
+    }
+
+    public string Url { get; }
+
+    /// <summary>The supervisor's current workers and whether it is ready (a worker accepts, not stopping).</summary>
+    public void Publish(WorkerView[] workers, bool ready)
+    {
+        lock (_gate)
+        {
+            _workers = workers;
+            _ready = ready;
+        }
+    }
+
+    public void CountStart()
+    {
+        lock (_gate) _starts++;
+    }
+
+    /// <summary>A worker exited: its slot's counts move into the supervisor's totals.</summary>
+    public void CountExit(int slot, string reason)
+    {
+        lock (_gate)
+        {
+            _table.Fold(slot, _exited);
+            var i = Array.IndexOf(ExitReasons, reason);
+            _exits[i < 0 ? 0 : i]++;
+        }
+    }
+
+    private void Serve()
+    {
+        while (true)
+        {
+            Socket client;
+            try { client = _socket.Accept(); }
+            catch (Exception) { return; } // disposed
+            // Off the accept thread: a scraper that sends its request slowly must not hold up a health probe.
+            ThreadPool.UnsafeQueueUserWorkItem(c =>
+            {
+                try { Answer(c); }
+                catch (Exception e) when (e is SocketException or IOException) { }
+                catch (Exception e) { _log.LogError("Metrics endpoint: {Error}", e); }
+                finally { c.Dispose(); }
+            }, client, preferLocal: false);
+        }
+    }
+
+    private void Answer(Socket client)
+    {
+        client.ReceiveTimeout = 5000;
+        client.SendTimeout = 5000;
+        var buffer = new byte[4096];
+        var n = 0;
+        // The request head only (a scraper sends no body); its first line is all we need.
+        while (n < buffer.Length)
+        {
+            var r = client.Receive(buffer, n, buffer.Length - n, SocketFlags.None);
+            if (r == 0) break;
+            n += r;
+            if (buffer.AsSpan(0, n).IndexOf("\r\n\r\n"u8) >= 0 || buffer.AsSpan(0, n).IndexOf("\n\n"u8) >= 0) break;
+        }
+        var line = Encoding.ASCII.GetString(buffer, 0, Math.Max(0, buffer.AsSpan(0, n).IndexOf((byte)'\n')));
+        var parts = line.Trim().Split(' ');
+        var path = parts.Length > 1 ? parts[1].Split('?')[0] : "";
+        var head = parts[0] == "HEAD";
+        var (status, type, body) = (parts[0] is "GET" or "HEAD", path) switch
+        {
+            (false, _) => (405, "text/plain", "method not allowed\n"),
+            (_, "/metrics") => (200, "text/plain; version=0.0.4; charset=utf-8", Render()),
+            (_, "/healthz") => (200, "text/plain", "ok\n"),
+            (_, "/readyz") => Ready() ? (200, "text/plain", "ready\n") : (503, "text/plain", "not ready\n"),
+            _ => (404, "text/plain", "not found\n"),
+        };
+        var payload = Encoding.UTF8.GetBytes(body);
+        var reason = status switch
+        {
+            200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", _ => "Service Unavailable",
+        };
+        var header = $"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {payload.Length}\r\n" +
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+        client.Send(Encoding.ASCII.GetBytes(header));
+        if (!head) client.Send(payload);
+        client.Shutdown(SocketShutdown.Send);
+    }
+
+    private bool Ready()
+    {
+        lock (_gate) return _ready;
+    }
+
+    public string Render()
+    {
+        var totals = new long[MetricsTable.SlotLongs];
+        WorkerView[] workers;
+        long starts;
+        var exits = new long[ExitReasons.Length];
+        lock (_gate)
+        {
+            Array.Copy(_exited, totals, totals.Length);
+            workers = _workers;
+            foreach (var w in workers)
+            {
+                _table.AddCountsTo(w.Slot, totals);
+                _table.AddGaugesTo(w.Slot, totals);
+            }
+            starts = _starts;
+            Array.Copy(_exits, exits, exits.Length);
+        }
+        var o = new StringBuilder(8192);
+        Head(o, "sharpwsgi_requests_total", "counter", "Requests answered, by method and status class.");
+        for (int m = 0; m < MetricsTable.Methods.Length; m++)
+            for (int c = 0; c < MetricsTable.StatusClasses; c++)
+            {
+                var v = totals[MetricsTable.Requests + m * MetricsTable.StatusClasses + c];
+                // Method × class pairs never seen are left out (40 mostly empty series otherwise); GET 2xx always.
+                if (v == 0 && !(m == 0 && c == 1)) continue;
+                o.Append("sharpwsgi_requests_total{method=\"").Append(MetricsTable.Methods[m])
+                    .Append("\",status=\"").Append(c + 1).Append("xx\"} ").Append(v).Append('\n');
+            }
+        Counter(o, "sharpwsgi_request_bytes_total", "Request body bytes received.", totals[MetricsTable.RequestBytes]);
+        Counter(o, "sharpwsgi_response_bytes_total", "Response body bytes the app produced.",
+            totals[MetricsTable.ResponseBytes]);
+        Counter(o, "sharpwsgi_app_exceptions_total", "Exceptions raised by the app (500, or an aborted response).",
+            totals[MetricsTable.AppExceptions]);
+        Head(o, "sharpwsgi_unavailable_total", "counter", "503 answers, by cause.");
+        o.Append("sharpwsgi_unavailable_total{reason=\"queue_full\"} ").Append(totals[MetricsTable.QueueFull])
+            .Append('\n');
+        o.Append("sharpwsgi_unavailable_total{reason=\"queue_timeout\"} ").Append(totals[MetricsTable.QueueTimeout])
+            .Append('\n');
+        Counter(o, "sharpwsgi_request_timeouts_total", "504 answers: the request ran past --request-timeout.",
+            totals[MetricsTable.RequestTimeout]);
+        Counter(o, "sharpwsgi_limit_refusals_total", "4xx answers before the app ran (a request limit).",
+            totals[MetricsTable.LimitRefusals]);
+        Counter(o, "sharpwsgi_worker_starts_total", "Worker processes started.", starts);
+        Head(o, "sharpwsgi_worker_exits_total", "counter", "Worker processes that exited, by reason.");
+        for (int i = 0; i < ExitReasons.Length; i++)
+            o.Append("sharpwsgi_worker_exits_total{reason=\"").Append(ExitReasons[i]).Append("\"} ").Append(exits[i])
+                .Append('\n');
+
+        Gauge(o, "sharpwsgi_workers", "Worker processes running.", workers.Length);
+        Gauge(o, "sharpwsgi_workers_ready", "Workers that imported the app and accept.", workers.Count(w => w.Ready));
+        Gauge(o, "sharpwsgi_python_threads_busy", "Python threads running a request.",
+            totals[MetricsTable.BusyThreads]);
+        Gauge(o, "sharpwsgi_python_threads", "Python threads, all workers.", totals[MetricsTable.Threads]);
+        Gauge(o, "sharpwsgi_queued_requests", "Requests waiting for a Python thread.", totals[MetricsTable.Queued]);
+        Gauge(o, "sharpwsgi_open_connections", "Open client connections.", totals[MetricsTable.OpenConnections]);
+        Gauge(o, "sharpwsgi_buffered_request_bytes", "Request bodies buffered in memory before the app ran.",
+            totals[MetricsTable.BufferedRequestBytes]);
+        Gauge(o, "sharpwsgi_buffered_response_bytes", "Response bytes spooled for slow clients.",
+            totals[MetricsTable.BufferedResponseBytes]);
+        Head(o, "sharpwsgi_worker_resident_bytes", "gauge", "Resident memory of each worker.");
+        foreach (var w in workers)
+            if (ResidentBytes(w.Pid) is { } rss)
+                o.Append("sharpwsgi_worker_resident_bytes{pid=\"").Append(w.Pid).Append("\"} ").Append(rss)
+                    .Append('\n');
+
+        Histogram(o, "sharpwsgi_request_duration_seconds", "From the request head to the response's end.", totals,
+            MetricsTable.Duration);
+        Histogram(o, "sharpwsgi_queue_wait_seconds", "From queueing until a Python thread took the request.", totals,
+            MetricsTable.QueueWait);
+        Histogram(o, "sharpwsgi_app_seconds", "Time in the app (Python), its body iterated.", totals,
+            MetricsTable.AppTime);
+        Histogram(o, "sharpwsgi_response_drain_seconds", "From the app's last byte to the response's end.", totals,
+            MetricsTable.Drain);
+        return o.ToString();
+    }
+
+    private static void Head(StringBuilder o, string name, string type, string help) =>
+        o.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ')
+            .Append(type).Append('\n');
+
+    private static void Counter(StringBuilder o, string name, string help, long value)
+    {
+        Head(o, name, "counter", help);
+        o.Append(name).Append(' ').Append(value).Append('\n');
+    }
+
+    private static void Gauge(StringBuilder o, string name, string help, long value)
+    {
+        Head(o, name, "gauge", help);
+        o.Append(name).Append(' ').Append(value).Append('\n');
+    }
+
+    private static void Histogram(StringBuilder o, string name, string help, long[] totals, int which)
+    {
+        Head(o, name, "histogram", help);
+        var h = MetricsTable.Histograms + which * MetricsTable.HistogramLongs;
+        long cumulative = 0;
+        for (int i = 0; i < MetricsTable.Buckets; i++)
+        {
+            cumulative += totals[h + i];
+            var le = i < MetricsTable.Bounds.Length
+                ? MetricsTable.Bounds[i].ToString(CultureInfo.InvariantCulture) : "+Inf";
+            o.Append(name).Append("_bucket{le=\"").Append(le).Append("\"} ").Append(cumulative).Append('\n');
+        }
+        var sum = totals[h + MetricsTable.Buckets] / 1e6;
+        o.Append(name).Append("_sum ").Append(sum.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        o.Append(name).Append("_count ").Append(cumulative).Append('\n');
+    }
+
+    private static long? ResidentBytes(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmRSS:"))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException) { }
+        return null;
+    }
+
+    public void Dispose() => _socket.Dispose();
+}
