@@ -25,7 +25,9 @@ flock 9
 WORK=$(mktemp -d /tmp/sharpwsgi-accesslog-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # One measured run: start the server in its own process group, warm up, measure, stop it by its PID.
 run() {

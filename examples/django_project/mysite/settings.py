@@ -1,4 +1,5 @@
-"""Settings of the minimal example project: no database, CSRF on, works with Django 3.2 (Debian bookworm) and 4.x/5.x."""
+"""Settings of the minimal example project: no database, CSRF on; works with Django 3.2 (Debian bookworm)
+and 4.x/5.x."""
 import os
 from pathlib import Path
 
