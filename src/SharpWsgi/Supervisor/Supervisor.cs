@@ -69,6 +69,7 @@ public sealed class Supervisor
         // A bad certificate, key or password stops the start here, before any socket or worker.
         TlsSetup.Load(_settings);
         _sockets = ListenSockets.Open(_settings);
+        SharedFiles.RemoveStale();
         (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.MetricsBind is { } metricsBind)
         {

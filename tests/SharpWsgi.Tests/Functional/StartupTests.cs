@@ -477,4 +477,28 @@ public sealed class StartupTests
         Assert.Contains(version, output);
         Assert.Contains("3.9", output);
     }
+
+    [Fact]
+    public void Start_RemovesSharedFilesOfSupervisorsThatNoLongerRun()
+    {
+        // A pid that has just exited: its supervisor files are what a SIGKILLed server leaves behind.
+        using var gone = System.Diagnostics.Process.Start("true")!;
+        gone.WaitForExit();
+        var dir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        var stale = Path.Combine(dir, $"sharpwsgi-{gone.Id}.balance");
+        var unrelated = Path.Combine(dir, $"sharpwsgi-test-{Guid.NewGuid():N}.balance");
+        File.WriteAllText(stale, "");
+        File.WriteAllText(unrelated, "");
+        try
+        {
+            using var server = ServerProcess.StartApp(EchoApp);
+            Assert.False(File.Exists(stale), "the dead supervisor's file was left");
+            Assert.True(File.Exists(unrelated), "a file not named by a pid was removed");
+        }
+        finally
+        {
+            File.Delete(stale);
+            File.Delete(unrelated);
+        }
+    }
 }
