@@ -52,7 +52,8 @@ def load(spec):
                 attr = candidate
                 break
         else:
-            raise AppSpecError("module %r has no 'application' or 'app'; name the callable as %s:NAME" % (module.__name__, spec))
+            raise AppSpecError("module %r has no 'application' or 'app'; name the callable as %s:NAME"
+                               % (module.__name__, spec))
     elif attr.endswith('()'):
         attr, call = attr[:-2], True
     elif '(' in attr:

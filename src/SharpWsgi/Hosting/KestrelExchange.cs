@@ -94,7 +94,8 @@ public sealed class KestrelExchange : WsgiExchange
     public bool IsHttp2 => _request.Protocol == "HTTP/2";
 
     /// <summary>The connection itself is TLS (the handshake feature is Kestrel's; h2c sniffing adds none).</summary>
-    public bool IsTls => _features.Get<ITlsHandshakeFeature>() != null;
+    public bool IsTls => _isTls ??= _features.Get<ITlsHandshakeFeature>() != null;
+    private bool? _isTls;
     /// <summary>The peer as the socket (or a PROXY header) gave it, whatever forwarded headers say.</summary>
     public IPAddress? PeerAddress => _connection.RemoteIpAddress;
     public int PeerPort => _connection.RemotePort;

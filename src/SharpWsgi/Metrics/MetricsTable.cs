@@ -63,7 +63,7 @@ public sealed unsafe class MetricsTable : IDisposable
     /// <summary>The supervisor's side: a zeroed file (1 MiB of tmpfs, touched only by the slots in use).</summary>
     public static (MetricsTable Table, string Path) Create()
     {
-        var dir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        var dir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(); // as SharedFiles.Directory
         var path = Path.Combine(dir, $"sharpwsgi-{Environment.ProcessId}.metrics");
         using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite)) fs.SetLength(Size);
         return (new MetricsTable(path, -1), path);

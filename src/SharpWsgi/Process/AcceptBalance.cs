@@ -29,9 +29,7 @@ public sealed class AcceptBalance : IDisposable
     /// <summary>The supervisor's side: a file of <see cref="Slots"/> counters, all unused (-1).</summary>
     public static (AcceptBalance Table, string Path) Create()
     {
-        var path = $"/dev/shm/sharpwsgi-{Environment.ProcessId}.balance";
-        if (!Directory.Exists("/dev/shm"))
-            path = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Environment.ProcessId}.balance");
+        var path = Path.Combine(SharedFiles.Directory, $"sharpwsgi-{Environment.ProcessId}.balance");
         using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite))
             fs.SetLength(Size);
         var table = Open(path, -1)!;

@@ -24,7 +24,8 @@ public static partial class SharedFiles
                 var match = Name().Match(Path.GetFileName(path));
                 if (!match.Success || !int.TryParse(match.Groups[1].Value, out var pid)) continue;
                 if (pid == Environment.ProcessId || System.IO.Directory.Exists($"/proc/{pid}")) continue;
-                try { File.Delete(path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                try { File.Delete(path); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
