@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Access log cost (issue 9): hello with the access log off, to a file (default format) and to a file as JSON,
-# interleaved rounds of wrk -t1 -c64, median req/s per mode, and the ratios on/off.
+# interleaved rounds of wrk -t1 -c64, median req/s per mode, and the ratios on/off; also the server's CPU time per
+# request (user+system of every process in its session over the measured run), which a busy machine skews less.
 #
 #   bench/accesslog.sh [--rounds N] [--duration S]      (default 3 rounds of 5 s after 2 s warm-up)
 #
@@ -39,34 +40,53 @@ run() {
         json) extra=(--access-logfile "$WORK/access.json" --log-format json) ;;
     esac
     setsid "$BIN" --bind "127.0.0.1:$port" --workers 2 --threads 4 --python /usr/bin/python3 --log-level warning \
-        "${extra[@]}" "$BENCH/apps/hello.py" > "$WORK/server-$mode.log" 2>&1 &
+        "${extra[@]}" "$BENCH/apps/hello.py" > "$WORK/server-$mode.log" 2>&1 9>&- &
     local pid=$!
+    # run is a subshell (read < <(run ...)): whatever ends it, its server goes too.
+    trap 'kill -TERM "$pid" 2>/dev/null || true' EXIT
     for _ in $(seq 200); do
         curl -fs -o /dev/null "http://127.0.0.1:$port/" && break
         sleep 0.05
     done
     wrk -t1 -c64 -d2s "http://127.0.0.1:$port/" > /dev/null
-    local rps
-    rps=$(wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
+    local out before after
+    before=$(session_cpu_ticks "$pid")
+    out=$(wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/")
+    after=$(session_cpu_ticks "$pid")
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
-    echo "$rps"
+    # "req/s µs-of-CPU-per-request"
+    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+        /Requests\/sec/ {rps = $2} /requests in/ {n = $1}
+        END {printf "%s %.2f\n", rps, t / hz * 1e6 / n}' <<< "$out"
 }
 
-declare -A results=()
+# utime + stime (clock ticks) of every live process in the session led by $1 (the server and its workers).
+# Processes that end while this reads are skipped (awk then exits non-zero: ignored).
+session_cpu_ticks() {
+    awk -v sid="$1" '{sub(/^.*\) /, ""); if ($4 == sid) t += $12 + $13} END {print t + 0}' /proc/[0-9]*/stat \
+        2>/dev/null || true
+}
+
+declare -A results=() cpus=() rps=() cpu=()
 for round in $(seq "$ROUNDS"); do
     for mode in off text json; do
-        r=$(run "$mode")
+        read -r r cpu < <(run "$mode")
         results[$mode]="${results[$mode]:-} $r"
-        echo "round $round $mode: $r req/s" >&2
+        cpus[$mode]="${cpus[$mode]:-} $cpu"
+        echo "round $round $mode: $r req/s, $cpu µs CPU/request" >&2
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-off=$(echo "${results[off]}" | median)
-text=$(echo "${results[text]}" | median)
-json=$(echo "${results[json]}" | median)
-echo "| access log | req/s (median of $ROUNDS, wrk -c64 ${DURATION}s, hello, 2 workers) | vs off |"
-echo "| --- | ---: | ---: |"
-echo "| off | $off | 1.00x |"
-awk -v a="$text" -v b="$off" 'BEGIN {printf "| default format to a file | %s | %.3fx |\n", a, a / b}'
-awk -v a="$json" -v b="$off" 'BEGIN {printf "| JSON to a file | %s | %.3fx |\n", a, a / b}'
+for mode in off text json; do
+    rps[$mode]=$(echo "${results[$mode]}" | median)
+    cpu[$mode]=$(echo "${cpus[$mode]}" | median)
+done
+echo "| access log | req/s (median of $ROUNDS, wrk -c64 ${DURATION}s, hello, 2 workers) | vs off |\
+ CPU µs/request (median) | vs off |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for mode in off text json; do
+    case $mode in off) label=off ;; text) label="default format to a file" ;; json) label="JSON to a file" ;; esac
+    awk -v l="$label" -v a="${rps[$mode]}" -v b="${rps[off]}" -v c="${cpu[$mode]}" -v d="${cpu[off]}" \
+        'BEGIN {printf "| %s | %s | %.3fx | %s | %.3fx |\n", l, a, a / b, c, c / d}'
+done

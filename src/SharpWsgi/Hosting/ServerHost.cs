@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SharpWsgi.Configuration;
 using SharpWsgi.Gateway;
+using SharpWsgi.Logging;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 
@@ -110,10 +111,18 @@ public sealed class ServerHost
 
         var tls = TlsSetup.Load(settings);
         var proxyLog = loggers.CreateLogger("sharpwsgi.proxy");
+        // Kestrel's own 400s reach the access log and the metrics through its bad-request log event.
+        KestrelRefusals? refusals = null;
+        if ((accessLog != null || metrics != null) && loggers is ErrorLogProvider errorLog)
+        {
+            refusals = new KestrelRefusals(accessLog, metrics);
+            errorLog.KestrelRefusal = refusals.Record;
+        }
         void Configure(ListenOptions listen, bool useTls)
         {
             // Order is the order on the wire: PROXY header, then TLS, then HTTP.
             if (settings.ProxyProtocol != "off") listen.Use(ProxyProtocol.Middleware(settings, proxyLog));
+            if (refusals != null) listen.Use(refusals.Middleware);
             if (useTls)
             {
                 listen.Protocols = settings.Http2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;

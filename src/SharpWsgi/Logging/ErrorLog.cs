@@ -53,12 +53,19 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
         _ => LogLevel.Information,
     };
 
+    /// <summary>Kestrel's own refusals of malformed requests (it answers them without asking the application):
+    /// called with the connection's ID and Kestrel's exception, whatever the log level, so the access log and the
+    /// metrics can count them. Set before the server starts.</summary>
+    public Action<string?, Exception>? KestrelRefusal { get; set; }
+
+    private const string BadRequestsCategory = "Microsoft.AspNetCore.Server.Kestrel.BadRequests";
+
     public ILogger CreateLogger(string categoryName)
     {
         // Framework categories get a floor of Warning so an ordinary bad request is not an error-log line.
         var floor = categoryName.StartsWith("Microsoft.", StringComparison.Ordinal) && _minimum > LogLevel.Debug
             ? LogLevel.Warning : _minimum;
-        return new ErrorLogger(this, floor);
+        return new ErrorLogger(this, floor, categoryName == BadRequestsCategory);
     }
 
     public void AddProvider(ILoggerProvider provider) { }
@@ -119,14 +126,35 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     {
         private readonly ErrorLogProvider _provider;
         private readonly LogLevel _minimum;
-        public ErrorLogger(ErrorLogProvider provider, LogLevel minimum) { _provider = provider; _minimum = minimum; }
+        private readonly bool _badRequests;
+
+        public ErrorLogger(ErrorLogProvider provider, LogLevel minimum, bool badRequests)
+        {
+            _provider = provider;
+            _minimum = minimum;
+            _badRequests = badRequests;
+        }
+
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= _minimum && logLevel != LogLevel.None;
+        public bool IsEnabled(LogLevel logLevel) =>
+            (logLevel >= _minimum || (_badRequests && _provider.KestrelRefusal != null)) && logLevel != LogLevel.None;
+
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
             Func<TState, Exception?, string> formatter)
         {
-            if (!IsEnabled(logLevel) || IsMisleading(eventId)) return;
+            if (_badRequests && eventId.Name == "ConnectionBadRequest" && exception != null &&
+                _provider.KestrelRefusal is { } refusal)
+                refusal(ConnectionId(state), exception);
+            if (logLevel < _minimum || logLevel == LogLevel.None || IsMisleading(eventId)) return;
             _provider.Write(logLevel, formatter(state, exception), exception);
+        }
+
+        private static string? ConnectionId<TState>(TState state)
+        {
+            if (state is IReadOnlyList<KeyValuePair<string, object?>> fields)
+                foreach (var (key, value) in fields)
+                    if (key == "ConnectionId") return value as string;
+            return null;
         }
     }
 }

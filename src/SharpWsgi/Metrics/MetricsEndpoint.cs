@@ -178,7 +178,7 @@ public sealed class MetricsEndpoint : IDisposable
             .Append('\n');
         Counter(o, "sharpwsgi_request_timeouts_total", "504 answers: the request ran past --request-timeout.",
             totals[MetricsTable.RequestTimeout]);
-        Counter(o, "sharpwsgi_limit_refusals_total", "4xx answers before the app ran (a request limit).",
+        Counter(o, "sharpwsgi_limit_refusals_total", "4xx answers before the app ran (a request limit or a malformed request).",
             totals[MetricsTable.LimitRefusals]);
         Counter(o, "sharpwsgi_worker_starts_total", "Worker processes started.", starts);
         Head(o, "sharpwsgi_worker_exits_total", "counter", "Worker processes that exited, by reason.");

@@ -202,6 +202,36 @@ public sealed class AccessLogTests : IDisposable
         Assert.DoesNotContain("/after", File.ReadAllText(path + ".1").Split('\n').First(l => l.Contains("/before")));
     }
 
+    [Fact]
+    public void KestrelsOwnRefusal_MalformedHeader_LoggedWithPeerAndStatus()
+    {
+        var path = Path.Combine(_dir, "access.log");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path);
+        // A header line without a colon: Kestrel answers 400 itself, the application never sees it.
+        var response = RawHttp.Exchange(server.Port, "GET /bad HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n");
+        Assert.Equal(400, response.Status);
+        var line = WaitForLine(path, l => l.Contains(" 400 "));
+        Assert.Matches(new Regex(@"^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:[\d:]{8} [+-]\d{4}\] ""-"" 400 - ""-"" ""-""$"),
+            line);
+        // The server keeps serving, and a good request after it is logged as usual.
+        Assert.Equal(200, Get(server, "/after-bad").Status);
+        WaitForLine(path, l => l.Contains("/after-bad"));
+    }
+
+    [Fact]
+    public void KestrelsOwnRefusal_Json_SaysWhy()
+    {
+        var path = Path.Combine(_dir, "access.json");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path, "--log-format", "json");
+        var response = RawHttp.Exchange(server.Port, "GET /bad HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n");
+        Assert.Equal(400, response.Status);
+        using var doc = JsonDocument.Parse(WaitForLine(path, l => l.Contains("\"status\":400")));
+        var root = doc.RootElement;
+        Assert.Equal("127.0.0.1", root.GetProperty("remote").GetString());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("method").ValueKind);
+        Assert.False(string.IsNullOrEmpty(root.GetProperty("error").GetString()));
+    }
+
     [Theory]
     [InlineData("/dev/full")]
     [InlineData("fifo")]

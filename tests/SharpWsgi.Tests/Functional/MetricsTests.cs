@@ -138,6 +138,20 @@ public sealed class MetricsTests : WorkerTestBase
     }
 
     [Fact]
+    public void Metrics_KestrelsOwnRefusal_Counted()
+    {
+        // A malformed header is answered 400 by Kestrel itself: no exchange, yet it is a 4xx before the app.
+        using var server = Start(new[] { "--metrics-bind", "127.0.0.1:0", App });
+        ReadyPids(server);
+        var metricsPort = MetricsPort(server);
+        var response = RawHttp.Exchange(server.Port, "GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n");
+        Assert.Equal(400, response.Status);
+        var s = ScrapeUntil(metricsPort, s => Value(s, "sharpwsgi_limit_refusals_total") == 1);
+        Assert.Equal(1, Value(s, "sharpwsgi_requests_total{method=other,status=4xx}"));
+        Assert.Equal(200, Http.Get(server.Port, "/").Status);
+    }
+
+    [Fact]
     public async Task Metrics_RefusalsAndTimeouts_CountedByCause()
     {
         // One Python thread and room for one queued request: a sleeping request holds the thread past the

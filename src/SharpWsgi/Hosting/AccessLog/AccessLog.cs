@@ -23,6 +23,7 @@ public sealed class AccessLog : IDisposable
     private readonly string _pidAtom = $"<{Environment.ProcessId}>";
     private readonly int _pid = Environment.ProcessId;
     private Stamp? _stamp;
+    private Stamp? _isoStamp;
 
     public AccessLog(string path, string format, bool json, Action<string> report)
     {
@@ -106,6 +107,41 @@ public sealed class AccessLog : IDisposable
         _sink.Write(buffer, length);
     }
 
+    /// <summary>A request Kestrel refused itself (malformed, or past its own limits) before any exchange
+    /// existed: the atoms it has (peer, time, status) are filled in, the rest are '-' (JSON: null).</summary>
+    public void LogRefusal(string remote, int status, string reason)
+    {
+        var line = new LogLine(256);
+        if (_json)
+        {
+            var utc = DateTime.UtcNow;
+            line.Ascii("{\"time\":\""); line.Raw(IsoSecond(utc));
+            line.Digits(utc.Ticks / TimeSpan.TicksPerMillisecond % 1000, 3);
+            line.Ascii("Z\",\"remote\":"); line.Json(remote);
+            line.Ascii(",\"method\":null,\"path\":null,\"query\":null,\"protocol\":null,\"status\":");
+            line.Number(status);
+            line.Ascii(",\"bytes\":0,\"duration_ms\":null,\"queue_ms\":null,\"app_ms\":null,\"referer\":null");
+            line.Ascii(",\"user_agent\":null,\"request_id\":null,\"error\":"); line.Json(reason);
+            line.Ascii(",\"pid\":"); line.Number(_pid);
+            line.Raw((byte)'}');
+        }
+        else
+            foreach (var part in _parts)
+                switch (part.Atom)
+                {
+                    case Atom.Literal: line.Raw(part.Literal); break;
+                    case Atom.h: line.Text(remote); break;
+                    case Atom.t: line.Raw(Timestamp()); break;
+                    case Atom.s: line.Number(status); break;
+                    case Atom.B: line.Raw((byte)'0'); break;
+                    case Atom.p: line.Ascii(_pidAtom); break;
+                    default: line.Raw((byte)'-'); break;
+                }
+        line.Raw((byte)'\n');
+        var (buffer, length) = line.Detach();
+        _sink.Write(buffer, length);
+    }
+
     private void WriteText(ref LogLine line, KestrelExchange x, long now)
     {
         var elapsed = now - x.StartedAt;
@@ -154,11 +190,10 @@ public sealed class AccessLog : IDisposable
     {
         var target = x.RawTarget;
         line.Ascii("{\"time\":\"");
-        Span<byte> iso = stackalloc byte[32];
-        DateTime.UtcNow.TryFormat(iso, out var n, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
-            System.Globalization.CultureInfo.InvariantCulture);
-        line.Raw(iso[..n]);
-        line.Ascii("\",\"remote\":"); line.Json(x.RemoteAddress);
+        var utc = DateTime.UtcNow;
+        line.Raw(IsoSecond(utc));
+        line.Digits(utc.Ticks / TimeSpan.TicksPerMillisecond % 1000, 3);
+        line.Ascii("Z\",\"remote\":"); line.Json(x.RemoteAddress);
         line.Ascii(",\"method\":"); line.Json(x.Method);
         line.Ascii(",\"path\":"); line.Json(PathOf(target));
         line.Ascii(",\"query\":"); line.Json(QueryOf(target));
@@ -276,6 +311,18 @@ public sealed class AccessLog : IDisposable
             $"{sign}{Math.Abs(offset.Hours):00}{Math.Abs(offset.Minutes):00}]";
         stamp = new Stamp(second, Encoding.ASCII.GetBytes(text));
         _stamp = stamp;
+        return stamp.Text;
+    }
+
+    /// <summary>JSON's time up to the milliseconds' dot, "2026-12-02T00:08:43.", formatted once a second.</summary>
+    private byte[] IsoSecond(DateTime utc)
+    {
+        var second = utc.Ticks / TimeSpan.TicksPerSecond;
+        var stamp = _isoStamp;
+        if (stamp != null && stamp.Second == second) return stamp.Text;
+        stamp = new Stamp(second, Encoding.ASCII.GetBytes(
+            utc.ToString("yyyy-MM-dd'T'HH:mm:ss.", System.Globalization.CultureInfo.InvariantCulture)));
+        _isoStamp = stamp;
         return stamp.Text;
     }
 
