@@ -67,15 +67,37 @@ public static class WorkerProtocol
 
 public enum WorkerMessageKind { Unknown, Ready, Beat, Recycle }
 
+/// <summary>Why a worker is stopped or replaced: the reason label of sharpwsgi_worker_exits_total.</summary>
+public enum StopCause { Stuck, MaxRequests, MaxLifetime, MaxRss, Reload, Shutdown, ScaleDown }
+
+public static class StopCauses
+{
+    private static readonly string[] Labels =
+        { "stuck", "max-requests", "max-lifetime", "max-rss", "reload", "shutdown", "scale-down" };
+
+    public static string Label(this StopCause cause) => Labels[(int)cause];
+
+    /// <summary>A label read off the control pipe; an unknown one is a stuck worker's (the worker's own
+    /// request).</summary>
+    public static StopCause Parse(string label)
+    {
+        var i = Array.IndexOf(Labels, label);
+        return i < 0 ? StopCause.Stuck : (StopCause)i;
+    }
+}
+
 /// <summary>
 /// One line a worker writes on its control pipe: "ready" (serving), "beat" (its Python is responsive; every
-/// heartbeat interval) or "recycle REASON" (replace me: --max-requests, a stuck Python thread). UTF-8, '\n'-ended.
+/// heartbeat interval) or "recycle CAUSE REASON" (replace me: CAUSE is a <see cref="StopCause"/> label such as
+/// max-requests or stuck, REASON the words for the log). UTF-8, '\n'-ended.
 /// </summary>
-public readonly record struct WorkerMessage(WorkerMessageKind Kind, string? Reason = null)
+public readonly record struct WorkerMessage(WorkerMessageKind Kind, string? Reason = null,
+    StopCause Cause = StopCause.Stuck)
 {
     public static readonly WorkerMessage Ready = new(WorkerMessageKind.Ready);
     public static readonly WorkerMessage Beat = new(WorkerMessageKind.Beat);
-    public static WorkerMessage Recycle(string reason) => new(WorkerMessageKind.Recycle, reason);
+    public static WorkerMessage Recycle(StopCause cause, string reason) =>
+        new(WorkerMessageKind.Recycle, reason, cause);
 
     private static readonly byte[] ReadyLine = "ready\n"u8.ToArray(), BeatLine = "beat\n"u8.ToArray();
     private static ReadOnlySpan<byte> RecyclePrefix => "recycle "u8;
@@ -86,7 +108,8 @@ public readonly record struct WorkerMessage(WorkerMessageKind Kind, string? Reas
         WorkerMessageKind.Ready => ReadyLine,
         WorkerMessageKind.Beat => BeatLine,
         // A reason is one line: a newline in it would split the message.
-        WorkerMessageKind.Recycle => Encoding.UTF8.GetBytes("recycle " + Reason!.ReplaceLineEndings(" ") + "\n"),
+        WorkerMessageKind.Recycle => Encoding.UTF8.GetBytes(
+            $"recycle {Cause.Label()} {Reason!.ReplaceLineEndings(" ")}\n"),
         _ => throw new InvalidOperationException("an unknown message is not sent"),
     };
 
@@ -95,7 +118,13 @@ public readonly record struct WorkerMessage(WorkerMessageKind Kind, string? Reas
     {
         if (line.SequenceEqual(BeatLine.AsSpan(0, BeatLine.Length - 1))) return Beat;
         if (line.SequenceEqual(ReadyLine.AsSpan(0, ReadyLine.Length - 1))) return Ready;
-        if (line.StartsWith(RecyclePrefix)) return Recycle(Encoding.UTF8.GetString(line[RecyclePrefix.Length..]));
+        if (line.StartsWith(RecyclePrefix))
+        {
+            var rest = Encoding.UTF8.GetString(line[RecyclePrefix.Length..]);
+            var space = rest.IndexOf(' ');
+            return space < 0 ? Recycle(StopCauses.Parse(rest), rest)
+                : Recycle(StopCauses.Parse(rest[..space]), rest[(space + 1)..]);
+        }
         return new WorkerMessage(WorkerMessageKind.Unknown, Encoding.UTF8.GetString(line));
     }
 }

@@ -193,7 +193,7 @@ public sealed class Supervisor
                 _log.LogInformation("Handling signal: term");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
-                foreach (var w in _workers) Retire(w, "shutdown");
+                foreach (var w in _workers) Retire(w, StopCause.Shutdown, "shutdown");
                 break;
             case Libc.SIGINT or Libc.SIGQUIT:
                 _stopping = signal;
@@ -249,7 +249,7 @@ public sealed class Supervisor
         {
             _log.LogError("Reload: {Message}; keeping the current configuration", e.Message);
         }
-        foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, "reload");
+        foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, StopCause.Reload, "reload");
     }
 
     /// <summary>
@@ -279,12 +279,12 @@ public sealed class Supervisor
             if (w.Replaces is { } old)
             {
                 w.Replaces = null;
-                Retire(old, "replaced by " + w.Pid);
+                Retire(old, StopCause.Reload, "replaced by " + w.Pid);
             }
             AnnounceIfReady();
             return;
         }
-        if (message.Kind == WorkerMessageKind.Recycle) Replace(w, message.Reason!);
+        if (message.Kind == WorkerMessageKind.Recycle) Replace(w, message.Cause, message.Reason!);
         else _log.LogWarning("Worker (pid: {Pid}) sent an unknown message: {Line}", w.Pid, message.Reason);
     }
 
@@ -344,18 +344,6 @@ public sealed class Supervisor
         return w.Ready ? "crash" : "boot";
     }
 
-    /// <summary>The reason label of a stop the supervisor asked for, from the reason it logs.</summary>
-    private static string StopCategory(string reason) => reason switch
-    {
-        _ when reason.Contains("--max-requests") => "max-requests",
-        _ when reason.Contains("--max-lifetime") => "max-lifetime",
-        _ when reason.Contains("--max-rss") => "max-rss",
-        "reload" => "reload",
-        "shutdown" => "shutdown",
-        _ when reason.Contains("TTOU") => "scale-down",
-        _ => "stuck", // the worker's own recycle request: a Python thread stuck past the request timeout
-    };
-
     /// <summary>Hands the metrics thread a copy of the workers (it must not read _workers, which this loop
     /// changes); called only when they change, so the idle tick allocates nothing.</summary>
     private void PublishMetricsState()
@@ -410,9 +398,9 @@ public sealed class Supervisor
             }
             if (!w.Ready || w.ReplacedBy != null) continue;
             if (_settings.MaxLifetime > 0 && now - w.Started > TimeSpan.FromSeconds(_settings.MaxLifetime))
-                Replace(w, $"ran {_settings.MaxLifetime}s (--max-lifetime)");
+                Replace(w, StopCause.MaxLifetime, $"ran {_settings.MaxLifetime}s (--max-lifetime)");
             else if (_settings.MaxRssMb > 0 && checkRss && ResidentMb(w.Pid) is { } rss && rss > _settings.MaxRssMb)
-                Replace(w, $"resident memory {rss} MiB over --max-rss {_settings.MaxRssMb}");
+                Replace(w, StopCause.MaxRss, $"resident memory {rss} MiB over --max-rss {_settings.MaxRssMb}");
         }
         if (checkRss) _nextRssCheck = now + TimeSpan.FromSeconds(1);
         if (_stopping != null && now >= _stopDeadline)
@@ -459,24 +447,24 @@ public sealed class Supervisor
         for (; live < _target && DateTime.UtcNow >= _nextSpawnAllowed; live++) Spawn();
         if (live <= _target) return;
         var extras = _workers.Where(w => w.IsLive && w.Ready).OrderBy(w => w.Started).Take(live - _target).ToList();
-        foreach (var extra in extras) Retire(extra, "fewer workers (TTOU)");
+        foreach (var extra in extras) Retire(extra, StopCause.ScaleDown, "fewer workers (TTOU)");
     }
 
-    private void Replace(WorkerHandle old, string reason)
+    private void Replace(WorkerHandle old, StopCause cause, string reason)
     {
         if (!old.IsLive || _stopping != null) return;
         _log.LogInformation("Recycling worker (pid: {Pid}): {Reason}; starting its replacement", old.Pid, reason);
-        old.StopReason ??= StopCategory(reason);
+        old.StopReason ??= cause.Label();
         var next = Spawn();
         next.Replaces = old;
         old.ReplacedBy = next;
     }
 
-    private void Retire(WorkerHandle w, string reason)
+    private void Retire(WorkerHandle w, StopCause cause, string reason)
     {
         if (w.Retiring) return;
         w.Retiring = true;
-        w.StopReason ??= StopCategory(reason);
+        w.StopReason ??= cause.Label();
         PublishMetricsState();
         w.RetireDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
         _log.LogInformation("Stopping worker (pid: {Pid}): {Reason}", w.Pid, reason);

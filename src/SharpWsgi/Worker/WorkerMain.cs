@@ -105,12 +105,13 @@ public static class WorkerMain
 
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () =>
-            control.Send(WorkerMessage.Recycle($"served {maxRequests} requests (--max-requests)"));
+            control.Send(WorkerMessage.Recycle(StopCause.MaxRequests,
+                $"served {maxRequests} requests (--max-requests)"));
         gateway.Watchdog.OnStuck = reason =>
         {
             // New connections wait in the shared backlog for the replacement rather than queue behind stuck threads.
             _ = host?.StopAcceptingAsync();
-            control.Send(WorkerMessage.Recycle(reason));
+            control.Send(WorkerMessage.Recycle(StopCause.Stuck, reason));
         };
 
         var accessLogger = loggers.CreateLogger("sharpwsgi.access");
