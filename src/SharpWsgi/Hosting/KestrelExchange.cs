@@ -24,12 +24,11 @@ public sealed class KestrelExchange : WsgiExchange
     private readonly TaskCompletionSource<ExchangeResult> _done =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PipeReader? _requestBody;
-    private readonly CountingPipeWriter? _counter;
     private string? _requestId;
     private bool _echoRequestId;
     private long _plainBytes;
 
-    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle, bool countBytes = false)
+    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
     {
         StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _features = features;
@@ -38,14 +37,14 @@ public sealed class KestrelExchange : WsgiExchange
         _response = features.GetRequiredFeature<IHttpResponseFeature>();
         _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
         _connection = features.GetRequiredFeature<IHttpConnectionFeature>();
-        if (countBytes) _counter = new CountingPipeWriter(_responseBody.Writer);
     }
 
     /// <summary>When Kestrel handed the request over (Stopwatch ticks), for the access log's durations.</summary>
     public long StartedAt { get; }
     public override string? RequestId => _requestId;
-    /// <summary>Response body bytes written (counted only with the access log on).</summary>
-    public long BodyBytes => (_counter?.Count ?? 0) + _plainBytes;
+    /// <summary>Response body bytes written: the app's (counted by the gateway's response writer) and the
+    /// server's own (plain answers, static files).</summary>
+    public long BodyBytes => Timings.ResponseBytes + _plainBytes;
 
     internal void SetRequestId(string id, bool echo)
     {
@@ -53,8 +52,8 @@ public sealed class KestrelExchange : WsgiExchange
         _echoRequestId = echo;
     }
 
-    /// <summary>The server's own answer's body, written past the counter.</summary>
-    internal void CountPlainBytes(int count) => _plainBytes += count;
+    /// <summary>A body the host wrote itself (a plain answer, a static file), for the log and the metrics.</summary>
+    internal void CountHostBytes(long count) => _plainBytes += count;
 
     /// <summary>--request-id-header: every response head this server writes says the ID.</summary>
     internal void EchoRequestId(IHeaderDictionary headers)
@@ -183,7 +182,7 @@ public sealed class KestrelExchange : WsgiExchange
         else target[name] = value;
     }
 
-    public override PipeWriter ResponseBody => _counter ?? _responseBody.Writer;
+    public override PipeWriter ResponseBody => _responseBody.Writer;
 
     public override void CancelPendingIo()
     {

@@ -35,7 +35,7 @@ public static class PlainResponse
         try
         {
             await exchange.ResponseBodyFeature.Writer.WriteAsync(body).ConfigureAwait(false);
-            exchange.CountPlainBytes(body.Length);
+            exchange.CountHostBytes(body.Length);
             return true;
         }
         catch (Exception) { return false; }

@@ -43,7 +43,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     internal StaticFiles? Static { get; init; }
 
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) =>
-        new(contextFeatures, _lifecycle, countBytes: _accessLog != null);
+        new(contextFeatures, _lifecycle);
 
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {

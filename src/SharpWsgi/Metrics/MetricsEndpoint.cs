@@ -167,8 +167,8 @@ public sealed class MetricsEndpoint : IDisposable
                     .Append("\",status=\"").Append(c + 1).Append("xx\"} ").Append(v).Append('\n');
             }
         Counter(o, "sharpwsgi_request_bytes_total", "Request body bytes received.", totals[MetricsTable.RequestBytes]);
-        Counter(o, "sharpwsgi_response_bytes_total", "Response body bytes the app produced.",
-            totals[MetricsTable.ResponseBytes]);
+        Counter(o, "sharpwsgi_response_bytes_total",
+            "Response body bytes: the app's, static files' and the server's own answers'.", totals[MetricsTable.ResponseBytes]);
         Counter(o, "sharpwsgi_app_exceptions_total", "Exceptions raised by the app (500, or an aborted response).",
             totals[MetricsTable.AppExceptions]);
         Head(o, "sharpwsgi_unavailable_total", "counter", "503 answers, by cause.");

@@ -51,7 +51,7 @@ public sealed class WorkerMetrics : IDisposable
         // Content-Length when declared (whether or not the app read it all), else what the prefetch gathered.
         var requestBytes = exchange.DeclaredRequestLength ?? exchange.GatheredBodyBytes;
         if (requestBytes > 0) _table.Add(MetricsTable.RequestBytes, requestBytes);
-        if (t.ResponseBytes > 0) _table.Add(MetricsTable.ResponseBytes, t.ResponseBytes);
+        if (exchange.BodyBytes is > 0 and var body) _table.Add(MetricsTable.ResponseBytes, body);
         if (t.AppRaised) _table.Add(MetricsTable.AppExceptions);
         var completion = exchange.Completion;
         if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.PlainAnswer)
