@@ -80,7 +80,8 @@ public sealed unsafe class PythonInterpreter
     {
         if (!PyFeatures.OwnGilInterpreters)
             throw new PythonStartupException("sub-interpreters with their own GIL need CPython 3.12+");
-        var started = new TaskCompletionSource<(PythonInterpreter, T)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = new TaskCompletionSource<(PythonInterpreter, T)>(
+            TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() => Home(name, setup, run, threadsGone, onEndProblem, started),
             PythonThread.StackSize) { Name = name, IsBackground = true };
         thread.Start();

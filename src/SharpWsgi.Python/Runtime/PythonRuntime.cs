@@ -56,7 +56,8 @@ public static unsafe class PythonRuntime
     private static string[] _leadingSysPath = [], _argv = [];
 
     /// <summary>sys.path, sys.executable, prefixes and argv of the current interpreter (GIL held): the app
-    /// directories first, then exactly what `python -c` sees (venv included). Every interpreter gets the same.</summary>
+    /// directories first, then exactly what `python -c` sees (venv included). Every interpreter gets the
+    /// same.</summary>
     internal static void ConfigureSys()
     {
         var info = Info!;

@@ -249,13 +249,15 @@ public sealed class InterpreterTests
     }
 }
 
-public sealed class ValidatorInterpreters312Tests : ValidatorTestsBase, IClassFixture<ValidatedProbeInterpreters312Server>
+public sealed class ValidatorInterpreters312Tests
+    : ValidatorTestsBase, IClassFixture<ValidatedProbeInterpreters312Server>
 {
     public ValidatorInterpreters312Tests(ValidatedProbeInterpreters312Server probe, ITestOutputHelper output)
         : base(probe, output) { }
 }
 
-public sealed class ValidatorInterpreters313Tests : ValidatorTestsBase, IClassFixture<ValidatedProbeInterpreters313Server>
+public sealed class ValidatorInterpreters313Tests
+    : ValidatorTestsBase, IClassFixture<ValidatedProbeInterpreters313Server>
 {
     public ValidatorInterpreters313Tests(ValidatedProbeInterpreters313Server probe, ITestOutputHelper output)
         : base(probe, output) { }
