@@ -90,6 +90,18 @@ public sealed class WsgiGateway
 
     private static readonly TimeSpan ShutdownWait = TimeSpan.FromSeconds(10);
 
+    /// <summary>--check-config with --interpreters N: imports the app in one sub-interpreter too (no GIL held), so
+    /// an extension module without sub-interpreter support is reported as when serving.</summary>
+    public static void CheckSubinterpreterImport(Func<PyOwned> loadApp, int interpreters)
+    {
+        PythonInterpreter.CheckSupported(interpreters);
+        PythonInterpreter.StartSubinterpreter("python-interp-check", _ =>
+        {
+            using var app = LoadInSubinterpreter(loadApp, interpreters);
+            return 0;
+        }, (_, _) => { }, ShutdownWait);
+    }
+
     /// <summary>The app's import in a sub-interpreter: an extension module that cannot load there (single-phase
     /// init, or Py_mod_multiple_interpreters not supported) becomes one clear refusal naming it.</summary>
     private static PyOwned LoadInSubinterpreter(Func<PyOwned> loadApp, int interpreters)

@@ -31,6 +31,8 @@ public static class WorkerMain
             using var loaded = AppLoader.Load(settings.App, version);
             return Py.Repr(loaded.Borrow());
         });
+        if (settings.Interpreters > 1)
+            WsgiGateway.CheckSubinterpreterImport(() => AppLoader.Load(settings.App, version), settings.Interpreters);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
                               info.Executable);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {info.LibPythonPath}");

@@ -141,6 +141,11 @@ public sealed class InterpreterTests
             Assert.Contains("Worker failed to boot", output);
             Assert.DoesNotContain("Unhandled exception", output);
 
+            // --check-config imports the app in a sub-interpreter too, and says the same.
+            var (checkCode, checkOutput) = ServerProcess.RunToExit(args.Prepend("--check-config"));
+            Assert.Equal(4, checkCode);
+            Assert.Contains($"extension module '{module}', which does not support sub-interpreters", checkOutput);
+
             // The same app with one interpreter is served.
             using var one = ServerProcess.Start(args.Where(a => a != "--interpreters" && a != "2"));
             Assert.Equal(200, Http.Get(one.Port, "/").Status);
