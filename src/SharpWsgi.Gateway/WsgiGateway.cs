@@ -119,14 +119,26 @@ public sealed class WsgiGateway
         }
     }
 
+    // CPython's refusal (3.12, 3.13: _PyImport_CheckSubinterpIncompatibleExtensionAllowed), and PyO3's own, raised
+    // by the module's init function before CPython's check (it names no module: the importing line does).
     private static readonly System.Text.RegularExpressions.Regex IncompatibleModule =
         new(@"module (\S+) does not support loading in subinterpreters");
+    private static readonly System.Text.RegularExpressions.Regex PyO3Refusal =
+        new(@"PyO3 modules (do not yet support|may only be initialized once per interpreter)");
+    private static readonly System.Text.RegularExpressions.Regex ImportLine =
+        new(@"^\s+(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))",
+            System.Text.RegularExpressions.RegexOptions.Multiline);
 
     private static string? IncompatibleExtension(AppLoadException e)
     {
-        var m = IncompatibleModule.Match(e.Message);
-        if (!m.Success && e.PythonTraceback != null) m = IncompatibleModule.Match(e.PythonTraceback);
-        return m.Success ? m.Groups[1].Value.Trim('\'', '"') : null;
+        var text = e.Message + "\n" + e.PythonTraceback;
+        var m = IncompatibleModule.Match(text);
+        if (m.Success) return m.Groups[1].Value.Trim('\'', '"');
+        if (!PyO3Refusal.IsMatch(text)) return null;
+        var imports = ImportLine.Matches(e.PythonTraceback ?? "");
+        if (imports.Count == 0) return "(a PyO3 extension module)";
+        var last = imports[^1];
+        return last.Groups[1].Success ? last.Groups[1].Value : last.Groups[2].Value;
     }
 
     private static ResponseBuffering Buffering(WsgiOptions options) => new()

@@ -153,6 +153,36 @@ public sealed class InterpreterTests
         finally { File.Delete(app); }
     }
 
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void TwoInterpreters_PyO3Extension_RefusedNamingTheModule(int minor)
+    {
+        if (Python(minor) is not { } python) return;
+        // Debian's cryptography has a PyO3 module built for the stable ABI (_rust.abi3.so): it loads on 3.12+.
+        const string debian = "/usr/lib/python3/dist-packages";
+        var env = new Dictionary<string, string?> { ["PYTHONPATH"] = debian };
+        if (Proc.Run(python, new[] { "-c", "from cryptography.hazmat.bindings import _rust" },
+                environment: env).ExitCode != 0)
+        {
+            _out.WriteLine($"SKIPPED: Debian's cryptography (PyO3) does not import on 3.{minor} from {debian}");
+            return;
+        }
+        var app = Path.Combine(Path.GetTempPath(), $"sharpwsgi-pyo3-{Guid.NewGuid():N}.py");
+        File.WriteAllText(app, "from cryptography.hazmat.bindings import _rust\n\n" +
+            "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'x']\n");
+        try
+        {
+            var (code, output) = ServerProcess.RunToExit(new[]
+                { "--python", python, "--pythonpath", debian, "--interpreters", "2", app });
+            _out.WriteLine(output);
+            Assert.Equal(4, code);
+            Assert.Contains("extension module 'cryptography.hazmat.bindings._rust', which does not support " +
+                "sub-interpreters", output);
+            Assert.Contains("Use --interpreters 1", output);
+        }
+        finally { File.Delete(app); }
+    }
+
     /// <summary>The interpreter's own _testsinglephase (test builds ship it), else a tiny single-phase extension
     /// built here with gcc against the interpreter's headers; null (printed) when neither is possible.</summary>
     private string? SinglePhaseModule(string python, out string? pythonPath)
