@@ -184,7 +184,9 @@ def main():
     lines = ['# --interpreters benchmark, %s' % datetime.date.today().isoformat(), '',
              'Command: `%s`. Python %s (%s), %d threads each, wrk -c%d, %d s after a %d s warm-up, %d CPUs.' % (
                  args.command, version, args.python, args.threads, args.connections, args.duration, args.warmup,
-                 os.cpu_count()), '',
+                 os.cpu_count()),
+             'Load average at the end: %.1f (a busy machine makes req/s noisy; RSS much less so).' % os.getloadavg()[0],
+             '',
              '| app | server | req/s | peak RSS (MB) | req/s vs -w %d | RSS vs -w %d | RSS vs gunicorn |' % (
                  args.procs, args.procs),
              '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
