@@ -11,6 +11,9 @@ Reserved paths (not validated):
       -> {"complaints": [...], "closed": [...tags whose body was closed...], "missing": [...]}
       With await, waits (a condition variable, no polling) until the response bodies of those tagged requests have
       been closed by the server; a tag still open at the timeout is listed in "missing" and recorded as a complaint.
+
+With VALIDATED_PROBE_SHARED=DIR (several interpreters or processes serve, each with its own module state), complaints
+and closed tags also go to DIR as JSON lines, and the report reads them from there (polling every 10 ms).
 """
 import json
 import os
@@ -32,9 +35,31 @@ _closed = set()
 _inner = validator(probe.application)
 
 
+_shared = os.environ.get('VALIDATED_PROBE_SHARED')
+
+
+def _share(name, record):
+    if _shared:
+        line = (json.dumps(record, sort_keys=True) + '\n').encode('utf-8')
+        fd = os.open(os.path.join(_shared, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def _shared_lines(name):
+    try:
+        with open(os.path.join(_shared, name), encoding='utf-8') as f:
+            return [json.loads(line) for line in f if line.endswith('\n')]
+    except FileNotFoundError:
+        return []
+
+
 def complain(kind, tag, detail):
     with _cond:
         complaints.append({'kind': kind, 'tag': tag, 'detail': detail})
+        _share('complaints.jsonl', complaints[-1])
         _cond.notify_all()
 
 
@@ -93,6 +118,7 @@ class Recorded:
         finally:
             with _cond:
                 _closed.add(self.tag)
+                _share('closed.jsonl', {'tag': self.tag})
                 _cond.notify_all()
 
 
@@ -100,6 +126,8 @@ def _report(environ, start_response):
     q = {k: v[-1] for k, v in parse_qs(environ.get('QUERY_STRING', '')).items()}
     wanted = [t for t in q.get('await', '').split(',') if t]
     deadline = time.monotonic() + float(q.get('timeout', '15'))
+    if _shared:
+        return _shared_report(wanted, deadline, start_response)
     with _cond:
         while any(t not in _closed for t in wanted):
             left = deadline - time.monotonic()
@@ -111,6 +139,22 @@ def _report(environ, start_response):
         complain('server', t, 'the response body was not closed within the timeout')
     with _cond:
         out = {'complaints': list(complaints), 'closed': sorted(t for t in _closed if t is not None), 'missing': missing}
+    body = json.dumps(out, sort_keys=True).encode('ascii')
+    start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
+    return [body]
+
+
+def _shared_report(wanted, deadline, start_response):
+    while True:
+        closed = {r['tag'] for r in _shared_lines('closed.jsonl')}
+        if all(t in closed for t in wanted) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
+    missing = [t for t in wanted if t not in closed]
+    for t in missing:
+        complain('server', t, 'the response body was not closed within the timeout')
+    out = {'complaints': _shared_lines('complaints.jsonl'), 'closed': sorted(t for t in closed if t is not None),
+           'missing': missing}
     body = json.dumps(out, sort_keys=True).encode('ascii')
     start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
     return [body]

@@ -25,17 +25,43 @@ public sealed class PythonDispatcher
     private readonly Action<RequestLease> _run;
     private readonly RequestWatchdog _watchdog;
     private readonly IGatewayLog _log;
+    private volatile bool _stopping;
+    private int _running;
+    private readonly ManualResetEventSlim _stopped = new(false);
 
     public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,
-        IGatewayLog log)
+        IGatewayLog log) : this(threads, capacity, run, watchdog, log, null)
+    {
+    }
+
+    /// <summary>The pool of one interpreter (null: the main one): its threads run that interpreter's
+    /// Python.</summary>
+    public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,
+        IGatewayLog log, PythonInterpreter? interpreter)
     {
         _capacity = capacity;
         _run = run;
         _watchdog = watchdog;
         _log = log;
         Threads = threads;
+        _running = threads;
         for (int i = 0; i < threads; i++)
-            PythonThread.Start($"python-{i}", Loop);
+        {
+            if (interpreter == null || interpreter.IsMain) PythonThread.Start($"python-{i}", Loop);
+            else PythonThread.Start($"python-{interpreter.Id}-{i}", interpreter, Loop);
+        }
+    }
+
+    /// <summary>Requests queued or running: how loaded this pool is (the gateway picks the least loaded).</summary>
+    public int Load => Volatile.Read(ref _queued) + Volatile.Read(ref _busy);
+
+    /// <summary>Ends the threads once the queue is empty (their running requests finish first); true when all have
+    /// ended within the wait.</summary>
+    public bool Stop(TimeSpan wait)
+    {
+        _stopping = true;
+        _wake.Release(Threads);
+        return _stopped.Wait(wait);
     }
 
     public int Queued => Volatile.Read(ref _queued);
@@ -86,11 +112,12 @@ public sealed class PythonDispatcher
 
     /// <summary>The next request, taken with the GIL held; parks with the GIL released only when none is
     /// queued.</summary>
-    private RequestLease Take()
+    private RequestLease? Take()
     {
         while (true)
         {
             if (TryTake(out var lease)) return lease;
+            if (_stopping) return null;
             Interlocked.Increment(ref _parked);
             if (TryTake(out lease))
             {
@@ -102,6 +129,7 @@ public sealed class PythonDispatcher
             }
             using (Gil.Release()) _wake.Wait();
             Interlocked.Decrement(ref _standby); // holds the GIL now: no longer a standby
+            if (_stopping && _queue.IsEmpty) return null;
             if (TryTake(out lease))
             {
                 if (!_queue.IsEmpty) WakeStandby(); // a burst: the next thread stands by in turn
@@ -116,6 +144,7 @@ public sealed class PythonDispatcher
         while (true)
         {
             var lease = Take();
+            if (lease == null) break;
             _watchdog.Begin(slot, lease);
             Interlocked.Increment(ref _busy);
             try { _run(lease); }
@@ -126,5 +155,8 @@ public sealed class PythonDispatcher
                 _watchdog.End(slot);
             }
         }
+        _watchdog.Unregister(slot);
+        DecRefQueue.Drain();
+        if (Interlocked.Decrement(ref _running) == 0) _stopped.Set();
     }
 }

@@ -84,7 +84,28 @@ public sealed class RequestWatchdog
         }
     }
 
+    /// <summary>A slot whose thread has ended (the interpreter is shutting down).</summary>
+    public void Unregister(int slot)
+    {
+        lock (_slots) _slots[slot].ThreadIdent = 0;
+    }
+
+    private volatile bool _stopping;
+    private readonly ManualResetEventSlim _stopRequested = new(false);
+
+    /// <summary>The main interpreter's monitor: a Python thread of its own.</summary>
     public void Start() => PythonThread.Start("python-monitor", Loop);
+
+    /// <summary>A sub-interpreter's monitor runs on the interpreter's home thread (GIL held) until
+    /// <see cref="Stop"/>.</summary>
+    public void RunOnThisThread() => Loop();
+
+    /// <summary>Ends the monitor loop at its next tick.</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        _stopRequested.Set();
+    }
 
     private void Loop()
     {
@@ -93,7 +114,7 @@ public sealed class RequestWatchdog
             : TimeSpan.FromMilliseconds(Math.Min(250, _options.HeartbeatInterval.TotalMilliseconds));
         long lastBeat = 0;
         var beatTicks = (long)(_options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
-        while (true)
+        while (!_stopping)
         {
             // Here the GIL is held: reaching this line is the proof of life.
             var stuck = _timeoutTicks > 0 ? CheckTimeouts() : null;
@@ -105,7 +126,7 @@ public sealed class RequestWatchdog
             {
                 if (beat) OnHeartbeat?.Invoke();
                 if (stuck != null) OnStuck?.Invoke(stuck);
-                Thread.Sleep(tick);
+                _stopRequested.Wait(tick);
             }
         }
     }

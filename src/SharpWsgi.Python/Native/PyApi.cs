@@ -18,6 +18,12 @@ internal static unsafe class PyApi
     public static delegate* unmanaged<int, void> PyGILState_Release;
     public static delegate* unmanaged<nuint> PyThread_get_thread_ident;
     public static delegate* unmanaged<nuint, nint, int> PyThreadState_SetAsyncExc;
+    public static delegate* unmanaged<nint, nint> PyThreadState_New;       // for a PyInterpreterState*
+    public static delegate* unmanaged<nint, void> PyThreadState_Clear;
+    public static delegate* unmanaged<void> PyThreadState_DeleteCurrent;   // also releases the GIL
+    public static delegate* unmanaged<nint> PyInterpreterState_Get;        // the current thread's interpreter
+    public static delegate* unmanaged<nint, long> PyInterpreterState_GetID;
+    public static delegate* unmanaged<nint, void> Py_EndInterpreter;       // its last thread state, current
 
     // Reference counting
     public static delegate* unmanaged<nint, void> Py_IncRef;
@@ -111,6 +117,12 @@ internal static unsafe class PyApi
         PyGILState_Release = (delegate* unmanaged<int, void>)lib.Get("PyGILState_Release");
         PyThread_get_thread_ident = (delegate* unmanaged<nuint>)lib.Get("PyThread_get_thread_ident");
         PyThreadState_SetAsyncExc = (delegate* unmanaged<nuint, nint, int>)lib.Get("PyThreadState_SetAsyncExc");
+        PyThreadState_New = (delegate* unmanaged<nint, nint>)lib.Get("PyThreadState_New");
+        PyThreadState_Clear = (delegate* unmanaged<nint, void>)lib.Get("PyThreadState_Clear");
+        PyThreadState_DeleteCurrent = (delegate* unmanaged<void>)lib.Get("PyThreadState_DeleteCurrent");
+        PyInterpreterState_Get = (delegate* unmanaged<nint>)lib.Get("PyInterpreterState_Get");
+        PyInterpreterState_GetID = (delegate* unmanaged<nint, long>)lib.Get("PyInterpreterState_GetID");
+        Py_EndInterpreter = (delegate* unmanaged<nint, void>)lib.Get("Py_EndInterpreter");
 
         Py_IncRef = (delegate* unmanaged<nint, void>)lib.Get("Py_IncRef");
         Py_DecRef = (delegate* unmanaged<nint, void>)lib.Get("Py_DecRef");

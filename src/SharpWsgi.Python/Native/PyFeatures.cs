@@ -21,15 +21,47 @@ internal static unsafe class PyFeatures
     /// <summary>PyObject_Vectorcall is an exported function from 3.12 (an inline before): null when absent.</summary>
     public static delegate* unmanaged<nint, nint*, nuint, nint, nint> Vectorcall { get; private set; }
 
+    /// <summary>Py_NewInterpreterFromConfig (3.12+; null before): a sub-interpreter that may own its GIL.
+    /// The config layout (seven ints, <see cref="PyInterpreterConfig"/>) is the same in 3.12 and 3.13.</summary>
+    public static delegate* unmanaged<nint*, PyInterpreterConfig*, PyStatus> NewInterpreterFromConfig
+    {
+        get; private set;
+    }
+
+    /// <summary>Sub-interpreters with their own GIL (PEP 684) need CPython 3.12.</summary>
+    public static bool OwnGilInterpreters => NewInterpreterFromConfig != null && AtLeast(3, 12);
+
     internal static void Detect(LibPython lib, int major, int minor)
     {
         Major = major;
         Minor = minor;
         var vc = lib.TryGet("PyObject_Vectorcall");
         Vectorcall = (delegate* unmanaged<nint, nint*, nuint, nint, nint>)vc;
+        NewInterpreterFromConfig = AtLeast(3, 12)
+            ? (delegate* unmanaged<nint*, PyInterpreterConfig*, PyStatus>)lib.TryGet("Py_NewInterpreterFromConfig")
+            : null;
     }
 
     internal static void SetObjectHeaderSize(int size) => ObjectHeaderSize = size;
 
     public static bool AtLeast(int major, int minor) => Major > major || (Major == major && Minor >= minor);
+}
+
+/// <summary>PyInterpreterConfig of CPython 3.12 and 3.13 (Include/cpython/pylifecycle.h): seven ints.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal struct PyInterpreterConfig
+{
+    public const int OwnGil = 2; // PyInterpreterConfig_OWN_GIL
+    public int UseMainObmalloc, AllowFork, AllowExec, AllowThreads, AllowDaemonThreads,
+        CheckMultiInterpExtensions, Gil;
+}
+
+/// <summary>PyStatus (Include/cpython/initconfig.h): returned by value.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal unsafe struct PyStatus
+{
+    public int Type; // 0 ok, 1 error, 2 exit
+    public byte* Func;
+    public byte* ErrMsg;
+    public int ExitCode;
 }

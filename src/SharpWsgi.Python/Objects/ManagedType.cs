@@ -42,7 +42,15 @@ public sealed unsafe class ManagedType
     public string Name { get; }
     public BorrowedRef TypeObject => new(_type);
 
-    private ManagedType(nint type, string name) { _type = type; Name = name; }
+    /// <summary>The interpreter the type was created in: its instances live there only.</summary>
+    public PythonInterpreter Interpreter { get; }
+
+    private ManagedType(nint type, string name)
+    {
+        _type = type;
+        Name = name;
+        Interpreter = PythonInterpreter.Current;
+    }
 
     /// <summary>Creates the type (GIL held). Method names map, in order, to IPyMethods indices.</summary>
     public static ManagedType Create(string qualifiedName, string doc, bool callable, bool iterator,
@@ -100,6 +108,7 @@ public sealed unsafe class ManagedType
     /// <summary>A new instance bound to target (GIL held).</summary>
     public NewRef CreateInstance(object target)
     {
+        if (PythonInterpreter.Multiple) Interpreter.AssertCurrent(Name);
         var obj = PyApi.PyType_GenericAlloc(_type, 0);
         if (obj == 0) throw PythonException.Fetch();
         *(nint*)(obj + PyFeatures.ObjectHeaderSize) = GCHandle.ToIntPtr(GCHandle.Alloc(target));

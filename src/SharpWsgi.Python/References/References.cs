@@ -69,13 +69,22 @@ public static class References
 public sealed class PyOwned : IDisposable
 {
     private nint _handle;
-    internal PyOwned(nint handle) => _handle = handle;
+    private readonly PythonInterpreter? _owner;
+    internal PyOwned(nint handle)
+    {
+        _handle = handle;
+        _owner = PythonInterpreter.CurrentOrNull;
+    }
+
+    /// <summary>The interpreter the object belongs to.</summary>
+    public PythonInterpreter? Interpreter => _owner;
     public nint Handle => _handle;
     public BorrowedRef Borrow() => new(_handle);
     public static implicit operator BorrowedRef(PyOwned o) => new(o._handle);
 
     public unsafe void Dispose()
     {
+        if (PythonInterpreter.Multiple && _owner != null && _handle != 0) _owner.AssertCurrent("a Python object");
         var h = Interlocked.Exchange(ref _handle, 0);
         if (h != 0) PyApi.Py_DecRef(h);
         GC.SuppressFinalize(this);
@@ -84,30 +93,14 @@ public sealed class PyOwned : IDisposable
     ~PyOwned()
     {
         var h = Interlocked.Exchange(ref _handle, 0);
-        if (h != 0) DecRefQueue.Enqueue(h);
+        if (h != 0) (_owner ?? PythonInterpreter.CurrentOrNull)?.DecRefs.Enqueue(h);
     }
 }
 
-/// <summary>Decrefs queued by finalizers; Python threads drain it while they hold the GIL.</summary>
+/// <summary>Decrefs queued by finalizers, one queue per interpreter; Python threads drain their interpreter's
+/// while they hold its GIL.</summary>
 public static class DecRefQueue
 {
-    private static readonly System.Collections.Concurrent.ConcurrentQueue<nint> Pending = new();
-    private static int _count;
-
-    internal static void Enqueue(nint handle)
-    {
-        Pending.Enqueue(handle);
-        Interlocked.Increment(ref _count);
-    }
-
     /// <summary>Call with the GIL held. Cheap when empty.</summary>
-    public static unsafe void Drain()
-    {
-        if (Volatile.Read(ref _count) == 0) return;
-        while (Pending.TryDequeue(out var h))
-        {
-            Interlocked.Decrement(ref _count);
-            PyApi.Py_DecRef(h);
-        }
-    }
+    public static void Drain() => PythonInterpreter.Current.DecRefs.Drain();
 }

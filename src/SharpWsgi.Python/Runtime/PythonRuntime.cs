@@ -45,10 +45,25 @@ public static unsafe class PythonRuntime
         using (var basicSize = Py.GetAttr(objectType, "__basicsize__"))
             PyFeatures.SetObjectHeaderSize((int)Py.AsLong(basicSize));
 
-        // sys.path: the app directories first, then exactly what `python -c` sees (venv included).
+        _leadingSysPath = leadingSysPath.ToArray();
+        _argv = argv.ToArray();
+        Info = info;
+        PythonInterpreter.InitMain();
+        ConfigureSys();
+        _mainThreadState = PyApi.PyEval_SaveThread();
+    }
+
+    private static string[] _leadingSysPath = [], _argv = [];
+
+    /// <summary>sys.path, sys.executable, prefixes and argv of the current interpreter (GIL held): the app
+    /// directories first, then exactly what `python -c` sees (venv included). Every interpreter gets the
+    /// same.</summary>
+    internal static void ConfigureSys()
+    {
+        var info = Info!;
         using (var path = Py.List())
         {
-            foreach (var p in leadingSysPath.Concat(info.SysPath).Distinct())
+            foreach (var p in _leadingSysPath.Concat(info.SysPath).Distinct())
             {
                 using var s = Py.Str(p);
                 Py.ListAppend(path, s);
@@ -63,11 +78,9 @@ public static unsafe class PythonRuntime
         }
         using (var args = Py.List())
         {
-            foreach (var a in argv) { using var s = Py.Str(a); Py.ListAppend(args, s); }
+            foreach (var a in _argv) { using var s = Py.Str(a); Py.ListAppend(args, s); }
             Py.SysSet("argv", args);
         }
-        Info = info;
-        _mainThreadState = PyApi.PyEval_SaveThread();
     }
 
     /// <summary>The version string the loaded library reports (Py_GetVersion), e.g. "3.11.7 (main, ...)".</summary>

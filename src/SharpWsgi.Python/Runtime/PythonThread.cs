@@ -21,6 +21,22 @@ public static class PythonThread
         return thread;
     }
 
+    /// <summary>A Python thread of the given interpreter. The main interpreter's threads are as above; a
+    /// sub-interpreter's create their thread state with PyThreadState_New and delete it when the body returns, so
+    /// the interpreter can end (PyGILState_Ensure knows only the main interpreter).</summary>
+    public static Thread Start(string name, PythonInterpreter interpreter, Action body)
+    {
+        if (interpreter.IsMain) return Start(name, body);
+        var thread = new Thread(() =>
+        {
+            var ts = interpreter.Attach();
+            try { body(); }
+            finally { interpreter.Detach(ts); }
+        }, StackSize) { Name = name, IsBackground = true };
+        thread.Start();
+        return thread;
+    }
+
     private static unsafe void Run(Action body)
     {
         var state = PyApi.PyGILState_Ensure();

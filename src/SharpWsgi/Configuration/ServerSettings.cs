@@ -214,6 +214,9 @@ public sealed class ServerSettings
             return n == 0 ? Environment.ProcessorCount : n;
         }
     }
+    /// <summary>Python interpreters per worker; auto means one per CPU.</summary>
+    public int Interpreters => Get("interpreters") is "auto" or null
+        ? Environment.ProcessorCount : int.Parse(Get("interpreters")!, CultureInfo.InvariantCulture);
     public double Timeout => Seconds("timeout");
     public double GracefulTimeout => Seconds("graceful-timeout");
     public double RequestTimeout => Seconds("request-timeout");

@@ -1,7 +1,10 @@
 namespace SharpWsgi.Configuration;
 
 /// <summary>How a setting's text is checked and what kind of value it holds.</summary>
-public enum SettingKind { Text, PositiveInt, NonNegativeInt, Flag, Choice, Seconds, Workers, Bytes, AddressList }
+public enum SettingKind
+{
+    Text, PositiveInt, Interpreters, NonNegativeInt, Flag, Choice, Seconds, Workers, Bytes, AddressList,
+}
 
 /// <summary>
 /// One setting, declared once: its flags, its environment variable (SHARPWSGI_&lt;NAME&gt;), default,
@@ -54,6 +57,9 @@ public sealed record Setting(
             System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
         SettingKind.Flag => value is "true" or "false" or "1" or "0" or "yes" or "no" ? null : "expected true or false",
+        SettingKind.Interpreters => value == "auto" ||
+            (int.TryParse(value, out var ni) && ni >= 1 && value.All(char.IsAsciiDigit))
+            ? null : "expected a number of interpreters (1 or more) or auto",
         SettingKind.Workers => value == "auto" ||
             (int.TryParse(value, out var w) && w >= 0 && value.All(char.IsAsciiDigit))
             ? null : "expected a number of workers or auto",
@@ -101,6 +107,12 @@ public static class SettingsRegistry
             "one (measured: hello 30k req/s with 1, 24-29k with 4), while an app that waits (database, HTTP calls, " +
             "sleeps) serves up to N requests at once (10 ms sleep: 75 req/s with 1, 365 with 4). " +
             "4 keeps both reasonable."),
+        new("interpreters", null, "N", "1", SettingKind.Interpreters,
+            "Python interpreters in each worker process, each with its own GIL (PEP 684, CPython 3.12+), importing " +
+            "the app itself and running --threads threads of its own; requests go to the least busy one. CPU-bound " +
+            "apps use N cores in one process, with one .NET runtime and Kestrel. auto: one per CPU. Module state is " +
+            "not shared between interpreters (wsgi.multiprocess is true), and an app that imports an extension " +
+            "module without sub-interpreter support is refused at startup. --queue-size applies to each."),
         new("queue-size", null, "N", "1024", SettingKind.PositiveInt,
             "Requests that may wait for a free Python thread; past it the server answers 503 at once."),
         new("python", null, "PATH", null, SettingKind.Text,

@@ -36,7 +36,9 @@ public static class ConfigCheck
         if (report.TryGetValue("python", out var python)) Row(sb, "python", python);
         if (report.TryGetValue("libpython", out var lib)) Row(sb, "libpython", lib);
         foreach (var url in listen) Row(sb, "listen", url);
-        Row(sb, "workers", $"{settings.Workers} x {settings.Threads} Python thread(s)");
+        Row(sb, "workers", settings.Interpreters > 1
+            ? $"{settings.Workers} x {settings.Interpreters} interpreters x {settings.Threads} Python thread(s)"
+            : $"{settings.Workers} x {settings.Threads} Python thread(s)");
         Row(sb, "tls", tls == null ? "off" :
             $"{tls.Certificate.Subject}, valid until {tls.Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd}");
         sb.AppendLine("(nothing was bound: a port already in use is not detected)");

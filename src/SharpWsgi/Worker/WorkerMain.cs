@@ -31,6 +31,8 @@ public static class WorkerMain
             using var loaded = AppLoader.Load(settings.App, version);
             return Py.Repr(loaded.Borrow());
         });
+        if (settings.Interpreters > 1)
+            WsgiGateway.CheckSubinterpreterImport(() => AppLoader.Load(settings.App, version), settings.Interpreters);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
                               info.Executable);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {info.LibPythonPath}");
@@ -76,6 +78,8 @@ public static class WorkerMain
         PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
         log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(),
             info.Executable, info.LibPythonPath);
+        var interpreters = settings.Interpreters;
+        PythonInterpreter.CheckSupported(interpreters);
         if (check) return CheckApp(settings, version, info);
 
         var options = new WsgiOptions
@@ -83,8 +87,9 @@ public static class WorkerMain
             Threads = settings.Threads,
             QueueSize = settings.QueueSize,
             RootPath = settings.RootPath,
-            Multiprocess = multiprocess,
-            MultiprocessProbe = balance != null ? () => balance.Workers > 1 : null,
+            // Interpreters share no Python state: to the app they are processes.
+            Multiprocess = multiprocess || interpreters > 1,
+            MultiprocessProbe = balance != null && interpreters == 1 ? () => balance.Workers > 1 : null,
             ServerSoftware = $"sharpwsgi/{version}",
             RequestTimeout = settings.RequestTimeout,
             RequestTimeoutGrace = settings.RequestTimeoutGrace,
@@ -100,14 +105,20 @@ public static class WorkerMain
         };
         var appLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.app"));
         var gatewayLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.gateway"));
-        var gateway = PythonRuntime.RunOnMainThreadState(() =>
-            WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, appLog, gatewayLog));
+        var gateway = interpreters == 1
+            ? PythonRuntime.RunOnMainThreadState(() =>
+                WsgiGateway.Create(() => AppLoader.Load(settings.App, version), options, appLog, gatewayLog))
+            : WsgiGateway.Create(interpreters, () => AppLoader.Load(settings.App, version), options, appLog,
+                gatewayLog);
+        if (interpreters > 1)
+            log.LogInformation("Serving with {Interpreters} Python interpreters, each with its own GIL and {Threads} " +
+                "thread(s)", interpreters, settings.Threads);
 
         var lifecycle = new WorkerLifecycle(maxRequests);
         lifecycle.MaxRequestsReached += () =>
             control.Send(WorkerMessage.Recycle(StopCause.MaxRequests,
                 $"served {maxRequests} requests (--max-requests)"));
-        gateway.Watchdog.OnStuck = reason =>
+        gateway.OnStuck = reason =>
         {
             // New connections wait in the shared backlog for the replacement rather than queue behind stuck threads.
             _ = host?.StopAcceptingAsync();
@@ -125,13 +136,13 @@ public static class WorkerMain
             .GetAwaiter().GetResult();
         // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
         using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
-        gateway.Watchdog.OnHeartbeat = () =>
+        gateway.OnHeartbeat = () =>
         {
             stall.Beat();
             control.Send(WorkerMessage.Beat);
         };
         stall.Start();
-        gateway.Watchdog.Start();
+        gateway.StartMonitors();
 
         using var stop = new ManualResetEventSlim();
         var graceful = true;
@@ -164,6 +175,8 @@ public static class WorkerMain
                 .GetAwaiter().GetResult();
         }
         else host.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+        // Each sub-interpreter ends on its own home thread (the main one ends with the process).
+        if (interpreters > 1) gateway.Shutdown(TimeSpan.FromSeconds(graceful ? 5 : 1));
         log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
         return 0;
     }

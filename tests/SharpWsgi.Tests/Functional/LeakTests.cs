@@ -39,6 +39,26 @@ public sealed class LeakTests
         Measure(server, request, body => body.AsSpan().SequenceEqual(expected));
     }
 
+    /// <summary>The same with two interpreters (pyenv's 3.13, else 3.12): per-interpreter objects and decref queues
+    /// must not grow either.</summary>
+    [Fact]
+    public void HelloApp_TwoInterpreters_100kKeepAliveRequests_ResidentMemoryStaysFlat()
+    {
+        var python = Interpreters.FindPyenv(13, out var reason) ?? Interpreters.FindPyenv(12, out reason);
+        if (python == null)
+        {
+            _out.WriteLine($"SKIPPED: {reason}");
+            return;
+        }
+        using var server = ServerProcess.Start(new[]
+            { "--python", python, "--interpreters", "2", Path.Combine(ServerProcess.ExamplesDir, "hello.py") });
+        Assert.Contains("Serving with 2 Python interpreters", server.Output);
+        var request = Encoding.ASCII.GetBytes($"GET /hello?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{server.Port}\r\n" +
+            "User-Agent: leak-test\r\nAccept: */*\r\n\r\n");
+        var expected = Encoding.ASCII.GetBytes("Hello world!\n");
+        Measure(server, request, body => body.AsSpan().SequenceEqual(expected));
+    }
+
     [Fact]
     public void EchoApp_100kKeepAlivePostsWithBody_ResidentMemoryStaysFlat()
     {

@@ -15,10 +15,13 @@ public class ProbeServer : IDisposable
 
     public ProbeServer() : this("probe.py") { }
 
-    protected ProbeServer(string appFile, params string[] extraArgs)
+    protected ProbeServer(string appFile, params string[] extraArgs) : this(appFile, null, extraArgs) { }
+
+    protected ProbeServer(string appFile, IDictionary<string, string?>? environment, params string[] extraArgs)
     {
         _server = new(() => ServerProcess.Start(
-            new[] { "--threads", "4" }.Concat(extraArgs).Append(Path.Combine(ServerProcess.AppsDir, appFile))));
+            new[] { "--threads", "4" }.Concat(extraArgs).Append(Path.Combine(ServerProcess.AppsDir, appFile)),
+            environment));
         _client = new(() => NewClient(Server));
     }
 
@@ -71,6 +74,54 @@ public class ProbeServer : IDisposable
 public sealed class ValidatedProbeServer : ProbeServer
 {
     public ValidatedProbeServer() : base("validated_probe.py") { }
+}
+
+/// <summary>A fixture whose server may not be startable here (an absent interpreter): tests then pass, printing
+/// why.</summary>
+public interface ISkippableFixture
+{
+    string? SkipReason { get; }
+}
+
+/// <summary>
+/// The validated probe under --interpreters 2 with pyenv's CPython 3.MINOR: each interpreter has its own module
+/// state, so the complaints and closed tags go through a shared directory (VALIDATED_PROBE_SHARED).
+/// </summary>
+public abstract class ValidatedProbeInterpretersServer : ProbeServer, ISkippableFixture
+{
+    private readonly string _shared;
+
+    protected ValidatedProbeInterpretersServer(int minor, string shared, string? python)
+        : base("validated_probe.py", new Dictionary<string, string?> { ["VALIDATED_PROBE_SHARED"] = shared },
+            "--python", python ?? "absent", "--interpreters", "2")
+    {
+        _shared = shared;
+    }
+
+    protected static string NewSharedDirectory() =>
+        Directory.CreateTempSubdirectory("sharpwsgi-validator-").FullName;
+
+    public string? SkipReason { get; protected init; }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        try { Directory.Delete(_shared, recursive: true); } catch (IOException) { }
+    }
+}
+
+public sealed class ValidatedProbeInterpreters312Server : ValidatedProbeInterpretersServer
+{
+    public ValidatedProbeInterpreters312Server() : this(Interpreters.FindPyenv(12, out var reason), reason) { }
+    private ValidatedProbeInterpreters312Server(string? python, string reason)
+        : base(12, NewSharedDirectory(), python) => SkipReason = python == null ? reason : null;
+}
+
+public sealed class ValidatedProbeInterpreters313Server : ValidatedProbeInterpretersServer
+{
+    public ValidatedProbeInterpreters313Server() : this(Interpreters.FindPyenv(13, out var reason), reason) { }
+    private ValidatedProbeInterpreters313Server(string? python, string reason)
+        : base(13, NewSharedDirectory(), python) => SkipReason = python == null ? reason : null;
 }
 
 /// <summary>The probe mounted under --root-path /mount.</summary>
