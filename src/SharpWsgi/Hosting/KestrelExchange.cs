@@ -54,7 +54,7 @@ public sealed class KestrelExchange : WsgiExchange
     }
 
     /// <summary>The server's own answer's body, written past the counter.</summary>
-    internal void CountPlainBytes(int count) => _plainBytes += count;
+    internal void CountPlainBytes(long count) => _plainBytes += count;
 
     /// <summary>--request-id-header: every response head this server writes says the ID.</summary>
     internal void EchoRequestId(IHeaderDictionary headers)
