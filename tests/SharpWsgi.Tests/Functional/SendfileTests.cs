@@ -181,6 +181,31 @@ public sealed class SendfileTests : IClassFixture<SendfileFixture>
     }
 
     [Fact]
+    public void SlowReader_BelowMinDownloadRate_IsDroppedDuringSendfile()
+    {
+        using var server = ServerProcess.Start(new[] { "--static", $"/static/={_f.Root}", "--min-download-rate",
+            "1m", "--min-rate-grace", "2", "--log-level", "debug",
+            Path.Combine(ServerProcess.AppsDir, "echo_environ.py") });
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.ReceiveBufferSize = 64 * 1024;
+        socket.Connect("127.0.0.1", server.Port);
+        socket.Send(Encoding.ASCII.GetBytes(Request("/static/huge.bin")));
+        // Nothing is read: once the socket buffers are full, a 256 KiB piece cannot go out within 2 s.
+        server.WaitForOutput("below --min-download-rate", TimeSpan.FromSeconds(30));
+        socket.ReceiveTimeout = 30_000;
+        var buffer = new byte[1 << 20];
+        long total = 0;
+        try
+        {
+            int n;
+            while ((n = socket.Receive(buffer)) > 0) total += n;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { }
+        Assert.True(total < 24 << 20, $"the whole file arrived ({total} bytes)");
+        Assert.Equal(200, Http.Get(server.Port, "/static/small.txt").Status);
+    }
+
+    [Fact]
     public void NoSendfile_StaticFile_CopiedWithKeepAlive()
     {
         using var conn = new RawHttp(_f.Off.Port);
