@@ -45,10 +45,12 @@ public sealed class SendfileTransport : IDuplexPipe
         _socket = socket;
         _options = options;
         var pool = connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool ?? MemoryPool<byte>.Shared;
-        // As the transport's own output pipe: its thresholds (SocketTransportOptions.MaxWriteBufferSize), so
-        // Kestrel's flushes wait exactly as long as before, and sends on IO queues, not inline in the flush (the
-        // gateway flushes on a Python thread holding the GIL: a send there would hold the GIL over a syscall).
-        _pipe = new Pipe(new PipeOptions(pool, SendQueue.Next(), PipeScheduler.ThreadPool,
+        // The transport's own output pipe's thresholds (SocketTransportOptions.MaxWriteBufferSize), so Kestrel's
+        // flushes wait exactly as long as before. Sends run on the thread pool, not inline in the flush: the gateway
+        // flushes on a Python thread holding the GIL, and a send there holds the GIL over a syscall. Measured
+        // (hello, 2 workers, busy 2-core machine, medians of 6): thread pool 13.3k req/s, no forwarder 13.7k,
+        // inline 12.3k, a Kestrel-like IO queue 11.6k.
+        _pipe = new Pipe(new PipeOptions(pool, PipeScheduler.ThreadPool, PipeScheduler.ThreadPool,
             options.PauseWriterThreshold, options.PauseWriterThreshold / 2, useSynchronizationContext: false));
     }
 
@@ -210,42 +212,6 @@ public sealed class SendfileTransport : IDuplexPipe
         }
         var seconds = Math.Max(_options.Grace.TotalSeconds, size / _options.MinRate);
         _rateTimer.CancelAfter(TimeSpan.FromSeconds(seconds));
-    }
-
-    /// <summary>
-    /// What Kestrel's socket transport schedules its sends on (its IOQueue is internal): one thread-pool work item
-    /// drains everything queued meanwhile, so busy connections share a hop. One queue per core, connections round
-    /// robin.
-    /// </summary>
-    private sealed class SendQueue : PipeScheduler, IThreadPoolWorkItem
-    {
-        private static readonly SendQueue[] Queues =
-            Enumerable.Range(0, Math.Min(Environment.ProcessorCount, 16)).Select(_ => new SendQueue()).ToArray();
-        private static int _next;
-
-        private readonly System.Collections.Concurrent.ConcurrentQueue<(Action<object?> Action, object? State)>
-            _work = new();
-        private int _scheduled;
-
-        public static SendQueue Next() => Queues[(int)((uint)Interlocked.Increment(ref _next) % Queues.Length)];
-
-        public override void Schedule(Action<object?> action, object? state)
-        {
-            _work.Enqueue((action, state));
-            if (Interlocked.CompareExchange(ref _scheduled, 1, 0) == 0)
-                System.Threading.ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
-
-        void IThreadPoolWorkItem.Execute()
-        {
-            while (true)
-            {
-                while (_work.TryDequeue(out var item)) item.Action(item.State);
-                Volatile.Write(ref _scheduled, 0);
-                // Work queued between the last dequeue and the reset would otherwise wait for the next Schedule.
-                if (_work.IsEmpty || Interlocked.Exchange(ref _scheduled, 1) == 1) return;
-            }
-        }
     }
 
     private sealed class FileJob(SafeFileHandle file, long offset, long count)
