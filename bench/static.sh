@@ -4,6 +4,8 @@
 #   bench/static.sh           a 10 KB and a 1 MB file, wrk -c64 over keep-alive, 3 rounds of 10 s (about 4 min):
 #                             sharpwsgi --static vs nginx (sendfile) vs whitenoise on gunicorn gthread
 #   bench/static.sh --quick   smoke test: 1 round, 2 s runs
+#   bench/static.sh --servers sharpwsgi,sharpwsgi-copy,nginx
+#                             adds sharpwsgi --no-sendfile (the body copied through Kestrel, as on TLS and HTTP/2)
 #   bench/static.sh --help    every option
 #
 # It installs the peers from Debian when they are missing, publishes sharpwsgi (NativeAOT) if dist/sharpwsgi is

@@ -53,6 +53,8 @@ def make_server(ctx, name, port, workdir):
     sharp = Server('sharpwsgi', [ctx.sharpwsgi, '--bind', '127.0.0.1:%d' % port, '--workers', str(ctx.procs),
                                  '--log-level', 'warning', '--python', PYTHON, '--static', '/static/=' + ctx.root,
                                  os.path.join(BENCH, 'apps', 'hello.py')])
+    # The same with the body copied through Kestrel (what TLS and HTTP/2 get): the gain of sendfile(2).
+    copy = Server('sharpwsgi-copy', sharp.argv[:-1] + ['--no-sendfile', sharp.argv[-1]])
     conf = os.path.join(workdir, 'nginx.conf')
     with open(conf, 'w') as f:
         f.write(S.nginx_conf('static.py', ctx.procs, workdir, NGINX_HTTP.format(port=port, root=ctx.root)))
@@ -63,7 +65,7 @@ def make_server(ctx, name, port, workdir):
                                   '--workers', str(ctx.procs), '--worker-class', 'gthread',
                                   '--threads', str(ctx.threads), '--log-level', 'warning',
                                   '--chdir', os.path.join(BENCH, 'apps'), 'whitenoise_app:application'], env=env)
-    return {'sharpwsgi': sharp, 'nginx': nginx, 'whitenoise': white}[name]
+    return {'sharpwsgi': sharp, 'sharpwsgi-copy': copy, 'nginx': nginx, 'whitenoise': white}[name]
 
 
 def make_files(root):
@@ -155,7 +157,8 @@ def parse_args(argv):
     p.add_argument('--wrk-threads', type=int, default=2)
     p.add_argument('--procs', type=int, default=2, help='worker processes of every server')
     p.add_argument('--threads', type=int, default=4, help="gunicorn gthread's threads per worker")
-    p.add_argument('--servers', default='sharpwsgi,nginx,whitenoise')
+    p.add_argument('--servers', default='sharpwsgi,nginx,whitenoise',
+                   help='comma-separated; sharpwsgi-copy is sharpwsgi with --no-sendfile')
     p.add_argument('--files', default='10k,1m')
     p.add_argument('--start-timeout', type=int, default=30)
     p.add_argument('--quick', action='store_true', help='1 round, 2 s runs, 1 s warm-up (a smoke test)')

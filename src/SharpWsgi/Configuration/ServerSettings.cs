@@ -242,6 +242,7 @@ public sealed class ServerSettings
     public IReadOnlyList<string> StaticMounts => GetAll("static");
     public int StaticMaxAge => Int("static-max-age");
     public bool StaticFallthrough => Get("static-fallthrough")!.Equals("on", StringComparison.OrdinalIgnoreCase);
+    public bool Sendfile => !Flag("no-sendfile");
     public double SendTimeout => Seconds("send-timeout");
     public long MinUploadRate => Bytes("min-upload-rate");
     public long MinDownloadRate => Bytes("min-download-rate");

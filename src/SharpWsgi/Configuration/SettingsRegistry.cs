@@ -235,6 +235,10 @@ public static class SettingsRegistry
         new("static-fallthrough", null, "on|off", "on", SettingKind.Choice,
             "A --static URL with no file behind it goes to the app (on: the app answers its own 404), or gets the " +
             "server's plain 404 (off).", Choices: new[] { "on", "off" }, Section: "Static files"),
+        new("no-sendfile", null, "", "false", SettingKind.Flag,
+            "Send --static files by copying them through Kestrel instead of sendfile(2) (gunicorn's flag). By " +
+            "default a file over 64 KiB on a cleartext HTTP/1.1 connection goes from the page cache to the socket " +
+            "without passing through the process; TLS and HTTP/2 connections always copy.", Section: "Static files"),
         new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full " +
             "spool) drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),

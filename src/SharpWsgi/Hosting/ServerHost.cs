@@ -118,8 +118,17 @@ public sealed class ServerHost
             refusals = new KestrelRefusals(accessLog, metrics);
             errorLog.KestrelRefusal = refusals.Record;
         }
+        var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
+        // Only where a static file can use it: without --static every connection keeps Kestrel's own sender.
+        var sendfile = settings.StaticMounts.Count > 0 && settings.Sendfile
+            ? new SendfileOptions(transportOptions.MaxWriteBufferSize ?? 0, settings.MinDownloadRate, grace,
+                loggers.CreateLogger("sharpwsgi.static"),
+                metrics == null ? null : n => metrics.Add(Metrics.MetricsTable.StaticSendfileBytes, n))
+            : null;
         void Configure(ListenOptions listen, bool useTls)
         {
+            // First, so it sits on the socket itself (the PROXY header and h2c sniffing read through it).
+            if (sendfile != null && !useTls) listen.Use(SendfileTransport.Middleware(sendfile));
             // Order is the order on the wire: PROXY header, then TLS, then HTTP.
             if (settings.ProxyProtocol != "off") listen.Use(ProxyProtocol.Middleware(settings, proxyLog));
             if (refusals != null) listen.Use(refusals.Middleware);
@@ -148,7 +157,6 @@ public sealed class ServerHost
                 listen => Configure(listen, useTls));
         }
 
-        var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
         if (reusePortAddresses.Count > 0)
             transportOptions.CreateBoundListenSocket = endpoint =>
             {

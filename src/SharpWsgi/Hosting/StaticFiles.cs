@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -17,7 +18,10 @@ namespace SharpWsgi.Hosting;
 /// Python. Validators: a strong ETag from size and mtime (as nginx makes it; strong so If-Range and Range work) and
 /// Last-Modified; one byte range; precompressed .br/.gz siblings by Accept-Encoding. Safety: the decoded path is
 /// checked segment by segment (no "..", ".", dotfiles, backslash, NUL, encoded slash), then realpath(3) must stay
-/// inside DIR's own realpath, so a symlink out of DIR is not followed. Nothing is cached: a few stats per request.
+/// inside DIR's own realpath, so a symlink out of DIR is not followed. What a URL path resolved to is cached (header
+/// values, and the bytes of small files) and re-resolved every second; each request stats the file it sends, so a
+/// changed or replaced file is served fresh. On cleartext HTTP/1.1 a large body goes by sendfile(2) through
+/// <see cref="SendfileTransport"/> unless --no-sendfile.
 /// </summary>
 public sealed partial class StaticFiles
 {
@@ -43,6 +47,7 @@ public sealed partial class StaticFiles
         _fallthrough = fallthrough;
         _lifecycle = lifecycle;
         _log = log;
+        _lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     /// <summary>Null when no --static is given (the request path then pays nothing).</summary>
@@ -96,16 +101,39 @@ public sealed partial class StaticFiles
         var method = exchange.Method;
         var isHead = HttpMethods.IsHead(method);
         if (!isHead && !HttpMethods.IsGet(method)) return null;
-        EnvironBuilder.SplitTarget(exchange.RawTarget, out var rawPath, out _);
+        var target = exchange.RawTarget;
+        ReadOnlySpan<char> rawPath;
+        if (target.Length > 0 && target[0] == '/')
+        {
+            // origin-form, the usual one: no substring for the path.
+            var end = target.AsSpan().IndexOfAny('?', '#');
+            rawPath = end < 0 ? target : target.AsSpan(0, end);
+        }
+        else
+        {
+            EnvironBuilder.SplitTarget(target, out var split, out _);
+            rawPath = split;
+        }
         Mount? mount = null;
         foreach (var m in _mounts)
             if (rawPath.StartsWith(m.Prefix, StringComparison.Ordinal)) { mount = m; break; }
         if (mount == null) return null;
 
-        var file = Resolve(mount, rawPath.AsSpan(mount.Prefix.Length));
-        if (file is not { Exists: true })
-            return _fallthrough ? null : NotFoundAsync(exchange);
-        return Send(exchange, file, isHead);
+        var now = Environment.TickCount64;
+        if (!_lookup.TryGetValue(rawPath, out var entry) || now - entry.ResolvedAt > ResolveTtlMs)
+        {
+            entry = Load(mount, rawPath, now);
+            if (entry == null) return _fallthrough ? null : NotFoundAsync(exchange);
+        }
+        var representation = Choose(entry, exchange.KestrelRequestHeaders);
+        // The one syscall of a cached hit: a file changed or replaced since is loaded afresh.
+        if (FileStat.Of(representation.PathZ) != representation.Stat)
+        {
+            entry = Load(mount, rawPath, now);
+            if (entry == null) return _fallthrough ? null : NotFoundAsync(exchange);
+            representation = Choose(entry, exchange.KestrelRequestHeaders);
+        }
+        return Send(exchange, entry, representation, isHead);
     }
 
     private Task NotFoundAsync(KestrelExchange exchange) =>
@@ -118,9 +146,122 @@ public sealed partial class StaticFiles
             exchange.AbortConnection();
     }
 
-    /// <summary>A file inside the mount by its real path (Exists is false for a directory), or null when the path
-    /// is unsafe or leads nowhere inside DIR. Its stat is the one the answer uses.</summary>
-    private static FileInfo? Resolve(Mount mount, ReadOnlySpan<char> rawRelative)
+    /// <summary>
+    /// What a URL path resolved to: the header values every answer needs, made once, and for small files the
+    /// bytes. Re-resolved (realpath and all) after <see cref="ResolveTtlMs"/>, so a symlink swapped in later is
+    /// judged again; every request still stats the file it sends.
+    /// </summary>
+    private sealed class Entry(long resolvedAt, string contentType, string cacheControl, Representation identity,
+        Representation? br, Representation? gz)
+    {
+        public long ResolvedAt { get; } = resolvedAt;
+        public string ContentType { get; } = contentType;
+        public string CacheControl { get; } = cacheControl;
+        public Representation Identity { get; } = identity;
+        public Representation? Br { get; } = br;
+        public Representation? Gz { get; } = gz;
+        public bool HasSiblings => Br != null || Gz != null;
+        public long CachedBytes => (Identity.Bytes?.Length ?? 0) + (Br?.Bytes?.Length ?? 0) + (Gz?.Bytes?.Length ?? 0);
+    }
+
+    /// <summary>One file as sent: identity or a precompressed sibling, with its own validators.</summary>
+    private sealed class Representation(string path, FileStat stat, string? encoding, byte[]? bytes)
+    {
+        public string Path { get; } = path;
+        public byte[] PathZ { get; } = FileStat.PathBytes(path);
+        public FileStat Stat { get; } = stat;
+        public string? Encoding { get; } = encoding;
+        public byte[]? Bytes { get; } = bytes;
+        // HTTP dates have whole seconds: comparisons use the same precision as the header.
+        public DateTimeOffset LastModified { get; } = DateTimeOffset.FromUnixTimeSeconds(stat.MtimeSeconds);
+        public string LastModifiedText => _lastModifiedText ??=
+            LastModified.ToString("R", CultureInfo.InvariantCulture);
+        private string? _lastModifiedText;
+        public string ETag { get; } = "\"" + stat.Size.ToString("x", CultureInfo.InvariantCulture) + "-" +
+            stat.MtimeMilliseconds.ToString("x", CultureInfo.InvariantCulture) +
+            (encoding == null ? "" : "-" + encoding) + "\"";
+    }
+
+    private const long ResolveTtlMs = 1000;
+    private const int MaxEntries = 4096;
+    private const long MaxCachedBytes = 64L << 20;
+
+    private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Entry>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private int _entries;
+    private long _cachedBytes;
+
+    /// <summary>Resolves, stats and (small files) reads a path, and caches the result; null when there is no file.
+    /// </summary>
+    private Entry? Load(Mount mount, ReadOnlySpan<char> rawPath, long now)
+    {
+        var key = rawPath.ToString();
+        var real = Resolve(mount, rawPath[mount.Prefix.Length..]);
+        var identity = real == null ? null : Represent(real, null);
+        if (identity == null)
+        {
+            Forget(key);
+            return null;
+        }
+        var br = Sibling(real!, ".br") ? Represent(real + ".br", "br") : null;
+        var gz = Sibling(real!, ".gz") ? Represent(real + ".gz", "gzip") : null;
+        var entry = new Entry(now, ContentTypes.For(real!), IsHashedName(real!) ? ImmutableCacheControl : _cacheControl,
+            identity, br, gz);
+        // Client-chosen keys (percent-encoding variants of one name) must not grow the cache without bound.
+        if (Interlocked.Increment(ref _entries) > MaxEntries)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _entries, 1);
+            Interlocked.Exchange(ref _cachedBytes, 0);
+        }
+        if (_cache.TryGetValue(key, out var old))
+        {
+            Interlocked.Decrement(ref _entries);
+            Interlocked.Add(ref _cachedBytes, -old.CachedBytes);
+        }
+        _cache[key] = entry;
+        return entry;
+    }
+
+    private void Forget(string key)
+    {
+        if (!_cache.TryRemove(key, out var old)) return;
+        Interlocked.Decrement(ref _entries);
+        Interlocked.Add(ref _cachedBytes, -old.CachedBytes);
+    }
+
+    /// <summary>A regular file's stat and, when small and the budget allows, its bytes; null when it is gone or no
+    /// regular file (a directory).</summary>
+    private Representation? Represent(string path, string? encoding)
+    {
+        var pathZ = FileStat.PathBytes(path);
+        if (FileStat.Of(pathZ) is not { IsRegularFile: true } stat) return null;
+        byte[]? bytes = null;
+        if (stat.Size <= SmallFile && Interlocked.Add(ref _cachedBytes, stat.Size) <= MaxCachedBytes)
+        {
+            bytes = ReadWhole(path, stat);
+            if (bytes == null) Interlocked.Add(ref _cachedBytes, -stat.Size);
+        }
+        return new Representation(path, stat, encoding, bytes);
+    }
+
+    /// <summary>The bytes, when the file did not change while they were read (else it is read per request).
+    /// </summary>
+    private static byte[]? ReadWhole(string path, FileStat stat)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var bytes = new byte[stat.Size];
+            if (ReadFully(handle, bytes, 0) != bytes.Length) return null;
+            return FileStat.Of(FileStat.PathBytes(path)) == stat ? bytes : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>A file inside the mount by its real path, or null when the path is unsafe or leads nowhere inside
+    /// DIR.</summary>
+    private static string? Resolve(Mount mount, ReadOnlySpan<char> rawRelative)
     {
         if (rawRelative.IsEmpty) return null;
         // An encoded slash or backslash would smuggle a separator past the segment checks below.
@@ -140,7 +281,7 @@ public sealed partial class StaticFiles
         if (real == null || !IsInside(mount.Root, real)) return null;
         // A symlink inside DIR may not reach a dotfile inside DIR either.
         if (real != joined && !IsSafeRelative(real[(mount.Root.Length + 1)..])) return null;
-        return new FileInfo(real);
+        return real;
     }
 
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
@@ -161,58 +302,42 @@ public sealed partial class StaticFiles
     private static bool IsInside(string root, string real) =>
         real.Length > root.Length + 1 && real.StartsWith(root, StringComparison.Ordinal) && real[root.Length] == '/';
 
-    private Task Send(KestrelExchange exchange, FileInfo file, bool isHead)
+    /// <summary>A precompressed sibling is a separate representation, chosen by Accept-Encoding.</summary>
+    private static Representation Choose(Entry entry, IHeaderDictionary request)
     {
-        var path = file.FullName;
+        if (!entry.HasSiblings) return entry.Identity;
+        var accept = request.AcceptEncoding;
+        if (accept.Count == 0) return entry.Identity;
+        if (entry.Br != null && Accepts(accept, "br")) return entry.Br;
+        if (entry.Gz != null && Accepts(accept, "gzip")) return entry.Gz;
+        return entry.Identity;
+    }
+
+    private Task Send(KestrelExchange exchange, Entry entry, Representation file, bool isHead)
+    {
         var request = exchange.KestrelRequestHeaders;
-        // A precompressed sibling is a separate representation: it has its own validators and length.
-        var hasBr = Sibling(path, ".br");
-        var hasGz = Sibling(path, ".gz");
-        string? encoding = null;
-        var sendPath = path;
-        if (hasBr || hasGz)
-        {
-            var accept = request.AcceptEncoding;
-            if (hasBr && Accepts(accept, "br")) (encoding, sendPath) = ("br", path + ".br");
-            else if (hasGz && Accepts(accept, "gzip")) (encoding, sendPath) = ("gzip", path + ".gz");
-        }
-
-        var info = encoding == null ? file : new FileInfo(sendPath);
-        long length;
-        DateTimeOffset modified;
-        try
-        {
-            length = info.Length;
-            modified = info.LastWriteTimeUtc;
-        }
-        catch (IOException) { return NotFoundAsync(exchange); } // gone between the stat and now
-        // HTTP dates have whole seconds: comparisons use the same precision as the header.
-        var lastModified = new DateTimeOffset(modified.Ticks - modified.Ticks % TimeSpan.TicksPerSecond,
-            TimeSpan.Zero);
-        var etag = "\"" + length.ToString("x", CultureInfo.InvariantCulture) + "-" +
-            modified.ToUnixTimeMilliseconds().ToString("x", CultureInfo.InvariantCulture) +
-            (encoding == null ? "" : "-" + encoding) + "\"";
-
         var response = exchange.Response;
         var headers = response.Headers;
         headers.Clear();
         if (_lifecycle.Draining && !exchange.IsHttp2) headers.Connection = "close";
-        headers.ETag = etag;
-        headers.LastModified = lastModified.ToString("R", CultureInfo.InvariantCulture);
-        headers.CacheControl = IsHashedName(path) ? ImmutableCacheControl : _cacheControl;
-        if (hasBr || hasGz) headers.Vary = "Accept-Encoding";
+        exchange.EchoRequestId(headers);
+        headers.ETag = file.ETag;
+        headers.LastModified = file.LastModifiedText;
+        headers.CacheControl = entry.CacheControl;
+        if (entry.HasSiblings) headers.Vary = "Accept-Encoding";
 
-        if (NotModified(request, etag, lastModified))
+        if (NotModified(request, file.ETag, file.LastModified))
         {
             response.StatusCode = 304;
             return Task.CompletedTask;
         }
 
-        headers.ContentType = ContentTypes.For(path);
-        if (encoding != null) headers.ContentEncoding = encoding;
+        headers.ContentType = entry.ContentType;
+        if (file.Encoding != null) headers.ContentEncoding = file.Encoding;
         headers.AcceptRanges = "bytes";
+        var length = file.Stat.Size;
         long start = 0, count = length;
-        if (!isHead && request.Range.Count > 0 && IfRangeHolds(request, etag, lastModified))
+        if (!isHead && request.Range.Count > 0 && IfRangeHolds(request, file.ETag, file.LastModified))
         {
             switch (ParseRange(request.Range.ToString(), length, out var first, out var last))
             {
@@ -230,15 +355,81 @@ public sealed partial class StaticFiles
         headers.ContentLength = count;
         if (isHead || count == 0) return Task.CompletedTask;
 
+        if (file.Bytes != null)
+        {
+            // Into Kestrel's response buffer; Kestrel flushes it with the head when the request ends.
+            var writer = exchange.ResponseBodyFeature.Writer;
+            file.Bytes.AsSpan((int)start, (int)count).CopyTo(writer.GetSpan((int)count));
+            writer.Advance((int)count);
+            exchange.CountHostBytes(count);
+            return Task.CompletedTask;
+        }
+
+        var transport = count > SmallFile && !exchange.IsHttp2 ? exchange.Features.Get<SendfileTransport>() : null;
+        if (transport != null && !KestrelBodyCount.CanSet(exchange.Features))
+        {
+            WarnNoSendfileOnce();
+            transport = null;
+        }
         SafeFileHandle handle;
-        try { handle = File.OpenHandle(sendPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); }
+        // SendPacketsAsync takes only a FileStream opened for asynchronous I/O (on Linux a flag, no thread).
+        try
+        {
+            handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite,
+                transport != null ? FileOptions.Asynchronous : FileOptions.None);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _log.LogWarning("Static file {Path} cannot be opened: {Error}", sendPath, e.Message);
+            _log.LogWarning("Static file {Path} cannot be opened: {Error}", file.Path, e.Message);
             return PlainAsync(exchange, 500, "the static file cannot be read", null);
         }
+        if (transport != null) return SendfileAsync(exchange, transport, handle, start, count);
         return count <= SmallFile ? SendSmall(exchange, handle, start, (int)count)
             : SendLargeAsync(exchange, handle, start, count);
+    }
+
+    private int _warnedNoSendfile;
+
+    private void WarnNoSendfileOnce()
+    {
+        if (Interlocked.Exchange(ref _warnedNoSendfile, 1) == 0)
+            _log.LogWarning("This Kestrel has no body counter that sendfile can update: static files are copied " +
+                "through Kestrel instead (as with --no-sendfile)");
+    }
+
+    /// <summary>
+    /// The head through Kestrel (flushed, so it is first in the forwarder's pipe), the body by sendfile(2) on the
+    /// socket, then Kestrel is told the body is written so it keeps the connection alive.
+    /// </summary>
+    private async Task SendfileAsync(KestrelExchange exchange, SendfileTransport transport, SafeFileHandle handle,
+        long start, long count)
+    {
+        using (handle)
+        {
+            var body = exchange.ResponseBodyFeature;
+            try
+            {
+                await body.StartAsync().ConfigureAwait(false);
+                var flush = await body.Writer.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCanceled || flush.IsCompleted)
+                {
+                    exchange.AbortConnection();
+                    return;
+                }
+            }
+            catch (Exception)
+            {
+                exchange.AbortConnection(); // the client went away
+                return;
+            }
+            if (!await transport.SendFileAsync(handle, start, count).ConfigureAwait(false))
+            {
+                exchange.AbortConnection(); // logged by the forwarder at debug level
+                return;
+            }
+            KestrelBodyCount.Add(exchange.Features, count);
+            exchange.CountHostBytes(count);
+        }
     }
 
     /// <summary>A regular file next to it, not a symlink (a link could lead out of DIR); one stat when absent.
@@ -258,6 +449,7 @@ public sealed partial class StaticFiles
             catch (IOException e) { return ReadFailed(exchange, e); }
             if (read < count) return ReadFailed(exchange, new IOException("the file shrank while it was sent"));
             writer.Advance(count);
+            exchange.CountHostBytes(count);
             return Task.CompletedTask;
         }
     }
@@ -277,6 +469,7 @@ public sealed partial class StaticFiles
                     var read = ReadFully(handle, memory.Span, start);
                     if (read < size) throw new IOException("the file shrank while it was sent");
                     writer.Advance(read);
+                    exchange.CountHostBytes(read);
                     start += read;
                     count -= read;
                     var flush = await writer.FlushAsync().ConfigureAwait(false);

@@ -180,6 +180,8 @@ public sealed class MetricsEndpoint : IDisposable
             totals[MetricsTable.RequestTimeout]);
         Counter(o, "sharpwsgi_limit_refusals_total", "4xx answers before the app ran (a request limit or a malformed request).",
             totals[MetricsTable.LimitRefusals]);
+        Counter(o, "sharpwsgi_static_sendfile_bytes_total", "--static body bytes sent by sendfile(2).",
+            totals[MetricsTable.StaticSendfileBytes]);
         Counter(o, "sharpwsgi_worker_starts_total", "Worker processes started.", starts);
         Head(o, "sharpwsgi_worker_exits_total", "counter", "Worker processes that exited, by reason.");
         for (int i = 0; i < ExitReasons.Length; i++)

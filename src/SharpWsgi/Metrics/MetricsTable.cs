@@ -24,7 +24,7 @@ public sealed unsafe class MetricsTable : IDisposable
     // Layout of a slot (indexes of longs).
     public const int Requests = 0; // Methods.Length * StatusClasses counters
     public const int RequestBytes = 40, ResponseBytes = 41, AppExceptions = 42, QueueFull = 43, QueueTimeout = 44,
-        RequestTimeout = 45, LimitRefusals = 46;
+        RequestTimeout = 45, LimitRefusals = 46, StaticSendfileBytes = 47;
     public const int CounterEnd = 48;
     public const int BusyThreads = 48, Threads = 49, Queued = 50, OpenConnections = 51, BufferedRequestBytes = 52,
         BufferedResponseBytes = 53;

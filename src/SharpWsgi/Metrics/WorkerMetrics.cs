@@ -41,6 +41,7 @@ public sealed class WorkerMetrics : IDisposable
     }
 
     public void Count(int index) => _table.Add(index);
+    public void Add(int index, long value) => _table.Add(index, value);
 
     /// <summary>Kestrel is done with the request (its response ended or the connection was aborted).</summary>
     public void RequestDone(KestrelExchange exchange)
