@@ -116,7 +116,7 @@ public static class HelpText
                      .Concat(Commands))
         {
             sb.AppendLine(".TP");
-            sb.AppendLine($"\\fB{Roff(flag)}\\fR");
+            sb.AppendLine(string.Join(", ", flag.Split(", ").Select(f => $"\\fB{Roff(f)}\\fR")));
             sb.AppendLine(Roff(doc));
         }
         sb.AppendLine(".SH SEE ALSO");
