@@ -1,7 +1,9 @@
 """SharpWsgi, a WSGI server: this package finds the native `sharpwsgi` executable installed beside it.
 
 The server itself is the executable (pip installs it in the environment's scripts directory, venv/bin);
-`python -m sharpwsgi` runs it with this interpreter embedded.
+`python -m sharpwsgi` runs it with this interpreter embedded. Inside the server, `import sharpwsgi` gives the
+server's runtime module instead (it is put in sys.modules before the app loads); RequestTimeout is defined here
+too, so code that names it (`except sharpwsgi.RequestTimeout`) also imports outside the server.
 """
 
 import os
@@ -9,7 +11,11 @@ import sys
 import sysconfig
 
 __version__ = "@VERSION@"
-__all__ = ["__version__", "find_sharpwsgi_bin"]
+__all__ = ["__version__", "find_sharpwsgi_bin", "RequestTimeout"]
+
+
+class RequestTimeout(BaseException):
+    "Raised inside a request's Python thread when it runs past --request-timeout; the client already got 504."
 
 
 def find_sharpwsgi_bin() -> str:

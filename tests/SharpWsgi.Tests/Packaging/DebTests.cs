@@ -72,10 +72,13 @@ public class DebTests
 
             using var server = ServerProcess.Start(args, executable: "systemd-socket-activate",
                 waitForListening: false);
-            server.WaitForOutput(new Regex("Listening at: "), TimeSpan.FromSeconds(60));
-            var curl = Proc.Run("curl", new[] { "-sS", "--max-time", "20", "--unix-socket", listen, "http://app/" });
+            // As under systemd, the server is started by the first connection (systemd-socket-activate execs it
+            // then): that request waits in the socket's backlog until a worker has imported the app.
+            server.WaitForOutput(new Regex("^Listening on "), TimeSpan.FromSeconds(30));
+            var curl = Proc.Run("curl", new[] { "-sS", "--max-time", "60", "--unix-socket", listen, "http://app/" });
             Assert.True(curl.ExitCode == 0, curl.Stderr + server.Output);
             Assert.Equal("Hello world!", curl.Stdout.Trim());
+            server.WaitForOutput("Listening at: ");
 
             // The server runs as the unit's user, and TERM (systemd's stop) is a clean exit.
             var uid = File.ReadLines($"/proc/{server.Pid}/status").First(l => l.StartsWith("Uid:"))

@@ -32,11 +32,13 @@ public sealed class WheelFixture : IDisposable
             Check(Proc.Run(Path.Combine(venv, "bin", "pip"),
                 new[] { "install", "--no-index", "--disable-pip-version-check", "-q", Wheel }), "pip install");
         }
-        // Imports the package that only the venv has: proves the venv's site-packages, not only its prefix.
+        // Reads the distribution that only the venv has: proves the venv's site-packages, not only its prefix.
+        // (Not `import sharpwsgi`: inside the server that name is the server's runtime module, RequestTimeout.)
         File.WriteAllText(ProbeApp, """
-            import sys, sharpwsgi
+            import sys, importlib.metadata as metadata
             def application(environ, start_response):
-                body = "\n".join([sys.prefix, sharpwsgi.__version__, sharpwsgi.__file__]).encode()
+                dist = metadata.distribution("sharpwsgi")
+                body = "\n".join([sys.prefix, dist.version, str(dist.locate_file("sharpwsgi"))]).encode()
                 start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
                 return [body]
             """);
