@@ -32,7 +32,7 @@ public static class HelpText
         sb.AppendLine();
         sb.AppendLine("Other:");
         sb.AppendLine($"  {"-h, --help",-32} Show this help and exit.");
-        sb.AppendLine($"  {"-v, --version",-32} Show the version and exit.");
+        sb.AppendLine($"  {"-v, --version",-32} Show the version, the commit and the Python that would be embedded.");
         foreach (var (flag, doc) in Commands) sb.AppendLine($"  {flag,-32} {doc}");
         return sb.ToString();
     }
