@@ -23,8 +23,9 @@ if [[ ! -x $aot || -n $(find src -name '*.cs' -newer "$aot" -print -quit) ]]; th
     flock /tmp/sharpwsgi-src.lock ./publish.sh >/tmp/sharpwsgi-publish.log 2>&1
 fi
 
-# name=exe[,VAR=VALUE...]
-variants=("aot=$aot" "jit=$jit")
+# name=exe[,VAR=VALUE...]. dotnet-run is the README's JIT command itself (its launchSettings.json turns tiered
+# compilation off); jit is the same JIT build started directly, with the runtime's defaults.
+variants=("aot=$aot" "dotnet-run=dotnet-run" "jit=$jit")
 for v in ${VARIANTS:-}; do
     name=${v%%=*}; env=${v#*=}
     variants+=("$name=$jit,$env")
@@ -35,20 +36,23 @@ trap 'rm -rf "$log"' EXIT
 # run_one NAME EXE [VAR=VALUE...] -> "req/s p99_ms"
 run_one() {
     local name=$1 exe=$2; shift 2
-    env "$@" "$exe" --bind 127.0.0.1:0 -w 2 --log-level info bench/apps/hello.py >"$log/$name.out" 2>&1 &
-    local pid=$!
+    local cmd=("$exe")
+    [[ $exe == dotnet-run ]] && cmd=(dotnet run -c Release --no-build --project src/SharpWsgi --)
+    env "$@" "${cmd[@]}" --bind 127.0.0.1:0 -w 2 --log-level info bench/apps/hello.py >"$log/$name.out" 2>&1 &
+    local launcher=$! pid=""
     local url=""
-    for _ in $(seq 600); do  # the server prints its URL once every worker imported the app
+    for _ in $(seq 600); do  # the server prints its URL (and its pid) once every worker imported the app
         url=$(sed -n 's/.*Listening at: \(http[^ ]*\).*/\1/p' "$log/$name.out" | head -n 1)
+        pid=$(sed -n 's/.*Listening at: http[^ ]* (\([0-9]*\)).*/\1/p' "$log/$name.out" | head -n 1)
         [[ -n $url ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$log/$name.out" >&2; exit 1; }
+        kill -0 "$launcher" 2>/dev/null || { cat "$log/$name.out" >&2; exit 1; }
         sleep 0.1
     done
-    [[ -n $url ]] || { echo "jit-vs-aot.sh: $name never listened" >&2; kill "$pid"; exit 1; }
+    [[ -n $url ]] || { echo "jit-vs-aot.sh: $name never listened" >&2; kill "$launcher"; exit 1; }
     wrk -t1 -c"$connections" -d"${warmup}s" "$url/" >/dev/null
     local out
     out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$url/")
-    kill -TERM "$pid"; wait "$pid" || true
+    kill -TERM "$pid"; wait "$launcher" || true
     local rps p99
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)}
@@ -89,7 +93,8 @@ aot_rps=$(median 1 <<<"${results[aot]}")
         p99_list=$(tr ';' '\n' <<<"${results[$name]}" | awk 'NF {printf "%s%.2f", sep, $2; sep=", "}')
         med=$(median 1 <<<"${results[$name]}")
         ratio=$(awk -v a="$med" -v b="$aot_rps" 'BEGIN {printf "%.2f", a / b}')
-        echo "| $name (${v#*=}) | $rps_list | $p99_list | $(printf '%.0f' "$med") | $ratio |"
+        what=${v#*=}; what=${what/#$REPO\//}
+        echo "| $name ($what) | $rps_list | $p99_list | $(printf '%.0f' "$med") | $ratio |"
     done
 } >"$out"
 cat "$out"
