@@ -62,9 +62,9 @@ install -m 0644 packaging/deb/README.Debian "$stage/usr/share/doc/sharpwsgi/READ
     echo "License: MIT"
     sed 's/^$/./; s/^/ /' LICENSE
 } > "$stage/usr/share/doc/sharpwsgi/copyright"
-printf 'sharpwsgi (%s) unstable; urgency=medium\n\n  * Built by package.sh.\n\n -- SharpWsgi developers <sharpwsgi@localhost>  %s\n' \
-    "$version" "$(date -uR -d @"$(git log -1 --format=%ct 2>/dev/null || date +%s)")" \
-    | gzip -9n > "$stage/usr/share/doc/sharpwsgi/changelog.Debian.gz"
+entry='sharpwsgi (%s) unstable; urgency=medium\n\n  * Built by package.sh.\n\n -- %s  %s\n'
+stamp=$(date -uR -d @"$(git log -1 --format=%ct 2>/dev/null || date +%s)")
+printf "$entry" "$version" "SharpWsgi developers <sharpwsgi@localhost>" "$stamp" | gzip -9n > "$stage/usr/share/doc/sharpwsgi/changelog.Debian.gz"
 mkdir -p "$stage/DEBIAN"
 echo /etc/sharpwsgi/example.env > "$stage/DEBIAN/conffiles"
 glibc=$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)

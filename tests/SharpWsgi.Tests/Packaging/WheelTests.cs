@@ -91,8 +91,8 @@ public class WheelTests : IClassFixture<WheelFixture>
     {
         var exe = Path.Combine(_f.Venv, "bin", "sharpwsgi");
         // Two workers: they are this executable started again, so they must make the same choice.
-        using var server = ServerProcess.Start(new[] { "-b", "127.0.0.1:0", "-w", "2", _f.ProbeApp }, WheelFixture.PlainEnvironment(),
-            executable: exe);
+        using var server = ServerProcess.Start(new[] { "-b", "127.0.0.1:0", "-w", "2", _f.ProbeApp },
+            WheelFixture.PlainEnvironment(), executable: exe);
         var lines = ProbeLines(server);
         Assert.Equal(_f.Venv, lines[0]);
         Assert.Equal(ExpectedVersion(), lines[1]);
@@ -137,7 +137,8 @@ public class WheelTests : IClassFixture<WheelFixture>
         var exe = Path.Combine(_f.SystemVenv, "bin", "sharpwsgi");
         using var server = ServerProcess.Start(new[]
             {
-                "-b", "127.0.0.1:0", "--chdir", Path.Combine(ServerProcess.ExamplesDir, "django_project"), "mysite.wsgi:application",
+                "-b", "127.0.0.1:0", "--chdir", Path.Combine(ServerProcess.ExamplesDir, "django_project"),
+                "mysite.wsgi:application",
             }, WheelFixture.PlainEnvironment(), executable: exe);
         var r = Http.Get(server.Port, "/");
         Assert.Equal(200, r.Status);
