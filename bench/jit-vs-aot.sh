@@ -94,6 +94,7 @@ aot_rps=$(median 1 <<<"${results[aot]}")
         med=$(median 1 <<<"${results[$name]}")
         ratio=$(awk -v a="$med" -v b="$aot_rps" 'BEGIN {printf "%.2f", a / b}')
         what=${v#*=}; what=${what/#$REPO\//}
+        [[ $what == dotnet-run ]] && what="dotnet run -c Release --project src/SharpWsgi"
         echo "| $name ($what) | $rps_list | $p99_list | $(printf '%.0f' "$med") | $ratio |"
     done
 } >"$out"
