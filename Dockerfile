@@ -39,5 +39,6 @@ USER sharpwsgi
 ENV SHARPWSGI_BIND=0.0.0.0:8000 SHARPWSGI_WORKERS=2
 EXPOSE 8000
 # The supervisor handles TERM (graceful stop) itself; exec form, so it is PID 1 and gets docker stop's TERM.
+# It reaps its workers; an app that starts subprocesses of its own wants `docker run --init` to reap theirs.
 ENTRYPOINT ["/usr/bin/sharpwsgi"]
 CMD []
