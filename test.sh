@@ -3,13 +3,15 @@
 # Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3),
 # libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through), and the programs the edge tests
 # run for real: nginx (with its stream module, for PROXY protocol) and haproxy in front, curl, openssl, python3-h2
-# and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot).
+# and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot); for the packaging
+# tests python3-venv (pip in a fresh venv), twine (checks the wheel's metadata), systemd (systemd-analyze verify,
+# systemd-socket-activate) and binutils (strip, for the .deb).
 # Prints a final line "N passed, N failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl chromium
-    python3-h2 nghttp2-client python3-prometheus-client prometheus)
+    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -35,6 +37,10 @@ fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 dotnet build -c Release SharpWsgi.slnx
+# The packaging tests (tests/SharpWsgi.Tests/Packaging) install what users install: the wheel into fresh venvs
+# (pip, offline) and the .deb with apt-get. Both wrap the NativeAOT executable, published only when stale.
+./package.sh
+./package.sh --deb
 
 # Every tests/*.Tests project runs, one after another (unit tests first, the functional suite last by name),
 # each writing its own trx; the final line sums their counters. Extra arguments go to every `dotnet test`.

@@ -19,6 +19,39 @@ public static class Program
         typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
             .Split('+')[0] ?? "0.0.0";
 
+    /// <summary>The git commit the build came from (the SDK appends it to the informational version).</summary>
+    public static string Commit
+    {
+        get
+        {
+            var v = typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()
+                ?.InformationalVersion ?? "";
+            var plus = v.IndexOf('+');
+            return plus < 0 ? "unknown" : v[(plus + 1)..][..Math.Min(12, v.Length - plus - 1)];
+        }
+    }
+
+    /// <summary>--version: what a bug report needs, including the Python that a start would embed. Never fails:
+    /// no usable Python is reported as such (exit 0), like --help, which needs no Python at all.</summary>
+    private static string VersionText(ServerSettings settings)
+    {
+        var sb = new System.Text.StringBuilder();
+        var build = System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "NativeAOT";
+        sb.AppendLine($"sharpwsgi {Version} (commit {Commit}, {RuntimeInformation.FrameworkDescription}, {build})");
+        try
+        {
+            var (interpreter, source) = PythonLocator.Choose(settings.Python);
+            var info = PythonLocator.Describe(interpreter, source);
+            sb.AppendLine($"python:    {info.Version} {interpreter} (chosen by {source})");
+            sb.AppendLine($"libpython: {info.LibPythonPath}");
+        }
+        catch (PythonStartupException e)
+        {
+            sb.AppendLine($"python:    none usable: {e.Message}");
+        }
+        return sb.ToString();
+    }
+
     public static int Main(string[] args)
     {
         ServerSettings settings;
@@ -35,8 +68,9 @@ public static class Program
             return WorkerProtocol.ExitUsage;
         }
         if (settings.ShowHelp) { Console.Out.Write(HelpText.Usage(Version)); return 0; }
-        if (settings.ShowVersion) { Console.Out.WriteLine($"sharpwsgi {Version}"); return 0; }
+        if (settings.ShowVersion) { Console.Out.Write(VersionText(settings)); return 0; }
         if (settings.PrintSettingsMarkdown) { Console.Out.Write(HelpText.Markdown()); return 0; }
+        if (settings.PrintManPage) { Console.Out.Write(HelpText.ManPage(Version)); return 0; }
         if (settings.PrintConfig) { Console.Out.Write(ConfigReport.Print(settings, Version)); return 0; }
 
         var level = ErrorLogProvider.ParseLevel(settings.LogLevel);

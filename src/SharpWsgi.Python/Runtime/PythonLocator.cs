@@ -4,8 +4,12 @@ using System.Text.Json;
 namespace SharpWsgi.Python;
 
 /// <summary>
-/// Chooses the interpreter (--python, else $VIRTUAL_ENV/bin/python, else python3 on PATH), asks it
-/// for its version, prefixes, sys.path and libpython, and checks it can be embedded.
+/// Chooses the interpreter, asks it for its version, prefixes, sys.path and libpython, and checks it can be
+/// embedded. The order (first match wins) is the one a console script's shebang gives Python tools:
+/// --python; the interpreter that ran `python -m sharpwsgi` (it sets <see cref="LauncherVariable"/>);
+/// the virtualenv this executable is installed in (venv/bin/sharpwsgi, as pip puts it, even without
+/// activation); $VIRTUAL_ENV/bin/python; python3 on PATH. The executable's own venv comes before $VIRTUAL_ENV
+/// because naming venv/bin/sharpwsgi is as explicit as naming venv/bin/gunicorn, whose shebang ignores it.
 /// </summary>
 public static class PythonLocator
 {
@@ -28,8 +32,18 @@ print(json.dumps({
 }))
 """;
 
+    /// <summary>Set by the wheel's `python -m sharpwsgi` to its sys.executable (not a setting: a launcher's hint,
+    /// below --python from any source).</summary>
+    public const string LauncherVariable = "SHARPWSGI_LAUNCHER_PYTHON";
+
     /// <summary>The interpreter to use and how it was chosen (for messages).</summary>
     public static (string Path, string Source) Choose(string? explicitPython)
+        => Choose(explicitPython, Environment.GetEnvironmentVariable, Environment.ProcessPath);
+
+    /// <summary><see cref="Choose(string?)"/> with the environment and the executable's path given (tests).
+    /// </summary>
+    public static (string Path, string Source) Choose(string? explicitPython, Func<string, string?> environment,
+        string? processPath)
     {
         if (!string.IsNullOrEmpty(explicitPython))
         {
@@ -37,19 +51,39 @@ print(json.dumps({
             if (Directory.Exists(p)) p = Path.Combine(p, "bin", "python");
             return (p, "--python");
         }
-        var venv = Environment.GetEnvironmentVariable("VIRTUAL_ENV");
+        var launcher = environment(LauncherVariable);
+        if (!string.IsNullOrEmpty(launcher))
+            return (launcher, "python -m sharpwsgi");
+        if (OwnVirtualEnv(processPath) is { } own)
+            return (own, "the virtualenv sharpwsgi is installed in");
+        var venv = environment("VIRTUAL_ENV");
         if (!string.IsNullOrEmpty(venv))
             return (Path.Combine(venv, "bin", "python"), "$VIRTUAL_ENV");
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':',
-            StringSplitOptions.RemoveEmptyEntries))
+        foreach (var dir in (environment("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = Path.Combine(dir, "python3");
             if (File.Exists(candidate)) return (candidate, "PATH");
         }
         throw new PythonStartupException(
-            "No Python interpreter found: there is no python3 on PATH and neither --python nor $VIRTUAL_ENV is set. " +
-            "Install CPython 3.9 or newer with its shared library (on Debian: apt-get install python3 libpython3.11) " +
-            "or pass --python /path/to/python3.");
+            "No Python interpreter found: there is no python3 on PATH, sharpwsgi is not installed in a virtualenv, " +
+            "and neither --python nor $VIRTUAL_ENV is set. Install CPython 3.9 or newer with its shared library " +
+            "(on Debian: apt-get install python3 libpython3.11) or pass --python /path/to/python3.");
+    }
+
+    /// <summary>venv/bin/python when the executable lives in venv/bin and venv/pyvenv.cfg exists (what marks a
+    /// virtualenv, PEP 405). The workers are this same executable, so they make the same choice.</summary>
+    public static string? OwnVirtualEnv(string? processPath)
+    {
+        if (string.IsNullOrEmpty(processPath)) return null;
+        var bin = Path.GetDirectoryName(processPath);
+        var root = bin == null ? null : Path.GetDirectoryName(bin);
+        if (bin == null || root == null || !File.Exists(Path.Combine(root, "pyvenv.cfg"))) return null;
+        foreach (var name in new[] { "python", "python3" })
+        {
+            var candidate = Path.Combine(bin, name);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
     }
 
     public static PythonInfo Describe(string interpreter, string source)

@@ -32,7 +32,7 @@ public static class HelpText
         sb.AppendLine();
         sb.AppendLine("Other:");
         sb.AppendLine($"  {"-h, --help",-32} Show this help and exit.");
-        sb.AppendLine($"  {"-v, --version",-32} Show the version and exit.");
+        sb.AppendLine($"  {"-v, --version",-32} Show the version, the commit and the Python that would be embedded.");
         foreach (var (flag, doc) in Commands) sb.AppendLine($"  {flag,-32} {doc}");
         return sb.ToString();
     }
@@ -76,5 +76,60 @@ public static class HelpText
             }
         }
         return sb.ToString();
+    }
+
+    /// <summary>sharpwsgi(1) in roff (man(7) macros), from the same registry as --help: the .deb ships it.
+    /// </summary>
+    public static string ManPage(string version)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($".TH SHARPWSGI 1 \"\" \"sharpwsgi {version}\" \"User Commands\"");
+        sb.AppendLine(".SH NAME");
+        sb.AppendLine("sharpwsgi \\- a WSGI (PEP 3333) server on Kestrel with embedded CPython");
+        sb.AppendLine(".SH SYNOPSIS");
+        sb.AppendLine(".B sharpwsgi");
+        sb.AppendLine("[\\fIOPTIONS\\fR] [\\fIAPP\\fR]");
+        sb.AppendLine(".SH DESCRIPTION");
+        sb.AppendLine(Roff("APP is module:name, module:factory(), module (uses 'application' or 'app'), " +
+            "path/to/file.py or path/to/file.py:name. Without APP a built-in welcome app is served."));
+        sb.AppendLine(".PP");
+        sb.AppendLine(Roff("Every option can also be set as an environment variable or in a -c config file. " +
+            "Precedence: default < config file < environment < command line."));
+        foreach (var section in SettingsRegistry.All.GroupBy(s => s.Section))
+        {
+            sb.AppendLine($".SH {Roff(section.Key.ToUpperInvariant())}");
+            foreach (var s in section)
+            {
+                sb.AppendLine(".TP");
+                var flags = (s.ShortFlag != null ? $"\\fB{Roff(s.ShortFlag)}\\fR, " : "") +
+                    $"\\fB{Roff(s.LongFlag)}\\fR" + (s.Meta.Length > 0 ? $" \\fI{Roff(s.Meta)}\\fR" : "");
+                sb.AppendLine(flags);
+                sb.AppendLine(Roff(s.Doc));
+                sb.AppendLine($"[env {Roff(s.EnvironmentVariable)}" +
+                    (s.Default != null ? $"; default: {Roff(s.Default.Length == 0 ? "''" : s.Default)}" : "") +
+                    (s.Repeatable ? "; repeatable" : "") + "]");
+            }
+        }
+        sb.AppendLine(".SH COMMANDS");
+        foreach (var (flag, doc) in new[] { ("-h, --help", "Show the help and exit."),
+                     ("-v, --version", "Show the version, the commit and the Python that would be embedded.") }
+                     .Concat(Commands))
+        {
+            sb.AppendLine(".TP");
+            sb.AppendLine(string.Join(", ", flag.Split(", ").Select(f => $"\\fB{Roff(f)}\\fR")));
+            sb.AppendLine(Roff(doc));
+        }
+        sb.AppendLine(".SH SEE ALSO");
+        sb.AppendLine(Roff("systemd units: sharpwsgi@.service and sharpwsgi@.socket " +
+            "(/usr/share/doc/sharpwsgi/README.Debian)."));
+        return sb.ToString();
+    }
+
+    /// <summary>Text as roff: backslashes escaped, hyphens kept literal (\-), and a line starting with '.' or
+    /// '\'' protected (\&amp;) so it is not read as a request.</summary>
+    private static string Roff(string text)
+    {
+        var t = text.Replace("\\", "\\e").Replace("-", "\\-");
+        return t.StartsWith('.') || t.StartsWith('\'') ? "\\&" + t : t;
     }
 }

@@ -36,6 +36,7 @@ public sealed class ServerSettings
     public bool ShowHelp { get; private set; }
     public bool ShowVersion { get; private set; }
     public bool PrintSettingsMarkdown { get; private set; }
+    public bool PrintManPage { get; private set; }
     /// <summary>--check-config: validate everything, load the app in a throwaway worker, serve nothing.</summary>
     public bool CheckConfig { get; private set; }
     /// <summary>--print-config: print every effective setting and its source, then exit.</summary>
@@ -95,6 +96,7 @@ public sealed class ServerSettings
             if (arg is "-h" or "--help") { s.ShowHelp = true; continue; }
             if (arg is "-v" or "--version") { s.ShowVersion = true; continue; }
             if (arg == "--print-settings-markdown") { s.PrintSettingsMarkdown = true; continue; }
+            if (arg == "--print-man-page") { s.PrintManPage = true; continue; }
             // Actions, not settings: no environment variable or config file line can turn them on, so a
             // leftover SHARPWSGI_CHECK_CONFIG cannot stop a server from serving.
             if (arg == "--check-config") { s.CheckConfig = true; continue; }

@@ -117,7 +117,8 @@ public static class SettingsRegistry
             "Requests that may wait for a free Python thread; past it the server answers 503 at once."),
         new("python", null, "PATH", null, SettingKind.Text,
             "Python interpreter to embed (CPython 3.9+ with a shared libpython). " +
-            "Default: $VIRTUAL_ENV/bin/python, else python3 on PATH.",
+            "Default: the one that ran `python -m sharpwsgi`, else the virtualenv sharpwsgi is installed in " +
+            "(venv/bin/python), else $VIRTUAL_ENV/bin/python, else python3 on PATH.",
             Section: "Python"),
         new("chdir", null, "DIR", null, SettingKind.Text,
             "Change to DIR before loading the app; it is put first on sys.path.", Section: "Python"),

@@ -40,17 +40,19 @@ public sealed class ServerProcess : IDisposable
         }
     }
 
-    /// <summary>Starts the server with the given arguments (a --bind 127.0.0.1:0 is added unless args bind).</summary>
+    /// <summary>Starts the server with the given arguments (a --bind 127.0.0.1:0 is added unless args bind).
+    /// <paramref name="executable"/> replaces <see cref="Executable"/> (an installed copy, or a launcher such as
+    /// python -m sharpwsgi): its arguments are passed as given, no --bind added.</summary>
     public static ServerProcess Start(IEnumerable<string> args, IDictionary<string, string?>? environment = null,
-        TimeSpan? timeout = null, bool waitForListening = true)
+        TimeSpan? timeout = null, bool waitForListening = true, string? executable = null)
     {
         var argList = args.ToList();
-        if (!argList.Any(a => a is "-b" or "--bind" || a.StartsWith("--bind=")))
+        if (executable == null && !argList.Any(a => a is "-b" or "--bind" || a.StartsWith("--bind=")))
         {
             argList.Insert(0, "127.0.0.1:0");
             argList.Insert(0, "--bind");
         }
-        var psi = new ProcessStartInfo(Executable)
+        var psi = new ProcessStartInfo(executable ?? Executable)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
