@@ -117,8 +117,12 @@ public static class Program
         if (settings.CheckConfig) return Supervisor.ConfigCheck.Run(args, settings, Version);
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         CheckSettings(settings);
-        log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each",
-            settings.Workers, settings.Threads);
+        if (settings.Interpreters > 1)
+            log.LogInformation("Using {Workers} worker(s) with {Interpreters} interpreters of {Threads} Python " +
+                "thread(s) each", settings.Workers, settings.Interpreters, settings.Threads);
+        else
+            log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each",
+                settings.Workers, settings.Threads);
         // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
         // later workers (respawns, reloads) get the supervisor's description and skip that step.
         var python = Task.Run(() => WorkerMain.DescribePython(settings));
