@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl chromium
-    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils)
+    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils gcc zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
