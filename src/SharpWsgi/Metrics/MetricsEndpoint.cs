@@ -168,7 +168,8 @@ public sealed class MetricsEndpoint : IDisposable
             }
         Counter(o, "sharpwsgi_request_bytes_total", "Request body bytes received.", totals[MetricsTable.RequestBytes]);
         Counter(o, "sharpwsgi_response_bytes_total",
-            "Response body bytes: the app's, static files' and the server's own answers'.", totals[MetricsTable.ResponseBytes]);
+            "Response body bytes: the app's, static files' and the server's own answers'.",
+            totals[MetricsTable.ResponseBytes]);
         Counter(o, "sharpwsgi_app_exceptions_total", "Exceptions raised by the app (500, or an aborted response).",
             totals[MetricsTable.AppExceptions]);
         Head(o, "sharpwsgi_unavailable_total", "counter", "503 answers, by cause.");
@@ -178,7 +179,8 @@ public sealed class MetricsEndpoint : IDisposable
             .Append('\n');
         Counter(o, "sharpwsgi_request_timeouts_total", "504 answers: the request ran past --request-timeout.",
             totals[MetricsTable.RequestTimeout]);
-        Counter(o, "sharpwsgi_limit_refusals_total", "4xx answers before the app ran (a request limit or a malformed request).",
+        Counter(o, "sharpwsgi_limit_refusals_total",
+            "4xx answers before the app ran (a request limit or a malformed request).",
             totals[MetricsTable.LimitRefusals]);
         Counter(o, "sharpwsgi_static_sendfile_bytes_total", "--static body bytes sent by sendfile(2).",
             totals[MetricsTable.StaticSendfileBytes]);

@@ -18,7 +18,7 @@ namespace SharpWsgi.Tests.Functional;
 public sealed class MetricsTests : WorkerTestBase
 {
     private static readonly Regex MetricsLine = new(@"Metrics at: http://127\.0\.0\.1:(\d+)");
-    private static string App => Path.Combine(ServerProcess.AppsDir, "metrics_app.py");
+    internal static string App => Path.Combine(ServerProcess.AppsDir, "metrics_app.py");
     private static string Parser => Path.Combine(ServerProcess.RepoRoot, "tests", "clients", "parse_metrics.py");
 
     public MetricsTests(ITestOutputHelper output) : base(output) { }
@@ -207,7 +207,8 @@ public sealed class MetricsTests : WorkerTestBase
         Assert.Equal(1, Value(s, "sharpwsgi_workers"));
     }
 
-    private static int MetricsPort(ServerProcess server)
+    /// <summary>The port of the metrics listener, from the supervisor's "Metrics at" line.</summary>
+    internal static int MetricsPort(ServerProcess server)
         => int.Parse(MetricsLine.Match(server.WaitForOutput(MetricsLine, LogTimeout)).Groups[1].Value);
 
     private static double Value(Dictionary<string, double> samples, string key)

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using SharpWsgi.Tests.Infrastructure;
 using SharpWsgi.Tests.Workers;
 using Xunit.Abstractions;
+using static SharpWsgi.Tests.Functional.MetricsTests;
 using static SharpWsgi.Tests.Workers.WorkerTestSupport;
 
 namespace SharpWsgi.Tests.Functional;
@@ -17,8 +17,7 @@ namespace SharpWsgi.Tests.Functional;
 [Collection("Workers")]
 public sealed class PrometheusServerTests : WorkerTestBase
 {
-    private static readonly Regex MetricsLine = new(@"Metrics at: http://127\.0\.0\.1:(\d+)");
-    private static string App => Path.Combine(ServerProcess.AppsDir, "metrics_app.py");
+    private static string App => MetricsTests.App;
     private static string Dashboard => Path.Combine(ServerProcess.RepoRoot, "docs", "grafana-dashboard.json");
 
     public PrometheusServerTests(ITestOutputHelper output) : base(output) { }
@@ -117,9 +116,6 @@ public sealed class PrometheusServerTests : WorkerTestBase
         Assert.Equal(1, samples.GetArrayLength());
         return double.Parse(samples[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
     }
-
-    private static int MetricsPort(ServerProcess server)
-        => int.Parse(MetricsLine.Match(server.WaitForOutput(MetricsLine, LogTimeout)).Groups[1].Value);
 
     private static (int Code, string Output) Run(string program, string[] args, string input)
     {
