@@ -11,11 +11,23 @@ public struct LogLine
 {
     private byte[] _buffer;
     private int _length;
+    // False while the line is in a caller's scratch array, true once it lives in a rented one.
+    private bool _rented;
 
     public LogLine(int capacity)
     {
         _buffer = ArrayPool<byte>.Shared.Rent(capacity);
         _length = 0;
+        _rented = true;
+    }
+
+    /// <summary>A line written into <paramref name="scratch"/> (the caller's, reused line after line); it moves to
+    /// a rented array only if it outgrows it. Give it back with <see cref="Release"/>.</summary>
+    public LogLine(byte[] scratch)
+    {
+        _buffer = scratch;
+        _length = 0;
+        _rented = false;
     }
 
     public readonly int Length => _length;
@@ -27,8 +39,9 @@ public struct LogLine
         {
             var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + count));
             _buffer.AsSpan(0, _length).CopyTo(bigger);
-            ArrayPool<byte>.Shared.Return(_buffer);
+            if (_rented) ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = bigger;
+            _rented = true;
         }
         return _buffer.AsSpan(_length);
     }
@@ -48,9 +61,8 @@ public struct LogLine
     /// <summary>ASCII text known to need no escaping (names, numbers, our own words).</summary>
     public void Ascii(string text)
     {
-        var span = Reserve(text.Length);
-        for (var i = 0; i < text.Length; i++) span[i] = (byte)text[i];
-        _length += text.Length;
+        System.Text.Ascii.FromUtf16(text, Reserve(text.Length), out var written);
+        _length += written;
     }
 
     public void Number(long value)
@@ -78,15 +90,34 @@ public struct LogLine
 
     private static ReadOnlySpan<byte> Hex => "0123456789abcdef"u8;
 
+    // Printable ASCII other than the quote and the backslash: copied as they are, a run at a time.
+    private static readonly SearchValues<char> Plain = SearchValues.Create(
+        " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~");
+
+    /// <summary>Copies the plain run at the start of <paramref name="value"/>; returns what follows it.</summary>
+    private ReadOnlySpan<char> CopyPlain(ReadOnlySpan<char> value)
+    {
+        var n = value.IndexOfAnyExcept(Plain);
+        var run = n < 0 ? value : value[..n];
+        if (!run.IsEmpty)
+        {
+            System.Text.Ascii.FromUtf16(run, Reserve(run.Length), out var written);
+            _length += written;
+        }
+        return n < 0 ? default : value[n..];
+    }
+
     /// <summary>Text-log escaping: quote and backslash get a backslash; control and non-ASCII characters (latin-1
     /// bytes, as PEP 3333 reads them) become \xHH.</summary>
     public void Text(ReadOnlySpan<char> value)
     {
-        foreach (var c in value)
+        while (!(value = CopyPlain(value)).IsEmpty)
         {
-            if (c >= 0x20 && c < 0x7f)
+            var c = value[0];
+            value = value[1..];
+            if (c is '"' or '\\')
             {
-                if (c is '"' or '\\') Raw((byte)'\\');
+                Raw((byte)'\\');
                 Raw((byte)c);
             }
             else if (c <= 0xff)
@@ -103,11 +134,13 @@ public struct LogLine
     public void Json(ReadOnlySpan<char> value)
     {
         Raw((byte)'"');
-        foreach (var c in value)
+        while (!(value = CopyPlain(value)).IsEmpty)
         {
-            if (c >= 0x20 && c < 0x7f)
+            var c = value[0];
+            value = value[1..];
+            if (c is '"' or '\\')
             {
-                if (c is '"' or '\\') Raw((byte)'\\');
+                Raw((byte)'\\');
                 Raw((byte)c);
             }
             else UnicodeEscape(c);
@@ -123,7 +156,15 @@ public struct LogLine
         _length += 6;
     }
 
-    /// <summary>The array and its length; the caller owns the array now (return it to the shared pool).</summary>
+    /// <summary>Ends a line made over a scratch array: a rented array it grew into goes back to the pool.</summary>
+    public void Release()
+    {
+        if (_rented) ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = null!;
+    }
+
+    /// <summary>The array and its length; the caller owns the array now (return it to the shared pool). Only for
+    /// a line made with a capacity (a rented array).</summary>
     public (byte[] Buffer, int Length) Detach()
     {
         var result = (_buffer, _length);

@@ -1,31 +1,31 @@
-using System.Buffers;
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Logging;
 
 /// <summary>
-/// A log file written off the request path: callers hand over finished lines in pooled arrays, one background thread
-/// batches them into single O_APPEND writes. A full disk, a pipe nobody reads or a FIFO with no reader only stalls
-/// that thread: the queue is bounded and lines past it are dropped (and counted), so a request never waits.
+/// A log file written off the request path: callers copy finished lines into the current batch buffer (a short
+/// lock, no allocation), one background thread swaps it with a spare and writes it in one O_APPEND write. A full
+/// disk, a pipe nobody reads or a FIFO with no reader only stalls that thread: the buffer is bounded and lines past
+/// it are dropped (and counted), so a request never waits.
 /// Under load the writer naps between batches instead of being woken per line: a wake-up is a futex call and a
 /// context switch on the request's thread, which cost more than formatting the line (measured).
 /// </summary>
 public sealed class LogSink : IDisposable
 {
-    private const int MaxQueued = 16_384;
-    private const int BatchBytes = 64 * 1024;
-    // While lines keep coming the writer sleeps this long between batches; only this many waiting lines wake it.
+    private const int BatchBytes = 256 * 1024;
+    // While lines keep coming the writer sleeps this long between batches; only a batch this full wakes it.
     private const int NapMilliseconds = 20;
-    private const int WakeAtQueued = 1024;
+    private const int WakeAtBytes = BatchBytes / 4;
     private const int Awake = 0, Napping = 1, Idle = 2;
     private readonly string? _path;
     private readonly Action<string> _report;
-    private readonly ConcurrentQueue<(byte[] Buffer, int Length)> _queue = new();
+    private readonly object _gate = new();
+    private byte[] _current = new byte[BatchBytes];
+    private byte[] _spare = new byte[BatchBytes];
+    private int _used;
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Thread _thread;
-    private int _queued;
     private int _sleeping;
     private int _overflowSaid;
     private volatile bool _reopen;
@@ -45,27 +45,36 @@ public sealed class LogSink : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Lines dropped because the queue was full.</summary>
+    /// <summary>Lines dropped because the buffer was full or the target failed.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    /// <summary>Takes ownership of <paramref name="buffer"/> (rented from the shared pool).</summary>
-    public void Write(byte[] buffer, int length)
+    /// <summary>Copies one finished line (its '\n' included) into the batch.</summary>
+    public void Write(ReadOnlySpan<byte> line)
     {
-        var queued = Interlocked.Increment(ref _queued);
-        if (queued > MaxQueued)
+        int used;
+        lock (_gate)
         {
-            Interlocked.Decrement(ref _queued);
-            Interlocked.Increment(ref _dropped);
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (line.Length > _current.Length - _used)
+            {
+                Interlocked.Increment(ref _dropped);
+                used = -1;
+            }
+            else
+            {
+                line.CopyTo(_current.AsSpan(_used));
+                used = _used += line.Length;
+            }
+        }
+        if (used < 0)
+        {
             // Said once per spell (the writer is stuck, so it cannot say it); the writer re-arms this.
             if (Interlocked.Exchange(ref _overflowSaid, 1) == 0)
                 _report($"Access log: {_path ?? "stdout"} is not keeping up; lines are being dropped");
             return;
         }
-        _queue.Enqueue((buffer, length));
-        // An idle writer is woken by the first line; a napping one only when many lines wait.
+        // An idle writer is woken by the first line; a napping one only when the batch fills up.
         var state = Volatile.Read(ref _sleeping);
-        if ((state == Idle || (state == Napping && queued >= WakeAtQueued)) &&
+        if ((state == Idle || (state == Napping && used >= WakeAtBytes)) &&
             Interlocked.Exchange(ref _sleeping, Awake) != Awake)
             _wake.Set();
     }
@@ -80,37 +89,35 @@ public sealed class LogSink : IDisposable
 
     private void Run()
     {
-        var batch = new byte[BatchBytes];
         while (true)
         {
             if (_fd < 0 || _reopen) OpenFile();
-            var used = 0;
-            var wrote = false;
-            while (_queue.TryDequeue(out var line))
+            byte[] batch;
+            int used;
+            lock (_gate)
             {
-                wrote = true;
-                Interlocked.Decrement(ref _queued);
-                if (used + line.Length > batch.Length)
-                {
-                    WriteAll(batch, used);
-                    used = 0;
-                }
-                if (line.Length > batch.Length) WriteAll(line.Buffer, line.Length);
-                else
-                {
-                    line.Buffer.AsSpan(0, line.Length).CopyTo(batch.AsSpan(used));
-                    used += line.Length;
-                }
-                ArrayPool<byte>.Shared.Return(line.Buffer);
+                (batch, _current, _spare) = (_current, _spare, _current);
+                used = _used;
+                _used = 0;
             }
             if (used > 0) WriteAll(batch, used);
-            if (_queue.IsEmpty) Volatile.Write(ref _overflowSaid, 0);
-            if (_stopping) return; // what was queued before the stop is written
+            else Volatile.Write(ref _overflowSaid, 0);
+            if (_stopping)
+            {
+                // What was written before the stop goes out too.
+                lock (_gate) { used = _used; _used = 0; batch = _current; }
+                if (used > 0) WriteAll(batch, used);
+                return;
+            }
             _wake.Reset();
             // Lines came: more will; nap and take them as one batch. None came: sleep until the next one.
-            Interlocked.Exchange(ref _sleeping, wrote ? Napping : Idle); // a fence: the check below sees new lines
-            if (!wrote && (!_queue.IsEmpty || _reopen)) { Volatile.Write(ref _sleeping, Awake); continue; }
-            _wake.Wait(wrote ? NapMilliseconds : 1000);
+            Interlocked.Exchange(ref _sleeping, used > 0 ? Napping : Idle); // a fence: the check sees new lines
+            if (used == 0 && (Volatile.Read(ref _used) > 0 || _reopen))
+            {
+                Volatile.Write(ref _sleeping, Awake);
+                continue;
+            }
+            _wake.Wait(used > 0 ? NapMilliseconds : 1000);
             Volatile.Write(ref _sleeping, Awake);
         }
     }

@@ -73,6 +73,21 @@ public sealed class AccessLogTests : IDisposable
     }
 
     [Fact]
+    public void DefaultFormat_HostileBytes_EscapedOnOneLine()
+    {
+        var path = Path.Combine(_dir, "access.log");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path);
+        using (var raw = new RawHttp(server.Port))
+        {
+            raw.Send(Encoding.Latin1.GetBytes("GET /esc HTTP/1.1\r\nHost: localhost\r\n" +
+                "User-Agent: a\"b\xff\\c\r\nReferer: \"r\"\r\nConnection: close\r\n\r\n"));
+            Assert.Equal(200, raw.ReadResponse().Status);
+        }
+        var line = WaitForLine(path, l => l.Contains("/esc"));
+        Assert.EndsWith(@" ""\""r\"""" ""a\""b\xff\\c""", line);
+    }
+
+    [Fact]
     public void JsonFormat_HostileBytes_ValidJsonForAccessAndErrorLines()
     {
         var path = Path.Combine(_dir, "access.log");

@@ -7,8 +7,9 @@ namespace SharpWsgi.Hosting;
 
 /// <summary>
 /// The access log (--access-logfile): one line per request that got a response, formatted on the Kestrel thread
-/// that finished the request into pooled memory and handed to a <see cref="LogSink"/>. Text lines follow
-/// --access-logformat with gunicorn's atoms; --log-format json writes one object per line instead.
+/// that finished the request into that thread's scratch array and copied into a <see cref="LogSink"/>'s
+/// batch. Text lines follow --access-logformat with gunicorn's atoms; --log-format json writes one object per
+/// line instead.
 /// </summary>
 public sealed class AccessLog : IDisposable
 {
@@ -88,58 +89,74 @@ public sealed class AccessLog : IDisposable
     /// <summary>Called once per answered request, after the response (the exchange is still valid).</summary>
     public void Log(KestrelExchange x)
     {
-        var line = new LogLine(512);
+        var line = new LogLine(Scratch);
         try
         {
             var now = Stopwatch.GetTimestamp();
             if (_json) WriteJson(ref line, x, now);
             else WriteText(ref line, x, now);
             line.Raw((byte)'\n');
+            _sink.Write(line.Written);
         }
         catch (Exception)
         {
             // A log line must never fail a request; what was built is dropped.
-            var (dropped, _) = line.Detach();
-            System.Buffers.ArrayPool<byte>.Shared.Return(dropped);
-            return;
         }
-        var (buffer, length) = line.Detach();
-        _sink.Write(buffer, length);
+        finally
+        {
+            line.Release();
+        }
     }
 
     /// <summary>A request Kestrel refused itself (malformed, or past its own limits) before any exchange
     /// existed: the atoms it has (peer, time, status) are filled in, the rest are '-' (JSON: null).</summary>
     public void LogRefusal(string remote, int status, string reason)
     {
-        var line = new LogLine(256);
-        if (_json)
+        var line = new LogLine(Scratch);
+        try
         {
-            var utc = DateTime.UtcNow;
-            line.Ascii("{\"time\":\""); line.Raw(IsoSecond(utc));
-            line.Digits(utc.Ticks / TimeSpan.TicksPerMillisecond % 1000, 3);
-            line.Ascii("Z\",\"remote\":"); line.Json(remote);
-            line.Ascii(",\"method\":null,\"path\":null,\"query\":null,\"protocol\":null,\"status\":");
-            line.Number(status);
-            line.Ascii(",\"bytes\":0,\"duration_ms\":null,\"queue_ms\":null,\"app_ms\":null,\"referer\":null");
-            line.Ascii(",\"user_agent\":null,\"request_id\":null,\"error\":"); line.Json(reason);
-            line.Ascii(",\"pid\":"); line.Number(_pid);
-            line.Raw((byte)'}');
+            if (_json) WriteRefusalJson(ref line, remote, status, reason);
+            else WriteRefusalText(ref line, remote, status);
+            line.Raw((byte)'\n');
+            _sink.Write(line.Written);
         }
-        else
-            foreach (var part in _parts)
-                switch (part.Atom)
-                {
-                    case Atom.Literal: line.Raw(part.Literal); break;
-                    case Atom.h: line.Text(remote); break;
-                    case Atom.t: line.Raw(Timestamp()); break;
-                    case Atom.s: line.Number(status); break;
-                    case Atom.B: line.Raw((byte)'0'); break;
-                    case Atom.p: line.Ascii(_pidAtom); break;
-                    default: line.Raw((byte)'-'); break;
-                }
-        line.Raw((byte)'\n');
-        var (buffer, length) = line.Detach();
-        _sink.Write(buffer, length);
+        finally
+        {
+            line.Release();
+        }
+    }
+
+    // Each Kestrel thread formats its lines in its own array; the sink copies them out.
+    [ThreadStatic] private static byte[]? _scratch;
+    private static byte[] Scratch => _scratch ??= new byte[1024];
+
+    private void WriteRefusalJson(ref LogLine line, string remote, int status, string reason)
+    {
+        var utc = DateTime.UtcNow;
+        line.Ascii("{\"time\":\""); line.Raw(IsoSecond(utc));
+        line.Digits(utc.Ticks / TimeSpan.TicksPerMillisecond % 1000, 3);
+        line.Ascii("Z\",\"remote\":"); line.Json(remote);
+        line.Ascii(",\"method\":null,\"path\":null,\"query\":null,\"protocol\":null,\"status\":");
+        line.Number(status);
+        line.Ascii(",\"bytes\":0,\"duration_ms\":null,\"queue_ms\":null,\"app_ms\":null,\"referer\":null");
+        line.Ascii(",\"user_agent\":null,\"request_id\":null,\"error\":"); line.Json(reason);
+        line.Ascii(",\"pid\":"); line.Number(_pid);
+        line.Raw((byte)'}');
+    }
+
+    private void WriteRefusalText(ref LogLine line, string remote, int status)
+    {
+        foreach (var part in _parts)
+            switch (part.Atom)
+            {
+                case Atom.Literal: line.Raw(part.Literal); break;
+                case Atom.h: line.Text(remote); break;
+                case Atom.t: line.Raw(Timestamp()); break;
+                case Atom.s: line.Number(status); break;
+                case Atom.B: line.Raw((byte)'0'); break;
+                case Atom.p: line.Ascii(_pidAtom); break;
+                default: line.Raw((byte)'-'); break;
+            }
     }
 
     private void WriteText(ref LogLine line, KestrelExchange x, long now)
