@@ -14,25 +14,11 @@
 #   --rebuild      rebuild sharpwsgi (Release) even if the binary exists
 set -euo pipefail
 
-BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(dirname "$BENCH")"
-cd "$REPO"
-
-INSTALL=1
-REBUILD=0
-ARGS=()
-for arg in "$@"; do
-    case "$arg" in
-        --no-install) INSTALL=0 ;;
-        --rebuild) REBUILD=1 ;;
-        -h|--help)
-            sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; echo
-            exec /usr/bin/python3 "$BENCH/lib/suite.py" --help ;;
-        *) ARGS+=("$arg") ;;
-    esac
-done
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+SCRIPT=bench/run.sh
+DRIVER="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/suite.py"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"   # BENCH, REPO, say, and the options (INSTALL, REBUILD, ARGS)
+bench_parse_args "$@"
 
 # ---- peers from Debian ---------------------------------------------------------------------------
 PACKAGES=(gunicorn uwsgi-core uwsgi-plugin-python3 python3-waitress apache2 libapache2-mod-wsgi-py3 wrk python3-flask

@@ -1,4 +1,4 @@
-# Shared by the bench entry points (bench/edge.sh, bench/static.sh): options, Debian packages, the sharpwsgi binary
+# Shared by the bench entry points (run.sh, edge.sh, static.sh, interpreters.sh): options, packages, the binary
 # and the benchmark lock. Source it after setting SCRIPT (e.g. bench/edge.sh) and DRIVER (the Python driver).
 # shellcheck shell=bash
 

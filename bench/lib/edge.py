@@ -245,6 +245,17 @@ def start_stack(ctx, stack, app, port, workdir, tls=True):
         raise
 
 
+def end_stack(running, result, workdir):
+    """Stops a measured stack; keeps its logs in the result when the run failed, else removes its directory."""
+    killed = stop_stack(running)
+    if killed:
+        result['stop_note'] = '%d process(es) needed SIGKILL' % killed
+    if 'error' in result:
+        result['logs'] = running.logs
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def stop_stack(run):
     """Front first (nginx), then the backend; each by its own PID, then its group (suite.stop)."""
     killed = 0
@@ -413,13 +424,7 @@ def run_tls(ctx, key, label, stack_fn, app, round_no):
             result['after_probe'] = str(e)
         return result
     finally:
-        killed = stop_stack(running)
-        if killed:
-            result['stop_note'] = '%d process(es) needed SIGKILL' % killed
-        if 'error' in result:
-            result['logs'] = running.logs
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_stack(running, result, workdir)
 
 
 def h2_modes(ctx):
@@ -471,13 +476,7 @@ def run_h2(ctx, mode, round_no):
             result['error'] = 'sharpwsgi exited during the run'
         return result
     finally:
-        killed = stop_stack(running)
-        if killed:
-            result['stop_note'] = '%d process(es) needed SIGKILL' % killed
-        if 'error' in result:
-            result['logs'] = running.logs
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_stack(running, result, workdir)
 
 
 # ---------------------------------------------------------------- report
@@ -740,12 +739,9 @@ def main(argv):
 
     ctx.tmp = tempfile.mkdtemp(prefix='sharpwsgi-edge-')
     os.chmod(ctx.tmp, 0o755)
-    # a private copy of a JIT build: a rebuild of src/ during the run must not change what is measured
-    build_dir = os.path.dirname(os.path.realpath(a.sharpwsgi))
-    if os.path.exists(os.path.join(build_dir, 'sharpwsgi.dll')):
-        copy = os.path.join(ctx.tmp, 'sharpwsgi-build')
-        shutil.copytree(build_dir, copy, symlinks=True)
-        ctx.sharpwsgi = os.path.join(copy, os.path.basename(a.sharpwsgi))
+    jit = suite.private_jit_build(ctx.tmp, a.sharpwsgi)
+    if jit:
+        ctx.sharpwsgi = jit
         ctx.sharpwsgi_build = 'JIT build'
     else:
         copy = os.path.join(ctx.tmp, 'sharpwsgi')

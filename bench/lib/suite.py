@@ -401,6 +401,17 @@ class Ctx:
     pass
 
 
+def private_jit_build(tmp, binary):
+    """A JIT build (its directory has sharpwsgi.dll) copied into tmp: a rebuild of src/ during the run must not
+    change what is measured. The copy's executable, or None for a NativeAOT binary (one file, not rebuilt)."""
+    build_dir = os.path.dirname(os.path.realpath(binary))
+    if not os.path.exists(os.path.join(build_dir, 'sharpwsgi.dll')):
+        return None
+    copy = os.path.join(tmp, 'sharpwsgi-build')
+    shutil.copytree(build_dir, copy, symlinks=True)
+    return os.path.join(copy, os.path.basename(binary))
+
+
 def main(argv):
     a = parse_args(argv)
     ctx = Ctx()
@@ -430,12 +441,9 @@ def main(argv):
 
     ctx.tmp = tempfile.mkdtemp(prefix='sharpwsgi-bench-')
     os.chmod(ctx.tmp, 0o755)
-    # Measure a private copy of the build: a rebuild of src/ during the run must not change what is measured.
-    build_dir = os.path.dirname(os.path.realpath(a.sharpwsgi))
-    if os.path.exists(os.path.join(build_dir, 'sharpwsgi.dll')):
-        copy = os.path.join(ctx.tmp, 'sharpwsgi-build')
-        shutil.copytree(build_dir, copy, symlinks=True)
-        ctx.sharpwsgi = os.path.join(copy, os.path.basename(a.sharpwsgi))
+    copy = private_jit_build(ctx.tmp, a.sharpwsgi)
+    if copy:
+        ctx.sharpwsgi = copy
         ctx.sharpwsgi_build = 'JIT (%s)' % report.shown_path(a.sharpwsgi)
     else:
         ctx.sharpwsgi_build = 'NativeAOT (%s)' % report.shown_path(a.sharpwsgi)

@@ -109,7 +109,17 @@ public struct LogLine
 
     /// <summary>Text-log escaping: quote and backslash get a backslash; control and non-ASCII characters (latin-1
     /// bytes, as PEP 3333 reads them) become \xHH.</summary>
-    public void Text(ReadOnlySpan<char> value)
+    public void Text(ReadOnlySpan<char> value) => Escaped(value, json: false);
+
+    /// <summary>A JSON string (with its quotes), ASCII only: anything outside printable ASCII is \uXXXX.</summary>
+    public void Json(ReadOnlySpan<char> value)
+    {
+        Raw((byte)'"');
+        Escaped(value, json: true);
+        Raw((byte)'"');
+    }
+
+    private void Escaped(ReadOnlySpan<char> value, bool json)
     {
         while (!(value = CopyPlain(value)).IsEmpty)
         {
@@ -120,7 +130,7 @@ public struct LogLine
                 Raw((byte)'\\');
                 Raw((byte)c);
             }
-            else if (c <= 0xff)
+            else if (c <= 0xff && !json)
             {
                 var s = Reserve(4);
                 s[0] = (byte)'\\'; s[1] = (byte)'x'; s[2] = Hex[c >> 4]; s[3] = Hex[c & 15];
@@ -128,24 +138,6 @@ public struct LogLine
             }
             else UnicodeEscape(c);
         }
-    }
-
-    /// <summary>A JSON string (with its quotes), ASCII only: anything outside printable ASCII is \uXXXX.</summary>
-    public void Json(ReadOnlySpan<char> value)
-    {
-        Raw((byte)'"');
-        while (!(value = CopyPlain(value)).IsEmpty)
-        {
-            var c = value[0];
-            value = value[1..];
-            if (c is '"' or '\\')
-            {
-                Raw((byte)'\\');
-                Raw((byte)c);
-            }
-            else UnicodeEscape(c);
-        }
-        Raw((byte)'"');
     }
 
     private void UnicodeEscape(char c)
