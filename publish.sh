@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Publishes sharpwsgi as one NativeAOT executable (dist/sharpwsgi): no JIT at start-up, one file to deploy.
-# NativeAOT needs the ILCompiler package, which comes from nuget.org (publish.nuget.config), and a C toolchain (gcc/clang).
-#   ./publish.sh            -> dist/sharpwsgi (NativeAOT)
-#   ./publish.sh --r2r      -> dist/ (framework-dependent, ReadyToRun), when NativeAOT is not available
+# Publishes sharpwsgi: dist/_sharpwsgi.so, the whole server as one NativeAOT shared library (the supervisor, and
+# the extension module each worker's python loads), and dist/sharpwsgi, the small C launcher that runs it. The two
+# files go together (the launcher looks for the library beside it, or in ../lib/sharpwsgi/).
+# NativeAOT needs the ILCompiler package, which comes from nuget.org (publish.nuget.config), and a C toolchain (gcc).
+#   ./publish.sh            -> dist/sharpwsgi + dist/_sharpwsgi.so (NativeAOT)
+#   ./publish.sh --r2r      -> dist/ (framework-dependent, ReadyToRun): the supervisor only; its workers need
+#                              SHARPWSGI_WORKER_LIBRARY pointing at a NativeAOT _sharpwsgi.so
 set -euo pipefail
 cd "$(dirname "$0")"
 out=dist
@@ -14,5 +17,7 @@ else
     dotnet publish src/SharpWsgi/SharpWsgi.csproj -c Release -r linux-x64 \
         -p:PublishAot=true -o "$out" --configfile publish.nuget.config
     rm -f "$out"/*.dbg "$out"/*.pdb
+    mv "$out/sharpwsgi.so" "$out/_sharpwsgi.so"
+    ${CC:-gcc} -O2 -Wall -Wextra -o "$out/sharpwsgi" packaging/launcher/sharpwsgi.c -ldl
 fi
-echo "published: $out/sharpwsgi"
+echo "published: $out/sharpwsgi, $out/_sharpwsgi.so"

@@ -43,13 +43,37 @@ public static class Program
             var (interpreter, source) = PythonLocator.Choose(settings.Python);
             var info = PythonLocator.Describe(interpreter, source);
             sb.AppendLine($"python:    {info.Version} {interpreter} (chosen by {source})");
-            sb.AppendLine($"libpython: {info.LibPythonPath}");
+            sb.AppendLine($"libpython: {(info.LibPythonPath is { Length: > 0 } lib ? lib : "linked into the executable")}");
+            sb.AppendLine($"worker:    {WorkerLibraryText()}");
         }
         catch (PythonStartupException e)
         {
             sb.AppendLine($"python:    none usable: {e.Message}");
         }
         return sb.ToString();
+    }
+
+    private static string WorkerLibraryText()
+    {
+        try { return WorkerProtocol.WorkerLibrary(); }
+        catch (StartupException e) { return e.Message; }
+    }
+
+    /// <summary>The launcher's entry point (packaging/launcher/sharpwsgi.c): the program's arguments without argv[0],
+    /// and the path of this library, which the workers' python loads.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "sharpwsgi_main")]
+    public static int LauncherMain(int argc, nint argv, nint library)
+    {
+        try
+        {
+            WorkerProtocol.LauncherLibrary = Marshal.PtrToStringUTF8(library);
+            return Main(Libc.ReadArgv(argc, argv));
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"sharpwsgi: internal error: {e}");
+            return WorkerProtocol.ExitStartup;
+        }
     }
 
     public static int Main(string[] args)
@@ -123,10 +147,7 @@ public static class Program
         else
             log.LogInformation("Using {Workers} worker(s) with {Threads} Python thread(s) each",
                 settings.Workers, settings.Threads);
-        // The interpreter is described (a subprocess) while the first workers start, which describe it themselves;
-        // later workers (respawns, reloads) get the supervisor's description and skip that step.
-        var python = Task.Run(() => WorkerMain.DescribePython(settings));
-        return new Supervisor.Supervisor(args, settings, loggers, log, python).Run();
+        return new Supervisor.Supervisor(args, settings, loggers, log).Run();
     }
 
     /// <summary>The supervisor's checks of settings that parse but cannot work (also run by --check-config).

@@ -16,13 +16,35 @@ public static class Libc
     internal const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
 
     [DllImport("libc", EntryPoint = "dlopen")]
-    internal static extern nint DlOpen(string path, int flags);
+    internal static extern nint DlOpen(string? path, int flags);
 
     [DllImport("libc", EntryPoint = "dlsym")]
     internal static extern nint DlSym(nint handle, string symbol);
 
     [DllImport("libc", EntryPoint = "dlerror")]
     internal static extern nint DlError();
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct DlInfo
+    {
+        public nint FileName, FileBase, SymbolName, SymbolAddress;
+    }
+
+    [DllImport("libc", EntryPoint = "dladdr")]
+    private static extern int DlAddr(nint address, out DlInfo info);
+
+    /// <summary>The path of the loaded file (executable or shared library) that holds the address, or null.
+    /// </summary>
+    public static string? FileOfAddress(nint address) =>
+        DlAddr(address, out var info) != 0 && info.FileName != 0 ? Marshal.PtrToStringUTF8(info.FileName) : null;
+
+    /// <summary>A C argv (argc pointers to NUL-terminated UTF-8 strings) as strings.</summary>
+    public static string[] ReadArgv(int argc, nint argv)
+    {
+        var args = new string[argc];
+        for (var i = 0; i < argc; i++) args[i] = Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(argv, i * nint.Size))!;
+        return args;
+    }
 
     [DllImport("libc", EntryPoint = "setenv")]
     internal static extern int SetEnv(string name, string value, int overwrite);

@@ -93,6 +93,7 @@ internal static unsafe class PyApi
 
     // Functions, running code, sys
     public static delegate* unmanaged<nint, nint, nint, nint> PyCFunction_NewEx;        // new
+    public static delegate* unmanaged<nint, int, nint> PyModule_Create2;                // new, for a PyModuleDef*
     public static delegate* unmanaged<byte*, int, nint, nint, nint, nint> PyRun_StringFlags; // new
     public static delegate* unmanaged<nint> PyEval_GetBuiltins;                         // borrowed
     public static delegate* unmanaged<byte*, nint> PySys_GetObject;                     // borrowed
@@ -185,6 +186,7 @@ internal static unsafe class PyApi
         PyLong_AsSsize_t = (delegate* unmanaged<nint, nint>)lib.Get("PyLong_AsSsize_t");
 
         PyCFunction_NewEx = (delegate* unmanaged<nint, nint, nint, nint>)lib.Get("PyCFunction_NewEx");
+        PyModule_Create2 = (delegate* unmanaged<nint, int, nint>)lib.Get("PyModule_Create2");
         PyRun_StringFlags = (delegate* unmanaged<byte*, int, nint, nint, nint, nint>)lib.Get("PyRun_StringFlags");
         PyEval_GetBuiltins = (delegate* unmanaged<nint>)lib.Get("PyEval_GetBuiltins");
         PySys_GetObject = (delegate* unmanaged<byte*, nint>)lib.Get("PySys_GetObject");

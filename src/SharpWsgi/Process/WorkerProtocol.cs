@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SharpWsgi.Python;
 using System.Text;
 
@@ -6,7 +7,10 @@ namespace SharpWsgi;
 /// <summary>
 /// The whole contract between the supervisor and its workers, used by both sides: the environment variables a
 /// worker is started with, the lines it writes on its control pipe, and the exit codes the supervisor acts on.
-/// The supervisor starts this same executable; <see cref="FdsVariable"/> in the environment selects the worker role.
+/// A worker is the chosen interpreter's own executable: the supervisor starts `python -c BOOTSTRAP LIBRARY ARGS`
+/// (<see cref="StartInfo"/>), the bootstrap loads SharpWsgi's native library (the same file the `sharpwsgi`
+/// launcher runs) as the extension module `_sharpwsgi` by its path, never through sys.path, and calls its serve();
+/// <see cref="FdsVariable"/> in the environment selects the worker role.
 /// </summary>
 public static class WorkerProtocol
 {
@@ -24,8 +28,6 @@ public static class WorkerProtocol
     public const string MultiprocessVariable = "SHARPWSGI_WORKER_MULTIPROCESS";
     /// <summary>The request count (jitter added) after which the worker asks to be recycled; absent for none.</summary>
     public const string MaxRequestsVariable = "SHARPWSGI_WORKER_MAX_REQUESTS";
-    /// <summary>The supervisor's description of the interpreter (PythonLocator.Serialize): workers skip it.</summary>
-    public const string PythonVariable = "SHARPWSGI_WORKER_PYTHON";
     /// <summary>The write end of the worker's control pipe (an inherited handle, as a string).</summary>
     public const string ControlFdVariable = "SHARPWSGI_CONTROL_FD";
     /// <summary>The shared accept-balance file (<see cref="AcceptBalance"/>) and this worker's slot in it.</summary>
@@ -42,6 +44,84 @@ public static class WorkerProtocol
     /// <summary>Marks the check worker's report lines ("sharpwsgi-check: app REPR", "... python VERSION PATH"), so
     /// whatever the app prints while it is imported is not mistaken for them.</summary>
     public const string CheckLinePrefix = "sharpwsgi-check: ";
+
+    /// <summary>Where the worker library is when the launcher did not say (a JIT build run by dotnet: the
+    /// NativeAOT library from ./publish.sh, dist/_sharpwsgi.so).</summary>
+    public const string WorkerLibraryVariable = "SHARPWSGI_WORKER_LIBRARY";
+
+    /// <summary>The file name of the native library: the extension module's name, `_sharpwsgi`.</summary>
+    public const string WorkerLibraryFileName = "_sharpwsgi.so";
+
+    /// <summary>Set by the launcher's entry point (sharpwsgi_main) to the library it loaded.</summary>
+    public static string? LauncherLibrary { get; set; }
+
+    /// <summary>The native library the workers' python loads: the launcher's, else $SHARPWSGI_WORKER_LIBRARY, else
+    /// _sharpwsgi.so beside this program.</summary>
+    public static string WorkerLibrary()
+    {
+        var path = LauncherLibrary ?? Environment.GetEnvironmentVariable(WorkerLibraryVariable);
+        if (string.IsNullOrEmpty(path)) path = Path.Combine(AppContext.BaseDirectory, WorkerLibraryFileName);
+        if (!File.Exists(path))
+            throw new Hosting.StartupException(
+                $"SharpWsgi's worker library {path} does not exist: the workers run in python and load it. " +
+                "Reinstall sharpwsgi; from a clone, ./publish.sh builds it (dist/_sharpwsgi.so), and a JIT build " +
+                $"started by dotnet finds it through {WorkerLibraryVariable}.");
+        return Path.GetFullPath(path);
+    }
+
+    /// <summary>
+    /// The worker's first Python: it runs in any interpreter the user may name (Python 2 included), so it refuses
+    /// what cannot run a worker in one paragraph and exit code 1 (<see cref="ExitStartup"/>) before loading the
+    /// library, loads it by path as the extension module `_sharpwsgi`, and ends the process with serve()'s exit
+    /// code without finalising Python (the server's threads still hold thread states; the app's atexit hooks run
+    /// in serve()).
+    /// </summary>
+    public const string Bootstrap = """
+# sharpwsgi worker
+import os, sys
+def fail(text):
+    sys.stderr.write("sharpwsgi: error: %s\n" % text)
+    sys.stderr.flush()
+    os._exit(1)
+lib = sys.argv[1]
+impl = getattr(getattr(sys, "implementation", None), "name", "python")
+version = sys.version.split()[0]
+if impl != "cpython" or sys.version_info[:2] < (3, 9):
+    fail("%s is %s %s: SharpWsgi's workers run in CPython 3.9 or newer. Pass --python with a newer "
+         "interpreter." % (sys.executable, impl, version))
+import sysconfig
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    fail("%s is a free-threaded build of Python %s; SharpWsgi supports the default (GIL) builds." %
+         (sys.executable, version))
+try:
+    from importlib.machinery import ExtensionFileLoader
+    from importlib.util import module_from_spec, spec_from_file_location
+    loader = ExtensionFileLoader("_sharpwsgi", lib)
+    module = module_from_spec(spec_from_file_location("_sharpwsgi", lib, loader=loader))
+except BaseException as e:
+    fail("%s (Python %s) cannot load SharpWsgi's worker library %s: %s: %s. Reinstall sharpwsgi." %
+         (sys.executable, version, lib, type(e).__name__, e))
+del sys.argv[1:2]
+code = module.serve(sys.argv[1:])
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except Exception:
+        pass
+os._exit(code)
+""";
+
+    /// <summary>How a worker is started: the interpreter's own executable running <see cref="Bootstrap"/> with the
+    /// library and the server's arguments (each worker parses them again, as it always did).</summary>
+    public static ProcessStartInfo StartInfo(string python, string library, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(python) { UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(Bootstrap);
+        psi.ArgumentList.Add(library);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
 
     public static bool IsWorker => Environment.GetEnvironmentVariable(FdsVariable) != null;
     public static bool IsCheckWorker => IsWorker && Environment.GetEnvironmentVariable(CheckVariable) == "1";

@@ -21,7 +21,7 @@ public static class ConfigCheck
         if (settings.PidFile != null) CheckDirectoryOf("--pid", settings.PidFile);
         if (settings.ErrorLogFile != "-") CheckDirectoryOf("--error-logfile", settings.ErrorLogFile);
 
-        var (code, report) = RunCheckWorker(args);
+        var (code, report) = RunCheckWorker(args, Supervisor.ChoosePython(settings, null));
         if (code is WorkerProtocol.ExitStartup or WorkerProtocol.ExitUsage or WorkerProtocol.ExitAppLoad)
             return code; // the worker printed the problem, as a failing real worker would
         if (code != 0)
@@ -55,16 +55,15 @@ public static class ConfigCheck
 
     private static void Row(StringBuilder sb, string name, string value) => sb.AppendLine($"  {name + ":",-13}{value}");
 
-    /// <summary>Starts this executable in the worker role with no listeners and the check variable, waits for
+    /// <summary>Starts a worker (python with the bootstrap) with no listeners and the check variable, waits for
     /// it, and returns its exit code and report lines (anything else the app printed passes through).</summary>
-    private static (int Code, Dictionary<string, string> Report) RunCheckWorker(string[] args)
+    private static (int Code, Dictionary<string, string> Report) RunCheckWorker(string[] args, string python)
     {
-        var (exe, prefix) = Supervisor.SelfCommand();
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true };
-        foreach (var a in prefix.Concat(args)) psi.ArgumentList.Add(a);
+        var psi = WorkerProtocol.StartInfo(python, WorkerProtocol.WorkerLibrary(), args);
+        psi.RedirectStandardOutput = true;
         psi.Environment[WorkerProtocol.FdsVariable] = "";
         psi.Environment[WorkerProtocol.CheckVariable] = "1";
-        using var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker ({exe})");
+        using var process = Supervisor.StartWorkerProcess(psi);
         var report = new Dictionary<string, string>();
         while (process.StandardOutput.ReadLine() is { } line)
         {

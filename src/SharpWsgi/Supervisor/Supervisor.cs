@@ -51,12 +51,14 @@ public sealed class Supervisor
     private string? _metricsPath;
     private MetricsEndpoint? _metrics;
 
-    private Task<PythonInfo> _python;
+    // What a worker is started as: the chosen interpreter, and the library its bootstrap loads.
+    private string _python;
+    private readonly string _library;
 
-    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log,
-        Task<PythonInfo> python)
+    public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
-        _python = python;
+        _library = WorkerProtocol.WorkerLibrary();
+        _python = ChoosePython(settings, log);
         _args = args;
         _settings = settings;
         _loggers = loggers;
@@ -236,11 +238,11 @@ public sealed class Supervisor
             if (TlsSetup.Load(fresh) is { } tls)
                 _log.LogInformation("Reload: TLS certificate {Subject}, valid until {NotAfter:u}",
                     tls.Certificate.Subject, tls.Certificate.NotAfter.ToUniversalTime());
-            _python = Task.FromResult(WorkerMain.DescribePython(fresh));
+            _python = ChoosePython(fresh, _log);
             _settings = fresh;
             _target = _settings.Workers;
         }
-        catch (StartupException e)
+        catch (Exception e) when (e is StartupException or PythonStartupException)
         {
             _log.LogError("Reload: {Message} Keeping the current configuration and workers", e.Message);
             return;
@@ -294,8 +296,6 @@ public sealed class Supervisor
         var live = _workers.Where(x => x.IsLive).ToList();
         if (live.Count < _target || live.Any(x => !x.Ready)) return;
         _announced = true;
-        if (_python.IsCompletedSuccessfully)
-            _log.LogInformation("Python {Version} ({Executable})", _python.Result.Version, _python.Result.Executable);
         foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
         _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count,
             string.Join(",", live.Select(x => x.Pid)));
@@ -473,10 +473,8 @@ public sealed class Supervisor
 
     private WorkerHandle Spawn()
     {
-        var (exe, prefix) = SelfCommand();
         var pipe = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
-        foreach (var a in prefix.Concat(_args)) psi.ArgumentList.Add(a);
+        var psi = WorkerProtocol.StartInfo(_python, _library, _args);
         var env = psi.Environment;
         env[WorkerProtocol.FdsVariable] = string.Join(",", _sockets.Where(s => s.Fd >= 0).Select(s => s.Fd));
         env[WorkerProtocol.TlsFdsVariable] =
@@ -485,8 +483,6 @@ public sealed class Supervisor
             string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         env[WorkerProtocol.MultiprocessVariable] = _target > 1 ? "1" : "0";
         env[WorkerProtocol.ControlFdVariable] = pipe.GetClientHandleAsString();
-        if (_python.IsCompletedSuccessfully)
-            env[WorkerProtocol.PythonVariable] = PythonLocator.Serialize(_python.Result);
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         env[WorkerProtocol.BalanceFileVariable] = _balancePath;
         env[WorkerProtocol.BalanceSlotVariable] = slot.ToString();
@@ -500,7 +496,7 @@ public sealed class Supervisor
             var jitter = _settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0;
             env[WorkerProtocol.MaxRequestsVariable] = (_settings.MaxRequests + jitter).ToString();
         }
-        var process = Process.Start(psi) ?? throw new StartupException($"cannot start a worker process ({exe})");
+        var process = StartWorkerProcess(psi);
         pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
         var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
         _workers.Add(worker);
@@ -534,13 +530,30 @@ public sealed class Supervisor
         Post(new ExitEvent(w, w.Process.ExitCode));
     }
 
-    /// <summary>How to start this same program again: the apphost directly, or dotnet with our dll.</summary>
-    internal static (string Exe, string[] Prefix) SelfCommand()
+    /// <summary>The interpreter the workers run in (no subprocess: each worker checks its own Python).</summary>
+    internal static string ChoosePython(ServerSettings settings, ILogger? log)
     {
-        var path = Environment.ProcessPath!;
-        if (Path.GetFileNameWithoutExtension(path) == "dotnet")
-            return (path, new[] { Path.Combine(AppContext.BaseDirectory, "sharpwsgi.dll") });
-        return (path, Array.Empty<string>());
+        var (python, source) = PythonLocator.Choose(settings.Python);
+        if (!File.Exists(python))
+            throw new PythonStartupException(
+                $"Python interpreter not found: {python} (chosen by {source}) does not exist. Pass --python with " +
+                "the path of a CPython 3.9+ executable, or activate a virtualenv.");
+        log?.LogInformation("Workers run in {Python} (chosen by {Source})", python, source);
+        return python;
+    }
+
+    /// <summary>Process.Start, with a failure to execute the interpreter as one paragraph.</summary>
+    internal static Process StartWorkerProcess(ProcessStartInfo psi)
+    {
+        try
+        {
+            return Process.Start(psi) ?? throw new StartupException($"cannot start a worker process ({psi.FileName})");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new PythonStartupException($"Could not run {psi.FileName} as a worker: {e.Message}. It must be " +
+                "an executable CPython 3.9+ interpreter.");
+        }
     }
 
     private FileSystemWatcher? StartReloadWatcher()

@@ -9,19 +9,12 @@ using SharpWsgi.Python;
 namespace SharpWsgi.Worker;
 
 /// <summary>
-/// A worker process: one embedded interpreter, its Python threads and Kestrel on the listeners the
-/// supervisor handed down. It reports readiness and heartbeats through the control pipe and obeys
+/// A worker process: the interpreter's own python (which loaded SharpWsgi's library, see
+/// <see cref="WorkerModule"/>), its Python threads and Kestrel on the listeners the supervisor handed down. It reports readiness and heartbeats through the control pipe and obeys
 /// TERM (finish in-flight requests, then exit), QUIT/INT (exit now) and USR1 (reopen the log).
 /// </summary>
 public static class WorkerMain
 {
-    /// <summary>Chooses and describes the interpreter (a subprocess); the supervisor does it once for all.</summary>
-    public static PythonInfo DescribePython(ServerSettings settings)
-    {
-        var (interpreter, source) = PythonLocator.Choose(settings.Python);
-        return PythonLocator.Describe(interpreter, source);
-    }
-
     /// <summary>--check-config's worker: the same start-up and app import as a serving worker (so the same
     /// failures and exit codes), then a report on stdout instead of serving.</summary>
     private static int CheckApp(ServerSettings settings, string version, PythonInfo info)
@@ -35,11 +28,17 @@ public static class WorkerMain
             WsgiGateway.CheckSubinterpreterImport(() => AppLoader.Load(settings.App, version), settings.Interpreters);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
                               info.Executable);
-        Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {info.LibPythonPath}");
+        Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {DescribeCApi(info)}");
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}app {app.ReplaceLineEndings(" ")}");
         Console.Out.Flush();
         return 0;
     }
+
+    /// <summary>Where the C API lives: a shared libpython, or the executable itself (a static build).</summary>
+    private static string DescribeCApi(PythonInfo info) =>
+        info.LibPythonPath == info.Executable || !info.LibPythonPath.Contains(".so")
+            ? $"linked into {info.LibPythonPath} (static)"
+            : info.LibPythonPath;
 
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
@@ -61,7 +60,6 @@ public static class WorkerMain
         var reusePort = WorkerProtocol.TakeList(WorkerProtocol.ReusePortVariable).ToList();
         var multiprocess = WorkerProtocol.Take(WorkerProtocol.MultiprocessVariable) == "1";
         long.TryParse(WorkerProtocol.Take(WorkerProtocol.MaxRequestsVariable), out var maxRequests);
-        var described = WorkerProtocol.Take(WorkerProtocol.PythonVariable);
         var check = WorkerProtocol.Take(WorkerProtocol.CheckVariable) == "1";
 
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
@@ -72,12 +70,12 @@ public static class WorkerMain
             Directory.SetCurrentDirectory(settings.Chdir);
         }
         var cwd = Directory.GetCurrentDirectory();
-        var info = described != null ? PythonLocator.Deserialize(described) : DescribePython(settings);
         var leading = new List<string> { cwd };
         leading.AddRange(settings.PythonPath.Select(Path.GetFullPath));
-        PythonRuntime.Initialize(info, leading, new[] { "sharpwsgi" });
-        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", PythonRuntime.LoadedVersion(),
-            info.Executable, info.LibPythonPath);
+        PythonRuntime.Attach(leading, new[] { "sharpwsgi" });
+        var info = PythonRuntime.Info!;
+        log.LogInformation("Python {Version} ({Executable}), libpython {Library}", info.Version, info.Executable,
+            DescribeCApi(info));
         var interpreters = settings.Interpreters;
         PythonInterpreter.CheckSupported(interpreters);
         if (check) return CheckApp(settings, version, info);
