@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packages the NativeAOT executable (./publish.sh -> dist/sharpwsgi; rebuilt only when a source is newer):
+# Packages the launcher and the NativeAOT library (./publish.sh -> dist/sharpwsgi + dist/_sharpwsgi.so; rebuilt
+# only when a source is newer):
 #   ./package.sh          -> dist/sharpwsgi-<version>-py3-none-manylinux_<glibc>_x86_64.whl (pip install it)
 #   ./package.sh --deb    -> dist/sharpwsgi_<version>_amd64.deb (/usr/bin/sharpwsgi, man page, systemd units)
 # The wheel is built with Python's standard library (packaging/build_wheel.py); its manylinux tag is the build
@@ -18,9 +19,11 @@ python=/usr/bin/python3
 
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
 binary=dist/sharpwsgi
-newer=$(find src Directory.Build.props -newer "$binary" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) \
-    -not -path '*/bin/*' -not -path '*/obj/*' -print -quit 2>/dev/null || echo missing)
-if [[ ! -x $binary || -n $newer ]]; then
+library=dist/_sharpwsgi.so
+newer=$(find src Directory.Build.props packaging/launcher -newer "$library" \( -name '*.cs' -o -name '*.csproj' \
+    -o -name '*.props' -o -name '*.c' \) -not -path '*/bin/*' -not -path '*/obj/*' -print -quit 2>/dev/null ||
+    echo missing)
+if [[ ! -x $binary || ! -f $library || -n $newer ]]; then
     # publish.sh empties dist/: keep the packages already built there.
     keep=$(mktemp -d)
     cp dist/*.whl dist/*.deb "$keep"/ 2>/dev/null || true
@@ -37,7 +40,8 @@ fi
 
 if [[ $mode == wheel ]]; then
     rm -f dist/sharpwsgi-*.whl
-    wheel=$("$python" packaging/build_wheel.py --binary "$binary" --version "$version" --out dist)
+    wheel=$("$python" packaging/build_wheel.py --binary "$binary" --library "$library" --version "$version" \
+        --out dist)
     echo "package.sh: $wheel ($(du -h "$wheel" | cut -f1))"
     exit 0
 fi
@@ -46,7 +50,8 @@ fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 install -D -m 0755 "$binary" "$stage/usr/bin/sharpwsgi"
-strip --strip-unneeded "$stage/usr/bin/sharpwsgi" 2>/dev/null || true
+install -D -m 0755 "$library" "$stage/usr/lib/sharpwsgi/_sharpwsgi.so"
+strip --strip-unneeded "$stage/usr/bin/sharpwsgi" "$stage/usr/lib/sharpwsgi/_sharpwsgi.so" 2>/dev/null || true
 install -D -m 0644 packaging/deb/sharpwsgi@.service "$stage/lib/systemd/system/sharpwsgi@.service"
 install -D -m 0644 packaging/deb/sharpwsgi@.socket "$stage/lib/systemd/system/sharpwsgi@.socket"
 install -D -m 0644 packaging/deb/example.env "$stage/etc/sharpwsgi/example.env"

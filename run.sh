@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The contributor's run command: builds the NativeAOT executable when a source is newer than it (./publish.sh,
+# The contributor's run command: builds the launcher and the NativeAOT library when a source is newer (./publish.sh,
 # a minute or two on 2 cores; seconds to check otherwise) and runs it with the given arguments:
 #   ./run.sh examples/hello.py
 # It runs the build that ships (the wheel, the .deb and the container carry dist/sharpwsgi), not the JIT build
@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 binary=dist/sharpwsgi
-if [[ ! -x $binary || -n $(find src Directory.Build.props -newer "$binary" \
-        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -not -path '*/bin/*' -not -path '*/obj/*' \
-        -print -quit) ]]; then
+library=dist/_sharpwsgi.so
+if [[ ! -x $binary || ! -f $library || -n $(find src Directory.Build.props packaging/launcher -newer "$library" \
+        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.c' \) -not -path '*/bin/*' \
+        -not -path '*/obj/*' -print -quit) ]]; then
     echo "run.sh: building $binary (NativeAOT, ./publish.sh; output in dist/publish.log)" >&2
     mkdir -p dist
     log=$(mktemp)

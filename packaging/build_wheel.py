@@ -1,9 +1,11 @@
-"""Builds the platform wheel around the NativeAOT executable, with the standard library only (no PyPI here).
+"""Builds the platform wheel around the launcher and the NativeAOT library, with the standard library only.
 
-A wheel is a zip (PEP 427, 491): the package at the root, the executable under <name>-<v>.data/scripts/ (pip
-installs it into venv/bin, as ruff and uv ship theirs), and .dist-info/ with METADATA (core metadata 2.1, what
-twine checks), WHEEL, the license and RECORD (sha256 of every file).
-  python3 packaging/build_wheel.py --binary dist/sharpwsgi --version 0.1.0 --out dist
+A wheel is a zip (PEP 427, 491): the package at the root, the launcher under <name>-<v>.data/scripts/ (pip
+installs it into venv/bin, as ruff and uv ship theirs), the library under <name>-<v>.data/data/lib/sharpwsgi/
+(pip installs it into venv/lib/sharpwsgi/, where the launcher looks: ../lib/sharpwsgi/ from venv/bin, the same
+relative place as in the .deb's /usr), and .dist-info/ with METADATA (core metadata 2.1, what twine checks),
+WHEEL, the license and RECORD (sha256 of every file).
+  python3 packaging/build_wheel.py --binary dist/sharpwsgi --library dist/_sharpwsgi.so --version 0.1.0 --out dist
 """
 
 import argparse
@@ -59,6 +61,7 @@ def record_line(path: str, data: bytes) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
+    ap.add_argument("--library", required=True)
     ap.add_argument("--version", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--license", default=os.path.join(HERE, "..", "LICENSE"))
@@ -77,6 +80,8 @@ def main() -> None:
         files.append((f"{NAME}/{module}", source.encode(), 0o644))
     with open(args.binary, "rb") as f:
         files.append((f"{data_dir}/scripts/{NAME}", f.read(), 0o755))
+    with open(args.library, "rb") as f:
+        files.append((f"{data_dir}/data/lib/{NAME}/_sharpwsgi.so", f.read(), 0o755))
     with open(args.license, "rb") as f:
         files.append((f"{dist_info}/LICENSE", f.read(), 0o644))
     files.append((f"{dist_info}/METADATA", metadata(args.version, readme).encode(), 0o644))

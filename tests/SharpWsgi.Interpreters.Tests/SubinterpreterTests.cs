@@ -25,7 +25,7 @@ public sealed class Pyenv312Plus
             return;
         }
         var info = PythonLocator.Describe(python, "the test fixture");
-        PythonRuntime.Initialize(info, Array.Empty<string>(), new[] { "interpreter-tests" });
+        PythonRuntime.Embed(info, Array.Empty<string>(), new[] { "interpreter-tests" });
     }
 
     private static string? Find(int minor)

@@ -20,7 +20,7 @@ public static class EmbeddedPython
         {
             if (PythonRuntime.IsInitialized) return;
             var info = PythonLocator.Describe(Interpreter, "the test fixture");
-            PythonRuntime.Initialize(info, Array.Empty<string>(), new[] { programName });
+            PythonRuntime.Embed(info, Array.Empty<string>(), new[] { programName });
         }
     }
 }

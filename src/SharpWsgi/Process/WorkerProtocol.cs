@@ -56,11 +56,14 @@ public static class WorkerProtocol
     public static string? LauncherLibrary { get; set; }
 
     /// <summary>The native library the workers' python loads: the launcher's, else $SHARPWSGI_WORKER_LIBRARY, else
-    /// _sharpwsgi.so beside this program.</summary>
+    /// _sharpwsgi.so beside this program, else (a JIT build in a clone) the clone's dist/_sharpwsgi.so.</summary>
     public static string WorkerLibrary()
     {
         var path = LauncherLibrary ?? Environment.GetEnvironmentVariable(WorkerLibraryVariable);
         if (string.IsNullOrEmpty(path)) path = Path.Combine(AppContext.BaseDirectory, WorkerLibraryFileName);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); !File.Exists(path) && dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SharpWsgi.slnx")))
+                path = Path.Combine(dir.FullName, "dist", WorkerLibraryFileName);
         if (!File.Exists(path))
             throw new Hosting.StartupException(
                 $"SharpWsgi's worker library {path} does not exist: the workers run in python and load it. " +

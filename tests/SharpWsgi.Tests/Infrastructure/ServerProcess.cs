@@ -29,14 +29,15 @@ public sealed class ServerProcess : IDisposable
     public static string AppsDir => Path.Combine(RepoRoot, "tests", "apps");
     public static string ExamplesDir => Path.Combine(RepoRoot, "examples");
 
-    /// <summary>The built server: $SHARPWSGI_EXE, else the Release build output of src/SharpWsgi.</summary>
+    /// <summary>The built server: $SHARPWSGI_EXE, else the launcher and library ./publish.sh puts in dist/ (the
+    /// workers are python loading dist/_sharpwsgi.so, which only a NativeAOT publish makes).</summary>
     public static string Executable
     {
         get
         {
             var fromEnv = Environment.GetEnvironmentVariable("SHARPWSGI_EXE");
             if (!string.IsNullOrEmpty(fromEnv)) return fromEnv;
-            return Path.Combine(RepoRoot, "src", "SharpWsgi", "bin", "Release", "net10.0", "sharpwsgi");
+            return Path.Combine(RepoRoot, "dist", "sharpwsgi");
         }
     }
 
