@@ -41,8 +41,7 @@ bench_install() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
-# Sets SHARPWSGI: $SHARPWSGI_BIN, else dist/sharpwsgi (published when missing or with --rebuild), else the JIT
-# build when NativeAOT cannot be built here.
+# Sets SHARPWSGI: $SHARPWSGI_BIN, else dist/sharpwsgi (published when missing or with --rebuild).
 bench_sharpwsgi() {
     SHARPWSGI="${SHARPWSGI_BIN:-$REPO/dist/sharpwsgi}"
     if [ -n "${SHARPWSGI_BIN:-}" ] && [ ! -x "$SHARPWSGI" ]; then
@@ -51,11 +50,9 @@ bench_sharpwsgi() {
     if [ -z "${SHARPWSGI_BIN:-}" ] && { [ "$REBUILD" = 1 ] || [ ! -x "$SHARPWSGI" ]; }; then
         command -v dotnet >/dev/null || die "the .NET 10 SDK is needed to build sharpwsgi"
         say "publishing sharpwsgi (NativeAOT, ./publish.sh)"
-        if ! flock /tmp/sharpwsgi-src.lock "$REPO/publish.sh" >/tmp/sharpwsgi-publish.log 2>&1; then
-            say "NativeAOT publish failed (see /tmp/sharpwsgi-publish.log); measuring the JIT Release build instead"
-            SHARPWSGI="$REPO/src/SharpWsgi/bin/Release/net10.0/sharpwsgi"
-            flock /tmp/sharpwsgi-src.lock dotnet build -c Release -nologo -v q src/SharpWsgi
-        fi
+        # The workers are python loading dist/_sharpwsgi.so, which only the NativeAOT publish makes.
+        flock /tmp/sharpwsgi-src.lock "$REPO/publish.sh" >/tmp/sharpwsgi-publish.log 2>&1 ||
+            die "NativeAOT publish failed (see /tmp/sharpwsgi-publish.log)"
     fi
     say "measuring $SHARPWSGI"
 }

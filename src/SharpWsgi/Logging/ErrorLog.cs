@@ -1,3 +1,5 @@
+using SharpWsgi.Python;
+using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Extensions.Logging;
 
@@ -27,10 +29,18 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
         _out = Open();
     }
 
-    private TextWriter Open() => _path == null
-        ? Console.Error
-        : new StreamWriter(new FileStream(_path, FileMode.Append, FileAccess.Write,
-            FileShare.ReadWrite | FileShare.Delete)) { AutoFlush = true };
+    // O_APPEND, as the access log: the supervisor and its workers append to one file, and .NET's FileMode.Append
+    // writes at the offset each process last knew (pwrite), so their lines would overwrite each other.
+    private TextWriter Open()
+    {
+        if (_path == null) return Console.Error;
+        var fd = Libc.Open(_path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x1a4 /* 0644 */);
+        if (fd < 0)
+            throw new IOException($"cannot open the log file {_path}: " +
+                new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message);
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        return new StreamWriter(new FileStream(handle, FileAccess.Write, bufferSize: 0)) { AutoFlush = true };
+    }
 
     /// <summary>SIGUSR1: reopen the log file (after logrotate moved it).</summary>
     public void Reopen()

@@ -429,40 +429,6 @@ public sealed class StartupTests
     }
 
     [Fact]
-    public void Start_PythonWithoutSharedLibpython_FailsWithClearError()
-    {
-        // Debian's /usr/bin/python3 links libpython statically into the executable. A copy of it whose build
-        // configuration says so (Py_ENABLE_SHARED=0, LDLIBRARY=libpython3.X.a, no libpython*.so in LIBDIR) is
-        // exactly what a --disable-shared build looks like (see make_static_python.py).
-        var dest = Directory.CreateTempSubdirectory("sharpwsgi-static-python-").FullName;
-        try
-        {
-            if (!File.Exists(Interpreters.SystemPython))
-            {
-                _out.WriteLine(
-                    $"SKIPPED: {Interpreters.SystemPython} is absent, so there is no static interpreter to copy");
-                return;
-            }
-            var made = Proc.Run(Interpreters.SystemPython,
-                new[] { Path.Combine(StartupApps, "make_static_python.py"), dest });
-            if (made.ExitCode == 3)
-            {
-                _out.WriteLine("SKIPPED: " + made.Stderr.Trim());
-                return;
-            }
-            Assert.True(made.ExitCode == 0, made.Stderr);
-            var staticPython = made.Stdout.Trim();
-            _out.WriteLine("static interpreter: " + staticPython);
-
-            var (code, output) = RunToExit("--python", staticPython, EchoApp);
-            AssertCleanFailure(code, output);
-            Assert.Contains(staticPython, output);
-            Assert.Matches(new Regex("shared", RegexOptions.IgnoreCase), output);
-        }
-        finally { Directory.Delete(dest, true); }
-    }
-
-    [Fact]
     public void Start_PythonOlderThan39_FailsWithClearError()
     {
         var old = Interpreters.FindPyenv(8, out var reason) ?? Interpreters.FindPyenv(7, out _);

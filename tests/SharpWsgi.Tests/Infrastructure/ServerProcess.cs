@@ -155,9 +155,9 @@ public sealed class ServerProcess : IDisposable
     /// <summary>Runs the server to completion (for commands that are expected to fail fast or print and
     /// exit).</summary>
     public static (int ExitCode, string Output) RunToExit(IEnumerable<string> args,
-        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
+        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null, string? executable = null)
     {
-        using var server = Start(args, environment, waitForListening: false);
+        using var server = Start(args, environment, waitForListening: false, executable: executable);
         var code = server.WaitForExit(timeout ?? TimeSpan.FromSeconds(60));
         return (code, server.Output);
     }

@@ -2,6 +2,7 @@
 
 The suite starts its own PostgreSQL and passes where it listens in the environment:
 BENCH_PG_HOST (the unix socket directory, or 127.0.0.1), BENCH_PG_PORT, BENCH_PG_NAME, BENCH_PG_USER.
+BENCH_SQLITE=PATH uses that SQLite file instead (bench/appcost.sh: instructions per request, no database server).
 """
 import os
 
@@ -40,6 +41,9 @@ DATABASES = {
         'CONN_MAX_AGE': None,
     },
 }
+
+if os.environ.get('BENCH_SQLITE'):
+    DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': os.environ['BENCH_SQLITE']}}
 
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
 USE_TZ = True
