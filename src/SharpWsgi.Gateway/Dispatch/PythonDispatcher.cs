@@ -19,7 +19,7 @@ namespace SharpWsgi.Gateway;
 public sealed class PythonDispatcher
 {
     private readonly ConcurrentQueue<RequestLease> _queue = new();
-    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Wakeups _wake = new();
     private readonly int _capacity;
     private int _queued, _parked, _standby, _busy;
     private readonly Action<RequestLease> _run;
@@ -158,5 +158,35 @@ public sealed class PythonDispatcher
         _watchdog.Unregister(slot);
         DecRefQueue.Drain();
         if (Interlocked.Decrement(ref _running) == 0) _stopped.Set();
+    }
+}
+
+/// <summary>
+/// The parked Python threads' wake-ups: a counting semaphore that sleeps at once. SemaphoreSlim spins first
+/// (Thread.Yield, i.e. sched_yield, then Sleep(0)), which on a busy 2-core machine takes the CPU from the threads
+/// that have work: measured as 5% of a hello worker's samples.
+/// </summary>
+internal sealed class Wakeups
+{
+    private readonly object _gate = new();
+    private int _permits;
+
+    public void Release(int count = 1)
+    {
+        lock (_gate)
+        {
+            _permits += count;
+            if (count == 1) Monitor.Pulse(_gate);
+            else Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void Wait()
+    {
+        lock (_gate)
+        {
+            while (_permits == 0) Monitor.Wait(_gate);
+            _permits--;
+        }
     }
 }
