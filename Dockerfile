@@ -19,20 +19,24 @@ COPY src/SharpWsgi.Gateway/SharpWsgi.Gateway.csproj src/SharpWsgi.Gateway/
 COPY src/SharpWsgi/SharpWsgi.csproj src/SharpWsgi/
 RUN dotnet restore src/SharpWsgi/SharpWsgi.csproj -r linux-x64 -p:PublishAot=true --configfile publish.nuget.config
 COPY src/ src/
+COPY packaging/launcher/ packaging/launcher/
 # The commit for --version comes from .git, which .dockerignore leaves out: pass it in.
 ARG SOURCE_REVISION=unknown
 RUN dotnet publish src/SharpWsgi/SharpWsgi.csproj -c Release -r linux-x64 -p:PublishAot=true \
         -p:SourceRevisionId="$SOURCE_REVISION" --configfile publish.nuget.config -o /out \
     && rm -f /out/*.dbg /out/*.pdb \
+    && mv /out/sharpwsgi.so /out/_sharpwsgi.so \
+    && gcc -O2 -o /out/sharpwsgi packaging/launcher/sharpwsgi.c -ldl \
     && /out/sharpwsgi --help >/dev/null
 
-# Debian 13: python3 is 3.13, with its shared libpython (what SharpWsgi embeds).
+# Debian 13: python3 is 3.13; the workers run in it.
 FROM debian:trixie-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv libpython3.13 libssl3t64 ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv libssl3t64 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home --uid 10001 sharpwsgi
 COPY --from=build /out/sharpwsgi /usr/bin/sharpwsgi
+COPY --from=build /out/_sharpwsgi.so /usr/lib/sharpwsgi/_sharpwsgi.so
 WORKDIR /app
 USER sharpwsgi
 # Every option is also a SHARPWSGI_* variable: override them with docker run -e.

@@ -2,8 +2,8 @@
 # The contributor's run command: builds the launcher and the NativeAOT library when a source is newer (./publish.sh,
 # a minute or two on 2 cores; seconds to check otherwise) and runs it with the given arguments:
 #   ./run.sh examples/hello.py
-# It runs the build that ships (the wheel, the .deb and the container carry dist/sharpwsgi), not the JIT build
-# that `dotnet run` starts, which serves hello at about half the rate (bench/jit-vs-aot.sh measures both).
+# It runs the build that ships (the wheel, the .deb and the container carry dist/sharpwsgi and dist/_sharpwsgi.so).
+# The JIT build that `dotnet run` starts is only a supervisor: its workers load dist/_sharpwsgi.so all the same.
 set -euo pipefail
 cd "$(dirname "$0")"
 binary=dist/sharpwsgi
@@ -16,8 +16,7 @@ if [[ ! -x $binary || ! -f $library || -n $(find src Directory.Build.props packa
     log=$(mktemp)
     if ! ./publish.sh >"$log" 2>&1; then
         cat "$log" >&2
-        echo "run.sh: ./publish.sh failed (above); the JIT build runs with:" \
-            "dotnet run -c Release --project src/SharpWsgi -- ARGS" >&2
+        echo "run.sh: ./publish.sh failed (above): the workers need its NativeAOT library" >&2
         exit 1
     fi
     mv "$log" dist/publish.log

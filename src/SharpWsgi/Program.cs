@@ -31,7 +31,7 @@ public static class Program
         }
     }
 
-    /// <summary>--version: what a bug report needs, including the Python that a start would embed. Never fails:
+    /// <summary>--version: what a bug report needs, including the Python the workers would run in. Never fails:
     /// no usable Python is reported as such (exit 0), like --help, which needs no Python at all.</summary>
     private static string VersionText(ServerSettings settings)
     {
@@ -43,7 +43,6 @@ public static class Program
             var (interpreter, source) = PythonLocator.Choose(settings.Python);
             var info = PythonLocator.Describe(interpreter, source);
             sb.AppendLine($"python:    {info.Version} {interpreter} (chosen by {source})");
-            sb.AppendLine($"libpython: {(info.LibPythonPath is { Length: > 0 } lib ? lib : "linked into the executable")}");
             sb.AppendLine($"worker:    {WorkerLibraryText()}");
         }
         catch (PythonStartupException e)

@@ -4,8 +4,8 @@ using System.Text.Json;
 namespace SharpWsgi.Python;
 
 /// <summary>
-/// Chooses the interpreter, asks it for its version, prefixes, sys.path and libpython, and checks it can be
-/// embedded. The order (first match wins) is the one a console script's shebang gives Python tools:
+/// Chooses the interpreter the workers run in, and (for --version and the in-process test hosts) asks it for its
+/// version, prefixes, sys.path and shared libpython, if it has one. The order (first match wins) is the one a console script's shebang gives Python tools:
 /// --python; the interpreter that ran `python -m sharpwsgi` (it sets <see cref="LauncherVariable"/>);
 /// the virtualenv this executable is installed in (venv/bin/sharpwsgi, as pip puts it, even without
 /// activation); $VIRTUAL_ENV/bin/python; python3 on PATH. The executable's own venv comes before $VIRTUAL_ENV
@@ -140,7 +140,7 @@ print(json.dumps({
         var impl = S("implementation");
         if (impl != "cpython")
             throw new PythonStartupException(
-                $"{interpreter} is {impl} {version}; SharpWsgi embeds CPython 3.9 or newer only.");
+                $"{interpreter} is {impl} {version}; SharpWsgi runs CPython 3.9 or newer only.");
         if (major != 3 || minor < 9)
             throw new PythonStartupException(
                 $"{interpreter} is Python {version}, which is too old: SharpWsgi needs CPython 3.9 or newer. " +
@@ -149,13 +149,9 @@ print(json.dumps({
             throw new PythonStartupException($"{interpreter} is a free-threaded build of Python {version}; " +
                 "SharpWsgi supports the default (GIL) builds.");
 
-        // A --disable-shared build has no libpython of its own; another build's library would not match its stdlib.
-        var lib = (j.GetProperty("shared").GetBoolean() ? FindLibPython(j, major, minor) : null) ??
-            throw new PythonStartupException(
-                $"{interpreter} (Python {version}) has no shared libpython{major}.{minor}: SharpWsgi embeds the " +
-                $"interpreter and needs libpython{major}.{minor}.so. On Debian install it with " +
-                $"'apt-get install libpython{major}.{minor}'; a Python built from source needs " +
-                "'./configure --enable-shared' (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ...).");
+        // A static build (the workers' usual case) has no libpython of its own: "" then. Only a host that is not
+        // python (the in-process tests) needs one, and another build's library would not match its stdlib.
+        var lib = (j.GetProperty("shared").GetBoolean() ? FindLibPython(j, major, minor) : null) ?? "";
 
         return new PythonInfo(
             S("executable"), version, major, minor, S("prefix"), S("exec_prefix"), S("base_prefix"),

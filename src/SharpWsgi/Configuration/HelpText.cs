@@ -8,7 +8,7 @@ public static class HelpText
     public static string Usage(string version)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"sharpwsgi {version}: a WSGI (PEP 3333) server on Kestrel with embedded CPython");
+        sb.AppendLine($"sharpwsgi {version}: a WSGI (PEP 3333) server on Kestrel for CPython apps");
         sb.AppendLine();
         sb.AppendLine("usage: sharpwsgi [OPTIONS] [APP]");
         sb.AppendLine();
@@ -32,7 +32,7 @@ public static class HelpText
         sb.AppendLine();
         sb.AppendLine("Other:");
         sb.AppendLine($"  {"-h, --help",-32} Show this help and exit.");
-        sb.AppendLine($"  {"-v, --version",-32} Show the version, the commit and the Python that would be embedded.");
+        sb.AppendLine($"  {"-v, --version",-32} Show the version, the commit and the Python the workers would run.");
         foreach (var (flag, doc) in Commands) sb.AppendLine($"  {flag,-32} {doc}");
         return sb.ToString();
     }
@@ -85,7 +85,7 @@ public static class HelpText
         var sb = new StringBuilder();
         sb.AppendLine($".TH SHARPWSGI 1 \"\" \"sharpwsgi {version}\" \"User Commands\"");
         sb.AppendLine(".SH NAME");
-        sb.AppendLine("sharpwsgi \\- a WSGI (PEP 3333) server on Kestrel with embedded CPython");
+        sb.AppendLine("sharpwsgi \\- a WSGI (PEP 3333) server on Kestrel for CPython apps");
         sb.AppendLine(".SH SYNOPSIS");
         sb.AppendLine(".B sharpwsgi");
         sb.AppendLine("[\\fIOPTIONS\\fR] [\\fIAPP\\fR]");
@@ -112,7 +112,7 @@ public static class HelpText
         }
         sb.AppendLine(".SH COMMANDS");
         foreach (var (flag, doc) in new[] { ("-h, --help", "Show the help and exit."),
-                     ("-v, --version", "Show the version, the commit and the Python that would be embedded.") }
+                     ("-v, --version", "Show the version, the commit and the Python the workers would run.") }
                      .Concat(Commands))
         {
             sb.AppendLine(".TP");

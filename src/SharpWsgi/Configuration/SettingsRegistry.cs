@@ -116,7 +116,7 @@ public static class SettingsRegistry
         new("queue-size", null, "N", "1024", SettingKind.PositiveInt,
             "Requests that may wait for a free Python thread; past it the server answers 503 at once."),
         new("python", null, "PATH", null, SettingKind.Text,
-            "Python interpreter to embed (CPython 3.9+ with a shared libpython). " +
+            "The Python interpreter the workers run in (its own executable; any CPython 3.9+ build). " +
             "Default: the one that ran `python -m sharpwsgi`, else the virtualenv sharpwsgi is installed in " +
             "(venv/bin/python), else $VIRTUAL_ENV/bin/python, else python3 on PATH.",
             Section: "Python"),
