@@ -1,7 +1,7 @@
 """How each server under test is started: one function per server returning its command line.
 
-Every server binds 127.0.0.1:PORT only, runs /usr/bin/python3's CPython (the interpreter itself, or its
-shared libpython for the embedding servers) and gets the same process count P and thread count T where
+Every server binds 127.0.0.1:PORT only, runs /usr/bin/python3's CPython (the interpreter itself, as gunicorn,
+waitress and SharpWsgi's workers do, or its shared libpython for uWSGI and mod_wsgi) and gets the same process count P and thread count T where
 it has such settings. The driver starts each one in a new session (its own process group) and stops it
 by signalling that group, so only processes this suite started are ever touched.
 """
@@ -253,7 +253,7 @@ def versions(ctx):
         v = run(['dpkg-query', '-W', '-f=${Version}', package])
         return v if v and 'no packages found' not in v else 'not installed'
 
-    sharp = run([ctx.sharpwsgi, '--version'])
+    sharp = run([ctx.sharpwsgi, '--version']).splitlines()[0]  # the build; its python lines follow
     commit = run(['git', '-C', ctx.repo, 'rev-parse', '--short', 'HEAD'])
     dirty = run(['git', '-C', ctx.repo, 'status', '--porcelain', '--', 'src'])
     return {
