@@ -25,8 +25,13 @@ internal sealed class KestrelBodyReader : PipeReader
         _count = count && limit > 0;
     }
 
+    /// <summary>The request's features, to check its trailers when the body ends (null: not checked).</summary>
+    public Microsoft.AspNetCore.Http.Features.IFeatureCollection? Features { get; set; }
+
     private ReadResult Counted(ReadResult result)
     {
+        if (result.IsCompleted && Features != null && RequestLimits.CheckTrailers(Features) is { } refused)
+            throw refused;
         if (!_count) return result;
         _last = result.Buffer;
         if (_consumed + result.Buffer.Length > _limit)

@@ -130,7 +130,8 @@ public sealed class KestrelExchange : WsgiExchange
     }
 
     /// <summary>The body the gateway reads: what the host buffered or spooled, else Kestrel's own pipe.</summary>
-    public override PipeReader RequestBody => _requestBody ??= new KestrelBodyReader(KestrelBody, BodyLimit, CountBody);
+    public override PipeReader RequestBody => _requestBody ??=
+        new KestrelBodyReader(KestrelBody, BodyLimit, CountBody) { Features = _features };
 
     /// <summary>--limit-request-body (0: none), for the answer's text; set by <see cref="RequestLimits"/>.</summary>
     internal long BodyLimit { get; set; }

@@ -146,6 +146,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
             exchange.GatheredBodyBytes = gathered; // a chunked body's size, for the request-bytes metric
             if (result.IsCompleted || result.IsCanceled)
             {
+                if (result.IsCompleted && RequestLimits.CheckTrailers(exchange.Features) is { } refused) throw refused;
                 if (_spool == null)
                     return PipeReader.Create(new ReadOnlySequence<byte>(_memory ?? [], 0, (int)gathered));
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, null));
@@ -154,6 +155,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
             {
                 // Already counting when CountBody; Kestrel's own limit otherwise.
                 var rest = reader as KestrelBodyReader ?? new KestrelBodyReader(reader, limit);
+                rest.Features = exchange.Features; // the trailers are checked when the app reads to the end
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, rest));
             }
         }

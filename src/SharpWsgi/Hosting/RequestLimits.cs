@@ -2,6 +2,7 @@ using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using SharpWsgi.Configuration;
+using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Hosting;
 
@@ -78,6 +79,10 @@ public sealed class RequestLimits
                 return (414, $"the request line is {length} bytes (--limit-request-line {_line})");
         }
         var headers = exchange.KestrelRequestHeaders;
+        // RFC 9112 §6.1: Transfer-Encoding on an HTTP/1.0 request means faulty framing (an HTTP/1.0 hop would read
+        // the body by another rule): refused, and the connection closed like every answer here.
+        if (exchange.Protocol == "HTTP/1.0" && headers.ContainsKey("Transfer-Encoding"))
+            return (400, "Transfer-Encoding on an HTTP/1.0 request (RFC 9112 section 6.1: faulty framing)");
         var count = 0;
         foreach (var (name, values) in headers)
         {
@@ -114,6 +119,28 @@ public sealed class RequestLimits
                 exchange.CountBody = true;
             }
         }
+        return null;
+    }
+
+    // Fields a trailer may not carry (RFC 9110 §6.5.1): framing, routing, authentication and request modifiers.
+    // Kestrel keeps trailers apart from the head, but a hop that merges them would be misled. Content metadata
+    // (Content-Type) stays allowed, as gunicorn allows it (its corpus case valid/012).
+    private static readonly HashSet<string> ForbiddenTrailerFields = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Transfer-Encoding", "Content-Length", "Host", "TE", "Trailer", "Authorization", "Proxy-Authorization",
+        "Cookie", "Expect", "Max-Forwards", "Range", "If-Match", "If-None-Match", "If-Modified-Since",
+        "If-Unmodified-Since", "If-Range",
+    };
+
+    /// <summary>Once a chunked HTTP/1.1 body has been read to its end: the refusal when its trailer section carries a
+    /// field a trailer may not, else null.</summary>
+    public static RequestBodyException? CheckTrailers(IFeatureCollection features)
+    {
+        if (features.Get<IHttpRequestTrailersFeature>() is not { Available: true } trailers) return null;
+        foreach (var (name, _) in trailers.Trailers)
+            if (ForbiddenTrailerFields.Contains(name))
+                return new RequestBodyException(400,
+                    $"the trailer section carries {Shown(name)}, which a trailer may not (RFC 9110 section 6.5.1)");
         return null;
     }
 

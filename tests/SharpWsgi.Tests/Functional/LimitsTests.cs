@@ -154,6 +154,29 @@ public sealed class LimitsTests : IClassFixture<LimitsServerFixture>
     }
 
     [Fact]
+    public void Http10_TransferEncoding_400BeforeTheAppAndClosed() =>
+        AssertRefused(Send("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400,
+            "Transfer-Encoding on an HTTP/1.0 request");
+
+    [Fact]
+    public void Http11_TransferEncodingChunked_Served() =>
+        AssertServed(Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+
+    [Theory]
+    [InlineData("Content-Length: 99")]
+    [InlineData("Host: evil.example")]
+    [InlineData("Transfer-Encoding: chunked")]
+    [InlineData("Authorization: Basic Zm9vOmJhcg==")]
+    public void ChunkedTrailer_ForbiddenField_400BeforeTheAppAndClosed(string trailer) =>
+        AssertRefused(Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n" +
+            trailer + "\r\n\r\n"), 400, $"the trailer section carries {trailer.Split(':')[0]}, which a trailer may not");
+
+    [Fact]
+    public void ChunkedTrailer_ContentType_Served() =>
+        AssertServed(Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n" +
+            "Content-Type: text/plain\r\n\r\n"));
+
+    [Fact]
     public void ProxyHeader_NeverBecomesHttpProxy()
     {
         var r = Send(Get("/", "Proxy: http://attacker.example:3128\r\n"));
