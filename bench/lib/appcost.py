@@ -277,8 +277,8 @@ def main():
              'server\'s calls mixed.',
              '- *server*: _sharpwsgi.so (Kestrel, the gateway; valgrind maps part of the NativeAOT image to no '
              'file, counted here too); *server share*: of the served total.', '',
-             '| app | python in process | python served | app served ÷ in process | native in process | native served | '
-             'server | total in process | total served | server share | CPU µs in process | CPU µs served |',
+             '| app | python in process | python served | app served ÷ in process | native in process | '
+             'native served | server | total in process | total served | server share | CPU µs in process | CPU µs served |',
              '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for r in rows:
         i, s = r['in_process'], r['served']

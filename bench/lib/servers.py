@@ -1,8 +1,8 @@
 """How each server under test is started: one function per server returning its command line.
 
 Every server binds 127.0.0.1:PORT only, runs /usr/bin/python3's CPython (the interpreter itself, as gunicorn,
-waitress and SharpWsgi's workers do, or its shared libpython for uWSGI and mod_wsgi) and gets the same process count P and thread count T where
-it has such settings. The driver starts each one in a new session (its own process group) and stops it
+waitress and SharpWsgi's workers do, or its shared libpython for uWSGI and mod_wsgi) and gets the same process
+count P and thread count T where it has such settings. The driver starts each one in a new session (its own process group) and stops it
 by signalling that group, so only processes this suite started are ever touched.
 """
 import os

@@ -21,7 +21,8 @@ internal sealed unsafe class LibPython
     public static LibPython OfThisProcess()
     {
         var handle = Libc.DlOpen(null, Libc.RTLD_NOW);
-        if (handle == 0) throw new PythonStartupException("dlopen(NULL) failed: the process's symbols are unreachable.");
+        if (handle == 0)
+            throw new PythonStartupException("dlopen(NULL) failed: the process's symbols are unreachable.");
         return new LibPython(handle, Environment.ProcessPath ?? "this process");
     }
 

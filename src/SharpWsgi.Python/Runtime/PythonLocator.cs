@@ -5,7 +5,8 @@ namespace SharpWsgi.Python;
 
 /// <summary>
 /// Chooses the interpreter the workers run in, and (for --version and the in-process test hosts) asks it for its
-/// version, prefixes, sys.path and shared libpython, if it has one. The order (first match wins) is the one a console script's shebang gives Python tools:
+/// version, prefixes, sys.path and shared libpython, if it has one. The order (first match wins) is the one a
+/// console script's shebang gives Python tools:
 /// --python; the interpreter that ran `python -m sharpwsgi` (it sets <see cref="LauncherVariable"/>);
 /// the virtualenv this executable is installed in (venv/bin/sharpwsgi, as pip puts it, even without
 /// activation); $VIRTUAL_ENV/bin/python; python3 on PATH. The executable's own venv comes before $VIRTUAL_ENV

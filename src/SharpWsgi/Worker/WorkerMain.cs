@@ -10,7 +10,8 @@ namespace SharpWsgi.Worker;
 
 /// <summary>
 /// A worker process: the interpreter's own python (which loaded SharpWsgi's library, see
-/// <see cref="WorkerModule"/>), its Python threads and Kestrel on the listeners the supervisor handed down. It reports readiness and heartbeats through the control pipe and obeys
+/// <see cref="WorkerModule"/>), its Python threads and Kestrel on the listeners the supervisor handed down. It
+/// reports readiness and heartbeats through the control pipe and obeys
 /// TERM (finish in-flight requests, then exit), QUIT/INT (exit now) and USR1 (reopen the log).
 /// </summary>
 public static class WorkerMain

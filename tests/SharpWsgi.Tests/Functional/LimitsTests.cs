@@ -169,7 +169,8 @@ public sealed class LimitsTests : IClassFixture<LimitsServerFixture>
     [InlineData("Authorization: Basic Zm9vOmJhcg==")]
     public void ChunkedTrailer_ForbiddenField_400BeforeTheAppAndClosed(string trailer) =>
         AssertRefused(Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n" +
-            trailer + "\r\n\r\n"), 400, $"the trailer section carries {trailer.Split(':')[0]}, which a trailer may not");
+            trailer + "\r\n\r\n"), 400,
+            $"the trailer section carries {trailer.Split(':')[0]}, which a trailer may not");
 
     [Fact]
     public void ChunkedTrailer_ContentType_Served() =>
@@ -357,7 +358,12 @@ public sealed class LimitsTests : IClassFixture<LimitsServerFixture>
             Assert.Equal(200, Curl2("/", "--data-binary", "@" + file).Status);
             Assert.Equal(200, Curl2("/", "-X", "POST", "-T", file, "-H", "Content-Length:").Status);
             File.AppendAllText(file, "d");
+            // The server answers 413 at once and resets the stream (NO_ERROR) while curl may still be sending the
+            // body; curl 7.88 then sometimes reports a transport error (000) instead of the response it was sent.
+            // A 000 is retried (at most twice); any status is asserted.
             var declared = Curl2("/", "--data-binary", "@" + file);
+            for (var retry = 0; declared.Status == 0 && retry < 2; retry++)
+                declared = Curl2("/", "--data-binary", "@" + file);
             Assert.Equal(413, declared.Status);
             Assert.Contains("(Content-Length: 1001)", declared.Body);
             Assert.Equal(0, declared.Calls);

@@ -6,8 +6,8 @@ namespace SharpWsgi.Tests.Functional;
 
 /// <summary>
 /// One row per supported interpreter: CPython 3.9–3.13 from $(pyenv root)/versions (the newest patch of each)
-/// and Debian's /usr/bin/python3. Each row embeds that interpreter (--python), serves examples/hello.py and
-/// echo_environ.py, and checks a GET, a POST body round trip (Content-Length and chunked) and the startup line.
+/// and Debian's /usr/bin/python3. Each row runs its workers in that interpreter (--python), serves
+/// examples/hello.py and echo_environ.py, and checks a GET, a POST body round trip (Content-Length and chunked) and the startup line.
 /// xunit 2 cannot skip a row at run time, so a row whose interpreter is absent passes and prints why.
 /// </summary>
 public sealed class PythonVersionTests
