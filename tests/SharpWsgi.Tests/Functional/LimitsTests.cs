@@ -364,6 +364,7 @@ public sealed class LimitsTests : IClassFixture<LimitsServerFixture>
             var declared = Curl2("/", "--data-binary", "@" + file);
             for (var retry = 0; declared.Status == 0 && retry < 2; retry++)
                 declared = Curl2("/", "--data-binary", "@" + file);
+            if (declared.Status != 413) _out.WriteLine("server output:\n" + _fixture.Server.Output);
             Assert.Equal(413, declared.Status);
             Assert.Contains("(Content-Length: 1001)", declared.Body);
             Assert.Equal(0, declared.Calls);
