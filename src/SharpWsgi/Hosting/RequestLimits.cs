@@ -109,7 +109,14 @@ public sealed class RequestLimits
             if (headers.ContentLength is long declared)
             {
                 if (declared > _body)
+                {
+                    // Kestrel would otherwise reset an HTTP/2 stream as its DATA crosses the same cap, and the reset
+                    // can overtake this 413 (curl then sees a framing error): the cap is lifted for the answer,
+                    // and Kestrel drops the unread body once the answer is complete.
+                    if (exchange.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } kestrelCap)
+                        kestrelCap.MaxRequestBodySize = null;
                     return (413, $"request body exceeds --limit-request-body {_body} (Content-Length: {declared})");
+                }
             }
             else if (exchange.Protocol is "HTTP/1.1" or "HTTP/1.0" &&
                      exchange.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } cap)

@@ -293,14 +293,15 @@ public sealed class LimitsTests : IClassFixture<LimitsServerFixture>
     {
         var before = TotalCalls(Port);
         var args = new List<string>
-            { "-s", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_code} %{http_version}" };
+            { "-sS", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_code} %{http_version}" };
         args.AddRange(extra);
         args.Add($"http://127.0.0.1:{Port}{path}");
         var result = Proc.Run("curl", args, TimeSpan.FromSeconds(30));
         var output = result.Stdout;
         var cut = output.LastIndexOf('\n');
         var tail = output[(cut + 1)..].Split(' ');
-        _out.WriteLine($"h2 {path[..Math.Min(path.Length, 40)]}: {tail[0]} (HTTP {tail[^1]}) {output[..cut]}");
+        _out.WriteLine($"h2 {path[..Math.Min(path.Length, 40)]}: {tail[0]} (HTTP {tail[^1]}) {output[..cut]}" +
+            (tail[0] == "000" ? $" curl exit {result.ExitCode}: {result.Stderr.Trim()}" : ""));
         if (tail[0] != "000") Assert.Equal("2", tail[^1]);
         return (int.Parse(tail[0]), output[..cut], TotalCalls(Port) - before); // /__calls is not counted
     }
