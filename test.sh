@@ -6,7 +6,7 @@
 # and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot); for the packaging
 # tests python3-venv (pip in a fresh venv), twine (checks the wheel's metadata), systemd (systemd-analyze verify,
 # systemd-socket-activate) and binutils (strip, for the .deb).
-# Prints a final line "N passed, N failed" and exits non-zero when anything failed.
+# Prints a final line "N passed, N failed, N skipped" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,7 +46,7 @@ dotnet build -c Release SharpWsgi.slnx
 # each writing its own trx; the final line sums their counters. Extra arguments go to every `dotnet test`.
 # A test project must also be listed in SharpWsgi.slnx, which the build above compiles.
 status=0
-total_passed=0 total_failed=0
+total_passed=0 total_failed=0 total_skipped=0
 summaries=()
 shopt -s nullglob
 projects=(tests/*.Tests/*.Tests.csproj)
@@ -80,7 +80,8 @@ for project in "${projects[@]}"; do
         passed=${passed:-0}; failed=${failed:-0}; total=${total:-0}
         not_run=$(( total - passed - failed ))
         total_passed=$(( total_passed + passed )); total_failed=$(( total_failed + failed ))
-        summaries+=("$name: $passed passed, $failed failed, $not_run not run ($trx)")
+        total_skipped=$(( total_skipped + not_run )) # a skip (with its reason in the log) is not run
+        summaries+=("$name: $passed passed, $failed failed, $not_run skipped ($trx)")
         if [[ $failed != 0 ]]; then status=1; fi
     else
         echo "test.sh: no test results at $trx" >&2
@@ -92,5 +93,5 @@ done
 echo
 echo "Test results:"
 for line in "${summaries[@]}"; do echo "  $line"; done
-echo "$total_passed passed, $total_failed failed"
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 exit "$status"

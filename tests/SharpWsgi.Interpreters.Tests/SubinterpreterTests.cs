@@ -61,11 +61,10 @@ public sealed class SubinterpreterTests
         _out = output;
     }
 
-    private bool Skipped()
+    /// <summary>Reports the test as skipped, with the reason, when no CPython 3.12+ is here.</summary>
+    private void SkipWithoutPython312()
     {
-        if (_python.SkipReason == null) return false;
-        _out.WriteLine($"SKIPPED: {_python.SkipReason}");
-        return true;
+        if (_python.SkipReason != null) throw new SkipException(_python.SkipReason);
     }
 
     /// <summary>Runs body on a new Python thread of the interpreter and waits; its exception is rethrown.</summary>
@@ -98,10 +97,10 @@ public sealed class SubinterpreterTests
         return interpreter;
     }
 
-    [Fact]
+    [SkippableFact]
     public void StartSubinterpreter_OwnModulesAndId_EndsCleanly()
     {
-        if (Skipped()) return;
+        SkipWithoutPython312();
         var mainModules = OnThread(PythonInterpreter.Main, () => Eval("id(sys.modules)"));
         using var end = new ManualResetEventSlim();
         string? inSetup = null;
@@ -119,10 +118,10 @@ public sealed class SubinterpreterTests
         Assert.True(interpreter.Ended);
     }
 
-    [Fact]
+    [SkippableFact]
     public void ManagedType_InstanceCreatedInAnotherInterpreter_IsRefused()
     {
-        if (Skipped()) return;
+        SkipWithoutPython312();
         var type = OnThread(PythonInterpreter.Main, () =>
             ManagedType.Create("tests.MainOnly", "a type of the main interpreter", callable: false, iterator: false));
         Assert.Same(PythonInterpreter.Main, type.Interpreter);
@@ -147,10 +146,10 @@ public sealed class SubinterpreterTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void PyOwned_DisposedOnAnotherInterpretersThread_IsRefused()
     {
-        if (Skipped()) return;
+        SkipWithoutPython312();
         using var end = new ManualResetEventSlim();
         var interpreter = Start(end);
         try
@@ -174,10 +173,10 @@ public sealed class SubinterpreterTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void PyOwned_Finalized_DecrefQueuedToItsOwnInterpreter()
     {
-        if (Skipped()) return;
+        SkipWithoutPython312();
         using var end = new ManualResetEventSlim();
         var interpreter = Start(end);
         try
@@ -213,10 +212,10 @@ public sealed class SubinterpreterTests
         _ = probe.ToOwned(); // dropped without Dispose: only the finalizer sees it
     }
 
-    [Fact]
+    [SkippableFact]
     public void Subinterpreter_RunsPython_WhileTheMainGilIsHeld()
     {
-        if (Skipped()) return;
+        SkipWithoutPython312();
         using var end = new ManualResetEventSlim();
         var interpreter = Start(end);
         try

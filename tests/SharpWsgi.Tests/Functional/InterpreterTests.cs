@@ -9,7 +9,7 @@ namespace SharpWsgi.Tests.Functional;
 /// --interpreters N (PEP 684 sub-interpreters with their own GIL) on pyenv's CPython 3.12 and 3.13: module state per
 /// interpreter, a request timeout in one interpreter while the other serves, an extension module without
 /// sub-interpreter support refused by name, Flask (Debian's pure-Python Flask on --pythonpath), a clean stop, and
-/// the refusal on 3.11. A row whose interpreter is absent passes and prints why (xunit 2 cannot skip at run time).
+/// the refusal on 3.11. A row whose interpreter is absent is reported as skipped, with the reason.
 /// The validator's tests under --interpreters 2 are <see cref="ValidatorInterpreters312Tests"/> and 313.
 /// </summary>
 public sealed class InterpreterTests
@@ -21,11 +21,11 @@ public sealed class InterpreterTests
 
     private static string App => Path.Combine(ServerProcess.AppsDir, "interpreters_app.py");
 
-    private string? Python(int minor)
+    /// <summary>pyenv's CPython 3.minor; the test is reported as skipped, with the reason, when it is absent.</summary>
+    private string Python(int minor)
     {
-        var python = Interpreters.FindPyenv(minor, out var reason);
-        if (python == null) _out.WriteLine($"SKIPPED 3.{minor}: {reason}");
-        else _out.WriteLine($"3.{minor}: {python}");
+        var python = Interpreters.FindPyenv(minor, out var reason) ?? throw new SkipException($"3.{minor}: {reason}");
+        _out.WriteLine($"3.{minor}: {python}");
         return python;
     }
 
@@ -55,11 +55,11 @@ public sealed class InterpreterTests
         return seen;
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public void TwoInterpreters_ModuleState_IsPerInterpreter(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         using var server = ServerProcess.Start(new[] { "--python", python, "--interpreters", "2", App });
         Assert.Contains("Serving with 2 Python interpreters", server.Output);
         var seen = AnswersByInterpreter(server.Port);
@@ -80,11 +80,11 @@ public sealed class InterpreterTests
             "one interpreter's counter saw every request");
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public void TwoInterpreters_TimeoutInOne_OtherKeepsServingAndTheThreadComesBack(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         using var server = ServerProcess.Start(new[]
             { "--python", python, "--interpreters", "2", "--threads", "1", "--request-timeout", "2", App });
         var spin = Task.Run(() => Http.Get(server.Port, "/spin"));
@@ -119,11 +119,11 @@ public sealed class InterpreterTests
         Assert.DoesNotContain("Recycl", server.Output);
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public void TwoInterpreters_SinglePhaseExtension_RefusedNamingTheModule(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         var module = SinglePhaseModule(python, out var pythonPath);
         if (module == null) return;
         var app = Path.Combine(Path.GetTempPath(), $"sharpwsgi-singlephase-{Guid.NewGuid():N}.py");
@@ -153,19 +153,18 @@ public sealed class InterpreterTests
         finally { File.Delete(app); }
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public void TwoInterpreters_PyO3Extension_RefusedNamingTheModule(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         // Debian's cryptography has a PyO3 module built for the stable ABI (_rust.abi3.so): it loads on 3.12+.
         const string debian = "/usr/lib/python3/dist-packages";
         var env = new Dictionary<string, string?> { ["PYTHONPATH"] = debian };
         if (Proc.Run(python, new[] { "-c", "from cryptography.hazmat.bindings import _rust" },
                 environment: env).ExitCode != 0)
         {
-            _out.WriteLine($"SKIPPED: Debian's cryptography (PyO3) does not import on 3.{minor} from {debian}");
-            return;
+            throw new SkipException($"Debian's cryptography (PyO3) does not import on 3.{minor} from {debian}");
         }
         var app = Path.Combine(Path.GetTempPath(), $"sharpwsgi-pyo3-{Guid.NewGuid():N}.py");
         File.WriteAllText(app, "from cryptography.hazmat.bindings import _rust\n\n" +
@@ -202,23 +201,21 @@ public sealed class InterpreterTests
             { "-shared", "-fPIC", "-I", include, source, "-o", Path.Combine(dir, "sharpwsgi_single.so") });
         if (built.ExitCode != 0)
         {
-            _out.WriteLine($"SKIPPED: no _testsinglephase and gcc failed: {built.Stderr}");
-            return null;
+            throw new SkipException($"no _testsinglephase and gcc failed: {built.Stderr}");
         }
         pythonPath = dir;
         return "sharpwsgi_single";
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public async Task TwoInterpreters_Flask_ServesPagesAndForms(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         const string debian = "/usr/lib/python3/dist-packages";
         if (!File.Exists(Path.Combine(debian, "flask", "__init__.py")))
         {
-            _out.WriteLine($"SKIPPED: Debian's python3-flask is not in {debian}");
-            return;
+            throw new SkipException($"Debian's python3-flask is not in {debian}");
         }
         using var server = ServerProcess.Start(new[]
         {
@@ -239,11 +236,11 @@ public sealed class InterpreterTests
         Assert.Contains("Serving with 2 Python interpreters", server.Output);
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Versions))]
     public void TwoInterpreters_Sigterm_EndsEveryInterpreterCleanly(int minor)
     {
-        if (Python(minor) is not { } python) return;
+        var python = Python(minor);
         using var server = ServerProcess.Start(new[] { "--python", python, "--interpreters", "3", App });
         Assert.Equal(3, AnswersByInterpreter(server.Port, want: 3).Count);
         Signals.Send(server.Pid, Signals.SIGTERM);
@@ -255,7 +252,7 @@ public sealed class InterpreterTests
         Assert.DoesNotContain("Fatal Python error", server.Output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Interpreters_OnPython311_RefusedWithOneParagraph()
     {
         var python = Interpreters.FindPyenv(11, out var reason);
@@ -264,8 +261,7 @@ public sealed class InterpreterTests
             python = Interpreters.SystemPython;
         if (python == null)
         {
-            _out.WriteLine($"SKIPPED: {reason}");
-            return;
+            throw new SkipException($"{reason}");
         }
         var (code, output) = ServerProcess.RunToExit(new[] { "--python", python, "--interpreters", "2", App });
         _out.WriteLine(output);
@@ -275,7 +271,7 @@ public sealed class InterpreterTests
         Assert.Contains("Worker failed to boot", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Interpreters_BadValue_IsAUsageError()
     {
         var (code, output) = ServerProcess.RunToExit(new[] { "--interpreters", "0", App });

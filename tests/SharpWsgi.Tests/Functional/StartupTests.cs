@@ -69,7 +69,7 @@ public sealed class StartupTests
 
     // ---- no APP, --version, --help --------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void Start_NoApp_WelcomePageShowsVersionPythonAndEnviron()
     {
         using var server = ServerProcess.Start(Array.Empty<string>());
@@ -87,7 +87,7 @@ public sealed class StartupTests
         Assert.Contains("/some/path", html);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Version_Flag_PrintsVersionAndExitsZero()
     {
         var (code, output) = RunToExit("--version");
@@ -96,7 +96,7 @@ public sealed class StartupTests
         Assert.DoesNotContain("Listening at:", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Help_Flag_ListsEveryOptionAndItsEnvironmentVariable()
     {
         var (code, output) = RunToExit("--help");
@@ -110,7 +110,7 @@ public sealed class StartupTests
         Assert.Contains("APP", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_UnknownOption_FailsWithClearError()
     {
         var (code, output) = RunToExit("--no-such-option", EchoApp);
@@ -120,7 +120,7 @@ public sealed class StartupTests
 
     // ---- environment variables ----------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task EnvironmentVariable_Threads_RunsThatManyRequestsAtOnce()
     {
         // Three requests wait on a threading.Barrier(3): they can only all return if three Python threads of one
@@ -135,7 +135,7 @@ public sealed class StartupTests
         Assert.Equal(3, results.Select(r => Http.Json(r).GetProperty("thread").GetInt64()).Distinct().Count());
     }
 
-    [Fact]
+    [SkippableFact]
     public void EnvironmentVariable_InvalidThreads_FailsNamingTheSetting()
     {
         var (code, output) = RunToExit(new[] { EchoApp },
@@ -145,7 +145,7 @@ public sealed class StartupTests
         Assert.Matches(new Regex("SHARPWSGI_THREADS|threads", RegexOptions.IgnoreCase), output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void EnvironmentVariable_RootPathAndPythonPath_AreApplied()
     {
         using var server = ServerProcess.Start(new[] { "only_app" }, new Dictionary<string, string?>
@@ -161,7 +161,7 @@ public sealed class StartupTests
         Assert.Equal("/a/b", env.Str("PATH_INFO"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void CommandLine_OptionAndEnvironmentVariable_CommandLineWins()
     {
         using var server = ServerProcess.Start(new[] { "--root-path", "/cli", EchoApp },
@@ -185,7 +185,7 @@ public sealed class StartupTests
         new object[] { "relative file.py:name", new[] { "tests/apps/startup/forms_app.py:app" }, "app" },
     };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(AppForms))]
     public void Start_AppForm_ServesTheNamedCallable(string form, string[] args, string expectedApp)
     {
@@ -199,7 +199,7 @@ public sealed class StartupTests
             Assert.Equal(1, json.GetProperty("factory_calls").GetInt32());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_Chdir_RelativeFileAppAndWorkingDirectory()
     {
         using var server = ServerProcess.Start(new[] { "--chdir", StartupApps, "forms_app.py:custom" });
@@ -208,7 +208,7 @@ public sealed class StartupTests
         Assert.Equal(Path.GetFullPath(StartupApps), json.GetProperty("cwd").GetString());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_Chdir_ModuleImportableFromThatDirectory()
     {
         // As gunicorn's --chdir: the directory becomes the working directory and is importable.
@@ -216,7 +216,7 @@ public sealed class StartupTests
         Assert.Equal("app", GetJson(server, "/").GetProperty("app").GetString());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_PythonPathRepeated_EveryDirectoryIsSearched()
     {
         var empty = Directory.CreateTempSubdirectory("sharpwsgi-empty-").FullName;
@@ -229,7 +229,7 @@ public sealed class StartupTests
         finally { Directory.Delete(empty, true); }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_RootPath_SplitsScriptNameAndPathInfo()
     {
         using var server = ServerProcess.Start(new[] { "--root-path", "/prefix", EchoApp });
@@ -244,7 +244,7 @@ public sealed class StartupTests
 
     // ---- binding ------------------------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void Start_BindTcpAndUnixSocket_BothServe()
     {
         var socketPath = Path.Combine(Path.GetTempPath(), $"sharpwsgi-{Guid.NewGuid():N}.sock");
@@ -271,7 +271,7 @@ public sealed class StartupTests
         finally { File.Delete(socketPath); }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_BindIpv6Loopback_Serves()
     {
         using var server = ServerProcess.Start(new[] { "--bind", "[::1]:0", EchoApp });
@@ -289,7 +289,7 @@ public sealed class StartupTests
         Assert.Contains("\"REMOTE_ADDR\": \"::1\"", text);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_AddressInUse_FailsWithClearError()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
@@ -301,7 +301,7 @@ public sealed class StartupTests
         Assert.Matches(new Regex("in use", RegexOptions.IgnoreCase), output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_InvalidBind_FailsWithClearError()
     {
         var (code, output) = RunToExit("--bind", "not-an-address:xyz", EchoApp);
@@ -311,7 +311,7 @@ public sealed class StartupTests
 
     // ---- APP failures -------------------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void Start_AppImportError_FailsWithPythonTraceback()
     {
         var (code, output) = RunToExit(Path.Combine(StartupApps, "broken_app.py"));
@@ -321,7 +321,7 @@ public sealed class StartupTests
         Assert.Contains("RuntimeError: boom while importing broken_app", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_AppModuleMissing_FailsNamingTheModule()
     {
         var (code, output) = RunToExit("no_such_module_xyz:app");
@@ -330,7 +330,7 @@ public sealed class StartupTests
         Assert.Contains("ModuleNotFoundError", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_AppAttributeMissing_FailsNamingTheAttribute()
     {
         var (code, output) = RunToExit("--pythonpath", StartupApps, "forms_app:no_such_attribute");
@@ -338,7 +338,7 @@ public sealed class StartupTests
         Assert.Contains("no_such_attribute", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_AppNotCallable_FailsWithClearError()
     {
         var (code, output) = RunToExit("--pythonpath", StartupApps, "forms_app:not_callable");
@@ -347,7 +347,7 @@ public sealed class StartupTests
         Assert.Matches(new Regex("callable", RegexOptions.IgnoreCase), output.Replace("not_callable", ""));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_AppFileMissing_FailsNamingTheFile()
     {
         var (code, output) = RunToExit(Path.Combine(StartupApps, "no_such_file.py"));
@@ -357,7 +357,7 @@ public sealed class StartupTests
 
     // ---- choosing the interpreter ---------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void Start_PythonOption_StartupLineNamesVersionAndPath()
     {
         Assert.True(File.Exists(Interpreters.SystemPython),
@@ -368,7 +368,7 @@ public sealed class StartupTests
         Assert.Equal(200, Http.Get(server.Port, "/").Status);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_NoPythonOption_UsesPython3OnPath()
     {
         var env = new Dictionary<string, string?> { ["VIRTUAL_ENV"] = null, ["SHARPWSGI_PYTHON"] = null };
@@ -380,7 +380,7 @@ public sealed class StartupTests
         Assert.Matches(new Regex($@"Python {Regex.Escape(lines[0])}\b"), server.Output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_VirtualEnvSet_UsesItsInterpreterAndSitePackages()
     {
         // A venv made from any 3.9+ interpreter; a module installed only in its site-packages must import.
@@ -392,8 +392,7 @@ public sealed class StartupTests
             var made = Proc.Run(baseline, new[] { "-m", "venv", "--without-pip", venv });
             if (made.ExitCode != 0)
             {
-                _out.WriteLine($"SKIPPED: could not create a venv with {baseline}: {made.Stderr}");
-                return;
+                throw new SkipException($"could not create a venv with {baseline}: {made.Stderr}");
             }
             var venvPython = Path.Combine(venv, "bin", "python");
             var site = Proc.Run(venvPython, new[] { "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])" })
@@ -412,7 +411,7 @@ public sealed class StartupTests
         finally { Directory.Delete(venv, true); }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_PythonNotFound_FailsWithClearError()
     {
         var (code, output) = RunToExit("--python", "/nonexistent/bin/python3", EchoApp);
@@ -420,7 +419,7 @@ public sealed class StartupTests
         Assert.Contains("/nonexistent/bin/python3", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_PythonIsNotAnInterpreter_FailsWithClearError()
     {
         var (code, output) = RunToExit("--python", "/bin/false", EchoApp);
@@ -428,14 +427,13 @@ public sealed class StartupTests
         Assert.Contains("/bin/false", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_PythonOlderThan39_FailsWithClearError()
     {
         var old = Interpreters.FindPyenv(8, out var reason) ?? Interpreters.FindPyenv(7, out _);
         if (old == null)
         {
-            _out.WriteLine($"SKIPPED: no CPython older than 3.9 to try ({reason})");
-            return;
+            throw new SkipException($"no CPython older than 3.9 to try ({reason})");
         }
         var version = Interpreters.Version(old);
         var (code, output) = RunToExit("--python", old, EchoApp);
@@ -444,7 +442,7 @@ public sealed class StartupTests
         Assert.Contains("3.9", output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Start_RemovesSharedFilesOfSupervisorsThatNoLongerRun()
     {
         // A pid that has just exited: its supervisor files are what a SIGKILLed server leaves behind.

@@ -31,12 +31,10 @@ public abstract class ValidatorTestsBase
         _out = output;
     }
 
-    /// <summary>True (with the reason printed) when the fixture's interpreter is absent: the test passes.</summary>
-    private bool Skipped()
+    /// <summary>Reports the test as skipped, with the reason, when the fixture's interpreter is absent.</summary>
+    private void SkipWithoutInterpreter()
     {
-        if (_probe is not ISkippableFixture { SkipReason: { } reason }) return false;
-        _out.WriteLine($"SKIPPED: {reason}");
-        return true;
+        if (_probe is ISkippableFixture { SkipReason: { } reason }) throw new SkipException(reason);
     }
 
     private int Port => _probe.Port;
@@ -68,10 +66,10 @@ public abstract class ValidatorTestsBase
         return (r.StatusCode, await r.Content.ReadAsByteArrayAsync());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Validator_AppReadsInputWithoutSize_ComplaintIsRecorded()
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         // Self-check of the harness: wsgi.input.read() without a size is an app-side violation wsgiref.validate
         // reports, so the complaint list must show it (and the AssertionError gives a 500).
         var tag = ProbeServer.NewId();
@@ -86,20 +84,20 @@ public abstract class ValidatorTestsBase
         Assert.Contains("AssertionError", mine[0].Str("detail"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Validator_GetEnviron_NoComplaints()
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         var (status, _) = await Send(HttpMethod.Get, "/environ/a%2Fb?x=1&y=%20", tag);
         Assert.Equal(HttpStatusCode.OK, status);
         AssertNoComplaints(tag);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Validator_PostEnvironWithBody_NoComplaints()
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         var (status, body) = await Send(HttpMethod.Post, "/environ", tag, Encoding.ASCII.GetBytes("hello world"));
         Assert.Equal(HttpStatusCode.OK, status);
@@ -107,7 +105,7 @@ public abstract class ValidatorTestsBase
         AssertNoComplaints(tag);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("/input/read_n?n=5", false)]
     [InlineData("/input/read_n?n=5", true)]
     [InlineData("/input/read_minus1", false)]
@@ -125,7 +123,7 @@ public abstract class ValidatorTestsBase
     [InlineData("/input/mixed", false)]
     public void Validator_InputMethods_NoComplaints(string target, bool chunked)
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         using var c = new RawHttp(Port, TimeSpan.FromSeconds(15));
         var head = $"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{Port}\r\nX-Vtag: {tag}\r\nConnection: close\r\n";
@@ -138,7 +136,7 @@ public abstract class ValidatorTestsBase
         AssertNoComplaints(tag);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("/lazy", 200)]
     [InlineData("/lazy_empty_first", 503)]
     [InlineData("/generator?n=4", 200)]
@@ -162,20 +160,20 @@ public abstract class ValidatorTestsBase
     [InlineData("/repeated_headers", 200)]
     public async Task Validator_ResponseShapes_NoComplaints(string target, int expectedStatus)
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         var (status, _) = await Send(HttpMethod.Get, target, tag);
         Assert.Equal(expectedStatus, (int)status);
         AssertNoComplaints(tag);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("/head")]
     [InlineData("/generator?n=3")]
     [InlineData("/close_tracking?mode=normal")]
     public async Task Validator_HeadRequest_NoComplaints(string target)
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         var (status, body) = await Send(HttpMethod.Head, target, tag);
         Assert.Equal(HttpStatusCode.OK, status);
@@ -183,10 +181,10 @@ public abstract class ValidatorTestsBase
         AssertNoComplaints(tag);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Validator_Http10Request_NoComplaints()
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tag = ProbeServer.NewId();
         using var c = new RawHttp(Port, TimeSpan.FromSeconds(15));
         c.Send($"GET /generator?n=2 HTTP/1.0\r\nX-Vtag: {tag}\r\n\r\n");
@@ -194,10 +192,10 @@ public abstract class ValidatorTestsBase
         AssertNoComplaints(tag);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Validator_PipelinedKeepAliveRequests_NoComplaints()
     {
-        if (Skipped()) return;
+        SkipWithoutInterpreter();
         var tags = new[] { ProbeServer.NewId(), ProbeServer.NewId(), ProbeServer.NewId() };
         using var c = new RawHttp(Port, TimeSpan.FromSeconds(15));
         c.Send(string.Concat(tags.Select((t, i) =>
