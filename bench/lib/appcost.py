@@ -49,8 +49,8 @@ def is_python(obj):
 def callgrind_objects(path):
     """Self instructions per object file, read from a callgrind output file: {object: Ir}. A cost line after a
     calls= line is a call's inclusive cost, not the caller's own, and is skipped."""
-    objects, functions, per_object = {}, {}, {}
-    current, callee, callee_fn, in_call = '???', None, None, False
+    objects, per_object = {}, {}
+    current, in_call = '???', False
     with open(path) as f:
         for line in f:
             line = line.rstrip('\n')
@@ -66,26 +66,13 @@ def callgrind_objects(path):
                     name = os.path.basename(line.split('=', 1)[1].strip())
                 if line.startswith('ob='):
                     current = name
-                else:
-                    callee = name
-            elif line.startswith(('fn=', 'cfn=')):
-                m = re.match(r'c?fn=\((\d+)\)(?: (.*))?', line)
-                name = line.split('=', 1)[1]
-                if m:
-                    if m.group(2) is not None:
-                        functions[m.group(1)] = m.group(2)
-                    name = functions.get(m.group(1), '???')
-                if line.startswith('cfn='):
-                    callee_fn = name
-                else:
-                    callee = None
             elif line.startswith('calls='):
                 in_call = True
             elif line[:1].isdigit() or line[:1] in '+-*':
                 parts = line.split()
                 cost = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
                 if in_call:
-                    in_call, callee, callee_fn = False, None, None
+                    in_call = False
                 else:
                     per_object[current] = per_object.get(current, 0) + cost
     return per_object

@@ -161,14 +161,6 @@ print(json.dumps({
             lib, impl, false);
     }
 
-    /// <summary>The description as JSON, so worker processes need not ask the interpreter again.</summary>
-    public static string Serialize(PythonInfo info)
-        => JsonSerializer.Serialize(info, PythonInfoJson.Default.PythonInfo);
-
-    public static PythonInfo Deserialize(string json) =>
-        JsonSerializer.Deserialize(json, PythonInfoJson.Default.PythonInfo) ??
-            throw new PythonStartupException("bad interpreter description from the supervisor");
-
     private static string? FindLibPython(JsonElement j, int major, int minor)
     {
         string S(string name) => j.GetProperty(name).GetString() ?? "";
@@ -192,7 +184,3 @@ print(json.dumps({
         return null;
     }
 }
-
-/// <summary>Source-generated JSON for <see cref="PythonInfo"/> (no reflection, so NativeAOT publishes work).</summary>
-[System.Text.Json.Serialization.JsonSerializable(typeof(PythonInfo))]
-internal sealed partial class PythonInfoJson : System.Text.Json.Serialization.JsonSerializerContext;
