@@ -149,6 +149,18 @@ public sealed class WsgiGateway
         SendTimeout = TimeSpan.FromSeconds(options.SendTimeout),
     };
 
+    /// <summary>
+    /// Blocks until every interpreter's GIL has been held after the call began (see
+    /// <see cref="RequestWatchdog.WaitResponsive"/>): a connection accepted now will find a Python that runs. False
+    /// on timeout: some interpreter is frozen (a C call holding its GIL) or stopping.
+    /// </summary>
+    public bool WaitResponsive(TimeSpan timeout)
+    {
+        foreach (var unit in _units)
+            if (!unit.Watchdog.WaitResponsive(timeout)) return false;
+        return true;
+    }
+
     /// <summary>Starts the main interpreter's monitor (the sub-interpreters' run on their home threads).</summary>
     public void StartMonitors() => _units[0].Watchdog.Start();
 

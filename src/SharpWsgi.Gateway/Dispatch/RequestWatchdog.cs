@@ -91,7 +91,10 @@ public sealed class RequestWatchdog
     }
 
     private volatile bool _stopping;
-    private readonly ManualResetEventSlim _stopRequested = new(false);
+    // Set to wake the loop early: a stop, or a proof of life asked for (see WaitResponsive).
+    private readonly ManualResetEventSlim _wake = new(false);
+    private readonly object _proofGate = new();
+    private long _proofsAsked, _proofsGiven;
 
     /// <summary>The main interpreter's monitor: a Python thread of its own.</summary>
     public void Start() => PythonThread.Start("python-monitor", Loop);
@@ -104,7 +107,31 @@ public sealed class RequestWatchdog
     public void Stop()
     {
         _stopping = true;
-        _stopRequested.Set();
+        _wake.Set();
+        lock (_proofGate) Monitor.PulseAll(_proofGate); // nobody waits for a proof from a stopped monitor
+    }
+
+    /// <summary>
+    /// Blocks (no GIL needed) until the monitor has held this interpreter's GIL at some moment after the call began:
+    /// proof that a request handed to Python now would run. False when that takes longer than the timeout or the
+    /// monitor stops. Concurrent callers share one wake-up of the monitor.
+    /// </summary>
+    public bool WaitResponsive(TimeSpan timeout)
+    {
+        long ticket;
+        lock (_proofGate) ticket = ++_proofsAsked;
+        _wake.Set();
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        lock (_proofGate)
+        {
+            while (_proofsGiven < ticket)
+            {
+                var left = deadline - Stopwatch.GetTimestamp();
+                if (_stopping || left <= 0) return false;
+                Monitor.Wait(_proofGate, TimeSpan.FromSeconds((double)left / Stopwatch.Frequency));
+            }
+        }
+        return true;
     }
 
     private void Loop()
@@ -112,11 +139,18 @@ public sealed class RequestWatchdog
         var tick = _options.RequestTimeout > 0
             ? TimeSpan.FromMilliseconds(Math.Clamp(_options.RequestTimeout * 1000 / 10, 20, 250))
             : TimeSpan.FromMilliseconds(Math.Min(250, _options.HeartbeatInterval.TotalMilliseconds));
-        long lastBeat = 0;
+        long lastBeat = 0, answering = 0;
         var beatTicks = (long)(_options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
         while (!_stopping)
         {
-            // Here the GIL is held: reaching this line is the proof of life.
+            // Here the GIL is held: reaching this line is the proof of life, for the beat and for every proof asked
+            // before the wait below ended.
+            if (answering > Volatile.Read(ref _proofsGiven))
+                lock (_proofGate)
+                {
+                    _proofsGiven = Math.Max(_proofsGiven, answering);
+                    Monitor.PulseAll(_proofGate);
+                }
             var stuck = _timeoutTicks > 0 ? CheckTimeouts() : null;
             stuck ??= _noProgressTicks > 0 ? CheckProgress() : null;
             var now = Stopwatch.GetTimestamp();
@@ -126,7 +160,10 @@ public sealed class RequestWatchdog
             {
                 if (beat) OnHeartbeat?.Invoke();
                 if (stuck != null) OnStuck?.Invoke(stuck);
-                _stopRequested.Wait(tick);
+                _wake.Wait(tick);
+                // Reset before reading: a proof asked after this read sets the event again for the next round.
+                _wake.Reset();
+                answering = Volatile.Read(ref _proofsAsked);
             }
         }
     }

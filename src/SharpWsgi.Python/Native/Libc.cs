@@ -111,4 +111,61 @@ public static class Libc
         try { return Marshal.PtrToStringUTF8(resolved); }
         finally { Free(resolved); }
     }
+
+    // ---- accepting only while Python runs (the worker's gated listener) ----
+    private const int POLLIN = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000, EFD_CLOEXEC = 0x80000,
+        EFD_NONBLOCK = 0x800;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [DllImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static extern unsafe int PollNative(PollFd* fds, nuint count, int timeoutMs);
+
+    /// <summary>
+    /// poll(2) for input on two descriptors, blocking up to timeoutMs (-1: no limit). Returns which are readable
+    /// (first, second), or (false, false) on a timeout or EINTR.
+    /// </summary>
+    public static unsafe (bool First, bool Second) PollReadable(int first, int second, int timeoutMs)
+    {
+        var fds = stackalloc PollFd[2];
+        fds[0] = new PollFd { Fd = first, Events = POLLIN };
+        fds[1] = new PollFd { Fd = second, Events = POLLIN };
+        if (PollNative(fds, 2, timeoutMs) <= 0) return (false, false);
+        return (fds[0].Revents != 0, fds[1].Revents != 0);
+    }
+
+    [DllImport("libc", EntryPoint = "accept4", SetLastError = true)]
+    private static extern int Accept4(int fd, nint address, nint addressLength, int flags);
+
+    /// <summary>accept4(2) without blocking: the new descriptor (non-blocking, close-on-exec), or -1 with the errno
+    /// (EAGAIN: nothing waiting, another process may have taken it).</summary>
+    public static int AcceptNonBlocking(int listenFd) => Accept4(listenFd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    [DllImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    private static extern int EventFdNative(uint initial, int flags);
+
+    /// <summary>A non-blocking eventfd(2): <see cref="Signal"/> makes it readable, <see cref="Drain"/> clears
+    /// it.</summary>
+    public static int EventFd() => EventFdNative(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+    [DllImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static extern unsafe nint SysRead(int fd, byte* buffer, nint count);
+
+    public static unsafe void Signal(int eventFd)
+    {
+        ulong one = 1;
+        SysWrite(eventFd, (byte*)&one, 8);
+    }
+
+    public static unsafe void Drain(int eventFd)
+    {
+        ulong value;
+        SysRead(eventFd, (byte*)&value, 8);
+    }
 }

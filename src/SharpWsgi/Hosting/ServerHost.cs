@@ -169,7 +169,10 @@ public sealed class ServerHost
                 return socket;
             };
         // Balancing matters only for shared sockets; SO_REUSEPORT sockets are balanced by the kernel.
-        var listeners = new ListenerControl(new SocketTransportFactory(Options.Create(transportOptions), loggers),
+        // Shared sockets are accepted from only while this worker's Python runs (ResponsiveListener).
+        var sockets = new ResponsiveListenerFactory(new SocketTransportFactory(Options.Create(transportOptions), loggers),
+            transportOptions, gateway.WaitResponsive, loggers);
+        var listeners = new ListenerControl(sockets,
             reusePortAddresses.Count == 0 ? balance : null, settings.MaxConnections);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
         var bodies = new BodyBufferingOptions

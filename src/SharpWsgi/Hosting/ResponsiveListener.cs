@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+using SharpWsgi.Python;
+
+namespace SharpWsgi.Hosting;
+
+/// <summary>
+/// A listening socket shared with the other workers, accepted from only while this worker's Python can run.
+/// gunicorn's accept loop is Python, so a worker frozen in a C call that holds the GIL takes no new connection and
+/// its siblings get them all. Kestrel's accept needs no Python, so a frozen worker would go on taking connections
+/// whose requests then wait for it. Here, once a connection waits in the socket's queue, the worker first asks for
+/// a proof of life (<see cref="WsgiProof"/>: the monitor thread must take the GIL after the ask) and accepts only
+/// then; a frozen worker leaves the connection in the queue for a sibling. One proof covers what is accepted within
+/// <see cref="ProofLifetime"/> of asking for it, so a burst pays one GIL round trip; keep-alive requests never pay.
+/// The wait runs on a thread of this listener's own (poll(2) on the socket), never on Kestrel's.
+/// </summary>
+internal sealed class ResponsiveListener : IConnectionListener
+{
+    /// <summary>How long after a proof was asked for an accept may still rely on it.</summary>
+    private static readonly long ProofLifetime = Stopwatch.Frequency / 1000;
+    /// <summary>How long one ask waits before the queue is looked at again (the ask stays open meanwhile).</summary>
+    private static readonly TimeSpan ProofWait = TimeSpan.FromMilliseconds(200);
+
+    private readonly Socket _listenSocket;
+    private readonly int _listenFd;
+    private readonly int _wakeFd;
+    private readonly SocketConnectionContextFactory _factory;
+    private readonly Func<TimeSpan, bool> _proveResponsive;
+    private readonly ILogger _log;
+    private readonly object _gate = new();
+    private readonly Queue<ConnectionContext> _unclaimed = new();
+    private TaskCompletionSource<ConnectionContext?>? _waiter;
+    private long _provenSince; // a Stopwatch timestamp (0: never)
+    private readonly Thread _thread;
+    private volatile bool _closed;
+    private bool _frozenLogged;
+
+    public EndPoint EndPoint { get; }
+
+    public ResponsiveListener(FileHandleEndPoint endpoint, SocketConnectionContextFactory factory,
+        Func<TimeSpan, bool> proveResponsive, ILogger log)
+    {
+        _listenSocket = new Socket(new SafeSocketHandle((nint)endpoint.FileHandle, ownsHandle: true));
+        _listenFd = (int)endpoint.FileHandle;
+        _wakeFd = Libc.EventFd();
+        if (_wakeFd < 0) throw new IOException($"eventfd failed (errno {Marshal.GetLastPInvokeError()})");
+        _factory = factory;
+        _proveResponsive = proveResponsive;
+        _log = log;
+        EndPoint = _listenSocket.LocalEndPoint ?? endpoint;
+        _thread = new Thread(AcceptLoop) { IsBackground = true, Name = "accept-when-responsive" };
+        _thread.Start();
+    }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        TaskCompletionSource<ConnectionContext?> waiter;
+        lock (_gate)
+        {
+            if (_unclaimed.TryDequeue(out var ready)) return ready;
+            if (_closed) return null;
+            waiter = new TaskCompletionSource<ConnectionContext?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiter = waiter;
+        }
+        Libc.Signal(_wakeFd);
+        await using var cancel = cancellationToken.Register(() =>
+        {
+            lock (_gate)
+                if (_waiter == waiter) _waiter = null;
+            waiter.TrySetCanceled(cancellationToken);
+        });
+        return await waiter.Task.ConfigureAwait(false);
+    }
+
+    private void AcceptLoop()
+    {
+        while (!_closed)
+        {
+            bool wanted;
+            lock (_gate) wanted = _waiter != null;
+            // Nobody asked (paused, at the connection limit, or between accepts): wait for an ask, not a client.
+            var (pending, woken) = wanted
+                ? Libc.PollReadable(_listenFd, _wakeFd, -1)
+                : (false, Libc.PollReadable(_wakeFd, _wakeFd, -1).First);
+            if (woken) Libc.Drain(_wakeFd);
+            if (_closed || !pending) continue;
+            if (Stopwatch.GetTimestamp() - _provenSince > ProofLifetime)
+            {
+                var asked = Stopwatch.GetTimestamp();
+                if (!_proveResponsive(ProofWait))
+                {
+                    if (!_frozenLogged)
+                        _log.LogWarning("Worker {Pid}: Python is not responsive; connections are left to the other " +
+                            "workers until it is", Environment.ProcessId);
+                    _frozenLogged = true;
+                    continue;
+                }
+                if (_frozenLogged)
+                    _log.LogInformation("Worker {Pid}: Python is responsive again; accepting", Environment.ProcessId);
+                _frozenLogged = false;
+                _provenSince = asked;
+            }
+            lock (_gate)
+                if (_waiter == null) continue; // the ask was cancelled while the proof came
+            var fd = Libc.AcceptNonBlocking(_listenFd);
+            if (fd < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno is not (Libc.EAGAIN or Libc.EINTR or 103 /* ECONNABORTED */))
+                {
+                    // Out of descriptors (EMFILE/ENFILE) and the like: the connection stays queued; do not spin.
+                    _log.LogError("Worker {Pid}: accept failed (errno {Errno}); retrying", Environment.ProcessId, errno);
+                    Thread.Sleep(100);
+                }
+                continue; // EAGAIN: a sibling took it
+            }
+            Deliver(Wrap(fd));
+        }
+        TaskCompletionSource<ConnectionContext?>? last;
+        lock (_gate)
+        {
+            last = _waiter;
+            _waiter = null;
+        }
+        last?.TrySetResult(null);
+    }
+
+    private ConnectionContext Wrap(int fd)
+    {
+        var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        if (socket.LocalEndPoint is IPEndPoint) socket.NoDelay = true; // as Kestrel's own listener does
+        return _factory.Create(socket);
+    }
+
+    /// <summary>To the accept that asked; one cancelled meanwhile leaves it for the next (never dropped).</summary>
+    private void Deliver(ConnectionContext connection)
+    {
+        lock (_gate)
+        {
+            var waiter = _waiter;
+            _waiter = null;
+            if (waiter == null || !waiter.TrySetResult(connection)) _unclaimed.Enqueue(connection);
+        }
+    }
+
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _closed = true;
+        Libc.Signal(_wakeFd);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _closed = true;
+        Libc.Signal(_wakeFd);
+        // The loop may be polling the descriptor or waiting for a proof: it ends before the descriptor is closed, so
+        // it can never accept on a number reused meanwhile.
+        if (_thread.Join(TimeSpan.FromSeconds(2)))
+        {
+            _listenSocket.Dispose();
+            Libc.Close(_wakeFd);
+        }
+        lock (_gate)
+            while (_unclaimed.TryDequeue(out var connection)) connection.Abort();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Binds the sockets the supervisor handed down (shared with the other workers) as <see cref="ResponsiveListener"/>s;
+/// anything else (--reuse-port sockets of this worker's own, where the kernel picks the worker) goes to Kestrel's
+/// socket transport.
+/// </summary>
+internal sealed class ResponsiveListenerFactory : IConnectionListenerFactory
+{
+    private readonly IConnectionListenerFactory _sockets;
+    private readonly SocketConnectionContextFactory _factory;
+    private readonly Func<TimeSpan, bool> _proveResponsive;
+    private readonly ILogger _log;
+
+    public ResponsiveListenerFactory(IConnectionListenerFactory sockets, SocketTransportOptions options,
+        Func<TimeSpan, bool> proveResponsive, ILoggerFactory loggers)
+    {
+        _sockets = sockets;
+        _proveResponsive = proveResponsive;
+        _log = loggers.CreateLogger("sharpwsgi.accept");
+        _factory = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
+        {
+            IOQueueCount = options.IOQueueCount,
+            WaitForDataBeforeAllocatingBuffer = options.WaitForDataBeforeAllocatingBuffer,
+            MaxReadBufferSize = options.MaxReadBufferSize,
+            MaxWriteBufferSize = options.MaxWriteBufferSize,
+            UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
+        }, loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
+    }
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        if (endpoint is FileHandleEndPoint handle)
+            return ValueTask.FromResult<IConnectionListener>(
+                new ResponsiveListener(handle, _factory, _proveResponsive, _log));
+        return _sockets.BindAsync(endpoint, cancellationToken);
+    }
+}
