@@ -15,6 +15,9 @@ public enum ExchangeOutcome
     /// <summary>No response was sent: the host answers <see cref="ExchangeResult.Status"/> with a short plain
     /// text.</summary>
     PlainAnswer,
+    /// <summary>Taken back from the queue before any Python saw it (this process's Python is not responsive): the
+    /// host may send the request to another process, or answer it itself.</summary>
+    Withdrawn,
 }
 
 /// <summary>The gateway's last word on one request, given to <see cref="WsgiExchange.Finish"/> exactly once.</summary>
@@ -23,6 +26,7 @@ public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status
     public static readonly ExchangeResult Completed = new(ExchangeOutcome.Completed);
     public static readonly ExchangeResult CompletedThenClose = new(ExchangeOutcome.CompletedThenClose);
     public static readonly ExchangeResult Aborted = new(ExchangeOutcome.Aborted);
+    public static readonly ExchangeResult Withdrawn = new(ExchangeOutcome.Withdrawn);
 
     /// <summary>A plain answer of the server's own (400, 500, 503, 504), with why in one short line.</summary>
     public static ExchangeResult Plain(int status, string reason) => new(ExchangeOutcome.PlainAnswer, status, reason);

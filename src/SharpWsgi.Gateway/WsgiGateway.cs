@@ -161,6 +161,10 @@ public sealed class WsgiGateway
         return true;
     }
 
+    /// <summary>Takes back every request still waiting for a Python thread (see
+    /// <see cref="PythonDispatcher.WithdrawQueued"/>); returns how many.</summary>
+    public int WithdrawQueued() => _units.Sum(unit => unit.Dispatcher.WithdrawQueued());
+
     /// <summary>Starts the main interpreter's monitor (the sub-interpreters' run on their home threads).</summary>
     public void StartMonitors() => _units[0].Watchdog.Start();
 

@@ -103,6 +103,17 @@ public sealed class PythonDispatcher
         }
     }
 
+    /// <summary>Takes every queued request back (no GIL needed: a Python thread takes one only with the GIL, so
+    /// these never reached Python) and finishes each as <see cref="ExchangeResult.Withdrawn"/>; returns how
+    /// many.</summary>
+    public int WithdrawQueued()
+    {
+        var count = 0;
+        while (TryTake(out var lease))
+            if (lease.TryFinish(ExchangeResult.Withdrawn)) count++;
+        return count;
+    }
+
     private bool TryTake(out RequestLease lease)
     {
         if (!_queue.TryDequeue(out lease!)) return false;

@@ -99,6 +99,17 @@ public sealed class KestrelExchange : WsgiExchange
     public IPAddress? PeerAddress => _connection.RemoteIpAddress;
     public int PeerPort => _connection.RemotePort;
 
+    /// <summary>A sibling worker sent this request on the client's behalf (<see cref="StallHandover"/>): the client
+    /// becomes the peer, as if it had connected here.</summary>
+    internal void SetPeer(IPAddress address, int port)
+    {
+        _connection.RemoteIpAddress = address;
+        _connection.RemotePort = port;
+    }
+
+    /// <summary>Answered by a sibling worker, which logs and counts it (<see cref="StallHandover"/>).</summary>
+    internal bool HandedOver { get; set; }
+
     /// <summary>The client as a trusted proxy gave it (forwarded headers).</summary>
     internal void SetClient(string address, int port)
     {

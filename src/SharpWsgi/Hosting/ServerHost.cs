@@ -71,7 +71,7 @@ public sealed class ServerHost
     public static async Task<ServerHost> StartAsync(ServerSettings settings, WsgiGateway gateway,
         ILoggerFactory loggers, WorkerLifecycle lifecycle, IReadOnlyList<InheritedListener> inherited,
         IReadOnlyList<string> reusePortAddresses, AcceptBalance? balance, AccessLog? accessLog = null,
-        Metrics.WorkerMetrics? metrics = null)
+        Metrics.WorkerMetrics? metrics = null, string? handoverKey = null)
     {
         var services = new ServiceCollection();
         services.AddSingleton(loggers);
@@ -190,6 +190,11 @@ public sealed class ServerHost
             new RequestLimits(settings), forwarded, accessLog, requestIds, metrics)
         {
             Static = StaticFiles.Create(settings, lifecycle, loggers.CreateLogger("sharpwsgi.static")),
+            // Siblings share the sockets handed down; a worker with only --reuse-port sockets of its own has none.
+            Handover = inherited.Count > 0
+                ? new StallHandover(gateway, handoverKey, settings.ProxyProtocol != "off",
+                    loggers.CreateLogger("sharpwsgi.handover"))
+                : null,
         };
         metrics?.StartGauges(gateway, listeners, bodies.MemoryBudget);
         try

@@ -42,6 +42,9 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     /// <summary>--static: files answered on Kestrel's thread before anything Python-bound happens.</summary>
     internal StaticFiles? Static { get; init; }
 
+    /// <summary>Sends requests of a frozen worker to its siblings, and trusts theirs.</summary>
+    internal StallHandover? Handover { get; init; }
+
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) =>
         new(contextFeatures, _lifecycle);
 
@@ -56,6 +59,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         if (Static?.TryServe(exchange) is { } served) return served;
         _lifecycle.CountRequest();
         if (exchange.IsTls) TlsSetup.Describe(exchange);
+        Handover?.Receive(exchange);
         _forwarded.Apply(exchange);
         if (exchange.Scheme == "https") exchange.AddServerVariable("HTTPS", "on");
         var prefetch = RequestBodyPrefetch.For(exchange, _bodies);
@@ -88,6 +92,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
 
     private Task Dispatch(KestrelExchange exchange)
     {
+        if (Handover is { Stalled: true } handover) return handover.SendAsync(exchange);
         if (!_gateway.TryDispatch(exchange)) return RefuseBusyAsync(exchange);
         var completion = exchange.Completion;
         if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.Completed)
@@ -116,6 +121,9 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 await exchange.ResponseBodyFeature.CompleteAsync().ConfigureAwait(false);
                 // The truncated stream ended in step; on HTTP/2 the connection's other streams are unharmed.
                 if (!exchange.IsHttp2) exchange.CloseAfterResponse();
+                break;
+            case ExchangeOutcome.Withdrawn:
+                await Handover!.SendAsync(exchange).ConfigureAwait(false);
                 break;
             case ExchangeOutcome.PlainAnswer:
                 // A client error in the body leaves the stream unreadable: close after the answer.
@@ -153,6 +161,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     /// </summary>
     public void DisposeContext(KestrelExchange context, Exception? exception)
     {
+        if (context.HandedOver) return; // the sibling that answered it logs and counts it
         _metrics?.RequestDone(context);
         if (_accessLog != null && (context.ResponseStarted || !context.Aborted)) _accessLog.Log(context);
     }

@@ -35,6 +35,9 @@ public static class WorkerProtocol
     public const string BalanceSlotVariable = "SHARPWSGI_BALANCE_SLOT";
     /// <summary>The shared metrics file (Metrics.MetricsTable) and this worker's slot in it; absent when
     /// --metrics-bind is off.</summary>
+    /// <summary>The key a worker's requests handed to a sibling carry (Hosting.StallHandover); one per
+    /// supervisor.</summary>
+    public const string HandoverKeyVariable = "SHARPWSGI_HANDOVER_KEY";
     public const string MetricsFileVariable = "SHARPWSGI_METRICS_FILE";
     public const string MetricsSlotVariable = "SHARPWSGI_METRICS_SLOT";
 

@@ -471,6 +471,10 @@ public sealed class Supervisor
         Libc.Kill(w.Pid, Libc.SIGTERM);
     }
 
+    /// <summary>Proves to a worker that a request came from a sibling (see Hosting.StallHandover).</summary>
+    private readonly string _handoverKey =
+        Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
     private WorkerHandle Spawn()
     {
         var pipe = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
@@ -483,6 +487,7 @@ public sealed class Supervisor
             string.Join(",", _sockets.Where(s => s.ReusePortAddress != null).Select(s => s.ReusePortAddress));
         env[WorkerProtocol.MultiprocessVariable] = _target > 1 ? "1" : "0";
         env[WorkerProtocol.ControlFdVariable] = pipe.GetClientHandleAsString();
+        env[WorkerProtocol.HandoverKeyVariable] = _handoverKey;
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         env[WorkerProtocol.BalanceFileVariable] = _balancePath;
         env[WorkerProtocol.BalanceSlotVariable] = slot.ToString();

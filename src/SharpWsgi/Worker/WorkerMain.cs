@@ -131,7 +131,7 @@ public static class WorkerMain
             : null;
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle,
                 fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance,
-                accessLog, metrics)
+                accessLog, metrics, WorkerProtocol.Take(WorkerProtocol.HandoverKeyVariable))
             .GetAwaiter().GetResult();
         // A late heartbeat pauses accepting: the beat is recorded here, outside Python, as well as sent.
         using var stall = new StallGuard(options.HeartbeatInterval, host.PauseAccepting, host.ResumeAccepting, log);
