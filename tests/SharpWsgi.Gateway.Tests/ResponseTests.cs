@@ -156,6 +156,22 @@ def app(environ, start_response):
         Assert.Equal(0, x.BytesWritten);
     }
 
+    [Theory]
+    [InlineData("[('Content-Length', '5')]", "[b'hello']")]
+    [InlineData("[]", "[b'hello']")]
+    [InlineData("[]", "[]")]
+    public void Run_205_BodyDroppedAndContentLengthZero(string headers, string body)
+    {
+        var x = Serve($$"""
+def app(environ, start_response):
+    start_response('205 Reset Content', {{headers}})
+    return {{body}}
+""");
+        Assert.Equal(ExchangeResult.Completed, x.Result);
+        Assert.Equal("0", x.ResponseHeader("Content-Length")); // RFC 9110 15.3.6; Kestrel dropped the connection
+        Assert.Equal(0, x.BytesWritten);
+    }
+
     [Fact]
     public void Run_ConnectTunnel2xx_ContentLengthNotFramed()
     {

@@ -17,7 +17,7 @@ Routes (PATH_INFO; anything unmatched falls back to /environ with X-Probe-Route:
                                 custom_code, write_callable
   /lazy /lazy_empty_first /generator?n= /generator_with_empty /single /two_elements /empty
   /write /write_and_iter /content_length/<over|over_split|under|exact>
-  /head?id= /status/<code>[?body=1] /hop_by_hop?name=&value= /connection_close /repeated_headers /write_non_bytes
+  /head?id= /status/<code>[?body=1[&cl=1]] /hop_by_hop?name=&value= /connection_close /repeated_headers /write_non_bytes
   /close_tracking?id=&mode=normal|raise|raise_first|no_start_response|non_bytes|endless
   /closes?id=  /error/<before|before_after_start|after|after_cl>?token=
   /file_wrapper/<real|bytesio|iterate_real>?id=&seek=&cl=&nocl=1&blksize=
@@ -377,9 +377,13 @@ def head(environ, start_response):
 
 
 def status(environ, start_response, code):
-    body = query(environ).get('body') == '1'
-    reason = {'204': 'No Content', '304': 'Not Modified'}.get(code, 'Probe')
-    start_response('%s %s' % (code, reason), [('X-Probe-Status', code)])
+    q = query(environ)
+    body = q.get('body') == '1'
+    reason = {'204': 'No Content', '205': 'Reset Content', '304': 'Not Modified'}.get(code, 'Probe')
+    headers = [('X-Probe-Status', code)]
+    if body and q.get('cl') == '1':
+        headers.append(('Content-Length', '16'))
+    start_response('%s %s' % (code, reason), headers)
     return [b'must not be sent'] if body else []
 
 

@@ -64,7 +64,13 @@ public sealed class ResponseWriter
     /// <summary>Content-Type text/event-stream or X-Accel-Buffering: no: every chunk goes to the client at
     /// once.</summary>
     public bool LiveStream { get; private set; }
-    public bool BodyAllowed => !_isHead && Status >= 200 && Status != 204 && Status != 304;
+    /// <summary>May the response carry content? Not after a HEAD request, nor a 1xx, 204, 205 or 304 (RFC 9110
+    /// 6.4.1, 15.3.6): what the app returns for those is dropped.</summary>
+    public bool BodyAllowed => !_isHead && Status >= 200 && Status is not (204 or 205 or 304);
+    /// <summary>May the head say Content-Length? Not for a 2xx CONNECT (a tunnel: nothing to frame), a 1xx or a 204
+    /// (RFC 9110 8.6); a 205's is always 0, whatever the app said (15.3.6: Kestrel drops the connection
+    /// otherwise).</summary>
+    private bool LengthHeaderAllowed => !IsTunnel && Status >= 200 && Status is not (204 or 205);
     private bool IsTunnel => _isConnect && Status is >= 200 and < 300;
 
     // ---- the head, written by start_response straight into the host's header collection ----
@@ -89,9 +95,8 @@ public sealed class ResponseWriter
             case HeaderRole.ContentLength:
                 if (DeclaredLength >= 0)
                     throw new PyRaiseException(PyErrorKind.ValueError, "duplicate Content-Length header");
-                // A 2xx CONNECT answer has no body to frame: its length is neither sent nor enforced. Nor has a 1xx
-                // or 204, which must not carry Content-Length at all (RFC 9110 8.6); Kestrel would fail it as short.
-                if (IsTunnel || Status < 200 || Status == 204) return;
+                // Neither sent nor enforced where it must not be (Kestrel would fail the response as short).
+                if (!LengthHeaderAllowed) return;
                 DeclaredLength = long.Parse(value);
                 break;
             case HeaderRole.ContentType:
@@ -118,14 +123,22 @@ public sealed class ResponseWriter
         if (!HeadSet)
             throw new PyRaiseException(PyErrorKind.AssertionError,
                 "the application returned without calling start_response");
-        if (DeclaredLength < 0 && knownLength >= 0 && Status >= 200 && Status != 204 && Status != 304 && !IsTunnel)
+        // "Reset Content" says its length, always 0 (RFC 9110 15.3.6); what the app returns is dropped.
+        if (Status == 205) AddLengthHeader(0);
+        // A 304's length would be the representation's (RFC 9110 8.6), not the empty body's.
+        else if (DeclaredLength < 0 && knownLength >= 0 && LengthHeaderAllowed && Status != 304)
         {
-            _lease.Enter();
-            try { _exchange.AddResponseHeader("Content-Length", knownLength.ToString()); }
-            finally { _lease.Exit(); }
+            AddLengthHeader(knownLength);
             DeclaredLength = knownLength;
         }
         HeadersSent = true; // the host sends the head with the first body bytes, or when the exchange finishes
+    }
+
+    private void AddLengthHeader(long length)
+    {
+        _lease.Enter();
+        try { _exchange.AddResponseHeader("Content-Length", length.ToString()); }
+        finally { _lease.Exit(); }
     }
 
     // ---- the body ----

@@ -166,6 +166,23 @@ public sealed class FramingTests : IClassFixture<ProbeServer>
         AssertNextRequestAnswered(c);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("?body=1")]
+    [InlineData("?body=1&cl=1")]
+    public void Status205_BodyDroppedContentLengthZero_ConnectionKept(string query)
+    {
+        // Before: an app's 205 with a body or a Content-Length got no answer at all (Kestrel refused the response
+        // and the connection was dropped, with a .NET stack trace in the error log).
+        using var c = Connect();
+        c.Send(Get($"/status/205{query}"));
+        var r = c.ReadResponse();
+        Assert.Equal(205, r.Status);
+        Assert.Equal("0", r.Header("Content-Length"));
+        Assert.Empty(r.Body);
+        AssertNextRequestAnswered(c);
+    }
+
     // ---- HTTP/1.0 ---------------------------------------------------------------------------------------------
 
     [Fact]
