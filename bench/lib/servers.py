@@ -101,10 +101,11 @@ def _app_file(ctx, app):
     return os.path.join(ctx.apps_dir, APP_MODULE[app] + '.py')
 
 
-def _sharpwsgi(threads=None):
-    """SharpWsgi with T threads per process, or `threads` (the --threads 1 variant); everything else equal."""
+def _sharpwsgi(threads=None, build='sharpwsgi'):
+    """SharpWsgi with T threads per process, or `threads` (the --threads 1 variant); everything else equal. `build`
+    names the ctx attribute holding the binary (sharpwsgi_before: the A/B variant)."""
     def launch(ctx, app, port, workdir):
-        argv = [ctx.sharpwsgi, '--bind', '127.0.0.1:%d' % port, '--threads', str(threads or ctx.threads),
+        argv = [getattr(ctx, build), '--bind', '127.0.0.1:%d' % port, '--threads', str(threads or ctx.threads),
                 '--python', PYTHON]
         if ctx.sharpwsgi_workers:
             argv += ['--workers', str(ctx.procs)]
@@ -218,6 +219,10 @@ def all_servers():
                peer=False, apps=SHARPWSGI_T1_APPS, variant_of='sharpwsgi',
                note='SharpWsgi with --threads 1, everything else equal: the latency reference of issue 7 '
                     '(%s only)' % ', '.join(SHARPWSGI_T1_APPS)),
+        # --sharpwsgi-before BINARY: the same settings on another build, for an A/B of a change in one run
+        Server('sharpwsgi-before', 'SharpWsgi (before)', _sharpwsgi(build='sharpwsgi_before'), _sharpwsgi_shape(),
+               peer=False, variant_of='sharpwsgi',
+               note='another SharpWsgi build (--sharpwsgi-before), everything else equal: the A/B of a change'),
         Server('gunicorn-sync', 'gunicorn sync', _gunicorn('sync'), lambda c: '%d procs x 1' % c.procs,
                note='sync workers close the connection after every response (no keep-alive)'),
         Server('gunicorn-gthread', 'gunicorn gthread', _gunicorn('gthread'),

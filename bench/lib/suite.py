@@ -238,6 +238,8 @@ def wrk(ctx, app, port, seconds, latency=True):
             '-s', script]
     if latency:
         argv.append('--latency')
+    if ctx.connection_close:
+        argv += ['-H', 'Connection: close']  # every request on a fresh connection: what accepting costs
     argv.append('http://127.0.0.1:%d/' % port)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
@@ -383,6 +385,11 @@ def parse_args(argv):
     p.add_argument('--name', default=None, help='results file name without extension (default: the date)')
     p.add_argument('--sharpwsgi', default=os.environ.get('SHARPWSGI_BIN') or os.path.join(
         REPO, 'src/SharpWsgi/bin/Release/net10.0/sharpwsgi'), help='the sharpwsgi executable')
+    p.add_argument('--sharpwsgi-before', default=os.environ.get('SHARPWSGI_BEFORE_BIN'),
+                   help='another sharpwsgi build, run as the sharpwsgi-before variant with the same settings: an A/B '
+                        'of a change in one run')
+    p.add_argument('--connection-close', action='store_true',
+                   help='wrk sends Connection: close, so every request opens a new connection')
     p.add_argument('--plain-kestrel', default=os.path.join(BENCH, 'PlainKestrel/bin/Release/net10.0/PlainKestrel'))
     p.add_argument('--apache2', default=shutil.which('apache2') or '/usr/sbin/apache2')
     p.add_argument('--baseline', default=os.path.join(REPO, report.DEFAULT_BASELINE),
@@ -422,7 +429,12 @@ def main(argv):
         if app not in S.APPS:
             sys.exit('unknown app %s (apps: %s)' % (app, ', '.join(S.APPS)))
     every = S.all_servers()
-    keys = a.servers.split(',') if a.servers else [s.key for s in every if s.key != 'uwsgi-http11']
+    keys = a.servers.split(',') if a.servers else [s.key for s in every
+                                                    if s.key not in ('uwsgi-http11', 'sharpwsgi-before')]
+    if a.sharpwsgi_before and 'sharpwsgi-before' not in keys:
+        keys.append('sharpwsgi-before')
+    elif not a.sharpwsgi_before and 'sharpwsgi-before' in keys:
+        sys.exit('sharpwsgi-before needs --sharpwsgi-before BINARY (or SHARPWSGI_BEFORE_BIN)')
     if a.http11 and 'uwsgi-http11' not in keys:
         keys.append('uwsgi-http11')
     chosen = []
@@ -503,7 +515,7 @@ def measure(ctx, a, chosen, notes, argv):
         'date': started.strftime('%Y-%m-%d %H:%M'),
         'command': a.command or ' '.join(['bench/lib/suite.py'] + argv),
         'settings': {k: getattr(a, k) for k in ('procs', 'threads', 'rounds', 'duration', 'warmup', 'connections',
-                                                'wrk_threads', 'quick')},
+                                                'wrk_threads', 'quick', 'connection_close')},
         'apps': ctx.apps,
         'servers': [{'key': s.key, 'label': s.label, 'shape': s.shape(ctx), 'peer': s.peer, 'ceiling': s.ceiling,
                      'note': s.note, **({'variant_of': s.variant_of} if s.variant_of else {})}
