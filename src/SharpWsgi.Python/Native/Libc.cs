@@ -79,6 +79,17 @@ public static class Libc
 
     public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;
 
+    private const int F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0x800;
+
+    /// <summary>O_NONBLOCK on the open file (shared with every process holding it): an accept that loses the race
+    /// for a connection to another process returns EAGAIN instead of waiting for the next one.</summary>
+    public static void MakeNonBlocking(int fd)
+    {
+        var flags = Fcntl(fd, F_GETFL, 0);
+        if (flags < 0 || Fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+            throw new IOException($"cannot make descriptor {fd} non-blocking (errno {Marshal.GetLastPInvokeError()})");
+    }
+
     // ---- log files: O_APPEND, so several workers' batches never overwrite each other ----
     public const int O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
     public const int EINTR = 4, EAGAIN = 11;

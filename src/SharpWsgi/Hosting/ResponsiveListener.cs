@@ -45,8 +45,11 @@ internal sealed class ResponsiveListener : IConnectionListener
     public ResponsiveListener(FileHandleEndPoint endpoint, SocketConnectionContextFactory factory,
         Func<TimeSpan, bool> proveResponsive, ILogger log)
     {
-        _listenSocket = new Socket(new SafeSocketHandle((nint)endpoint.FileHandle, ownsHandle: true));
+        // Not owned, as with Kestrel's own listener: ServerHost closes the descriptors it was handed.
+        _listenSocket = new Socket(new SafeSocketHandle((nint)endpoint.FileHandle, ownsHandle: false));
         _listenFd = (int)endpoint.FileHandle;
+        // Every worker polls the shared socket and the first to accept wins: the others' accepts must not block.
+        Libc.MakeNonBlocking(_listenFd);
         _wakeFd = Libc.EventFd();
         if (_wakeFd < 0) throw new IOException($"eventfd failed (errno {Marshal.GetLastPInvokeError()})");
         _factory = factory;
@@ -148,27 +151,26 @@ internal sealed class ResponsiveListener : IConnectionListener
         }
     }
 
-    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    /// <summary>Ends the accept loop, and returns once it has (ServerHost may close the descriptor next: the loop must
+    /// never poll or accept on a number reused meanwhile). It may be waiting for a proof (at most
+    /// <see cref="ProofWait"/>).</summary>
+    public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
         _closed = true;
         Libc.Signal(_wakeFd);
-        return ValueTask.CompletedTask;
+        await Task.Run(() => _thread.Join(TimeSpan.FromSeconds(5)), cancellationToken).ConfigureAwait(false);
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        _closed = true;
-        Libc.Signal(_wakeFd);
-        // The loop may be polling the descriptor or waiting for a proof: it ends before the descriptor is closed, so
-        // it can never accept on a number reused meanwhile.
-        if (_thread.Join(TimeSpan.FromSeconds(2)))
+        await UnbindAsync().ConfigureAwait(false);
+        if (!_thread.IsAlive)
         {
             _listenSocket.Dispose();
             Libc.Close(_wakeFd);
         }
         lock (_gate)
             while (_unclaimed.TryDequeue(out var connection)) connection.Abort();
-        return ValueTask.CompletedTask;
     }
 }
 
