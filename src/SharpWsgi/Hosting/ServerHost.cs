@@ -143,6 +143,8 @@ public sealed class ServerHost
                 listen.Use(CleartextHttp2.Middleware(TimeSpan.FromSeconds(Math.Max(0.001, settings.HeaderTimeout))));
             }
             else listen.Protocols = HttpProtocols.Http1;
+            // Last: it reads the plain HTTP/1 bytes (after the PROXY header and TLS) and needs the protocol choice.
+            listen.Use(StrictContentLength.Middleware);
         }
         foreach (var listener in inherited)
         {
