@@ -84,8 +84,10 @@ public sealed class ServerHost
             AddServerHeader = false,
             AllowSynchronousIO = false,
             ApplicationServices = provider,
-            // PEP 3333 strings are latin-1: header bytes map 1:1 to code points both ways.
-            RequestHeaderEncodingSelector = _ => Encoding.Latin1,
+            // PEP 3333 strings are latin-1: header bytes map 1:1 to code points both ways. Content-Length keeps
+            // Kestrel's own byte parser: with an encoding Kestrel decodes it into 20 chars (a longer value aborts
+            // the connection with a logged stack trace) and parses white space (VT, FF) around the digits.
+            RequestHeaderEncodingSelector = static name => IsContentLength(name) ? null : Encoding.Latin1,
             ResponseHeaderEncodingSelector = _ => Encoding.Latin1,
         };
         options.Limits.MaxRequestBodySize = null; // spooled or streamed past the memory buffer: no size cap by default
@@ -221,6 +223,9 @@ public sealed class ServerHost
         var left = deadline - DateTime.UtcNow;
         await StopAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
     }
+
+    private static bool IsContentLength(string name) =>
+        name.Equals(Microsoft.Net.Http.Headers.HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase);
 
     public static IPEndPoint ParseEndPoint(string bind)
     {
