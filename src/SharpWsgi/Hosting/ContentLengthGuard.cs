@@ -196,8 +196,9 @@ public sealed class ContentLengthGuard : PipeReader
     /// <summary>The buffer of the last read, against which Kestrel's consumed position is measured.</summary>
     private ReadOnlySequence<byte> _buffer;
     private long _consumed;
-    /// <summary>Where the next head starts (Unknown while a chunked body is being read, or a head is).</summary>
-    private long _nextHead;
+    /// <summary>Where the next head starts: the first at the connection's first byte; Unknown while a chunked
+    /// body is being read, or a head is.</summary>
+    private long _nextHead = 0;
     /// <summary>Where the last head ended, until the request code has taken its verdict.</summary>
     private long _headEnd = Unknown;
     private bool _inHead;
