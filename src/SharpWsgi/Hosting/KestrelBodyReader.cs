@@ -30,8 +30,11 @@ internal sealed class KestrelBodyReader : PipeReader
 
     private ReadResult Counted(ReadResult result)
     {
-        if (result.IsCompleted && Features != null && RequestLimits.CheckTrailers(Features) is { } refused)
-            throw refused;
+        if (result.IsCompleted && Features != null)
+        {
+            StrictContentLength.BodyEnded(Features);
+            if (RequestLimits.CheckTrailers(Features) is { } refused) throw refused;
+        }
         if (!_count) return result;
         _last = result.Buffer;
         if (_consumed + result.Buffer.Length > _limit)

@@ -146,7 +146,11 @@ internal sealed class RequestBodyPrefetch : IDisposable
             exchange.GatheredBodyBytes = gathered; // a chunked body's size, for the request-bytes metric
             if (result.IsCompleted || result.IsCanceled)
             {
-                if (result.IsCompleted && RequestLimits.CheckTrailers(exchange.Features) is { } refused) throw refused;
+                if (result.IsCompleted)
+                {
+                    StrictContentLength.BodyEnded(exchange.Features);
+                    if (RequestLimits.CheckTrailers(exchange.Features) is { } refused) throw refused;
+                }
                 if (_spool == null)
                     return PipeReader.Create(new ReadOnlySequence<byte>(_memory ?? [], 0, (int)gathered));
                 return PipeReader.Create(new SpoolThenPipeStream(_spool, gathered, null));

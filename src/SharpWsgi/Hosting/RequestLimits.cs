@@ -71,6 +71,9 @@ public sealed class RequestLimits
     /// <summary>Null when the request may run, else the status and why.</summary>
     public (int Status, string Reason)? Check(KestrelExchange exchange)
     {
+        // First, for every request: Kestrel reads "+5" as 5, so the text was checked on the raw head, and the
+        // connection's guard learns here where the next head starts.
+        if (StrictContentLength.Check(exchange) is { } malformed) return (400, malformed);
         if (_line > 0)
         {
             var version = exchange.Protocol is "HTTP/1.1" or "HTTP/1.0" ? exchange.Protocol.Length : Http1VersionLength;

@@ -84,8 +84,10 @@ public sealed class ServerHost
             AddServerHeader = false,
             AllowSynchronousIO = false,
             ApplicationServices = provider,
-            // PEP 3333 strings are latin-1: header bytes map 1:1 to code points both ways.
-            RequestHeaderEncodingSelector = _ => Encoding.Latin1,
+            // PEP 3333 strings are latin-1: header bytes map 1:1 to code points both ways. Content-Length keeps
+            // Kestrel's own byte parser: with an encoding Kestrel decodes it into 20 chars (a longer value aborts
+            // the connection with a logged stack trace) and parses white space (VT, FF) around the digits.
+            RequestHeaderEncodingSelector = static name => IsContentLength(name) ? null : Encoding.Latin1,
             ResponseHeaderEncodingSelector = _ => Encoding.Latin1,
         };
         options.Limits.MaxRequestBodySize = null; // spooled or streamed past the memory buffer: no size cap by default
@@ -143,6 +145,8 @@ public sealed class ServerHost
                 listen.Use(CleartextHttp2.Middleware(TimeSpan.FromSeconds(Math.Max(0.001, settings.HeaderTimeout))));
             }
             else listen.Protocols = HttpProtocols.Http1;
+            // Last: it reads the plain HTTP/1 bytes (after the PROXY header and TLS) and needs the protocol choice.
+            listen.Use(StrictContentLength.Middleware);
         }
         foreach (var listener in inherited)
         {
@@ -227,6 +231,9 @@ public sealed class ServerHost
         var left = deadline - DateTime.UtcNow;
         await StopAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
     }
+
+    private static bool IsContentLength(string name) =>
+        name.Equals(Microsoft.Net.Http.Headers.HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase);
 
     public static IPEndPoint ParseEndPoint(string bind)
     {

@@ -401,9 +401,23 @@ internal sealed class TlsConnection : IDisposable
 
     public RawResponse Get(string target)
     {
-        Stream.Write(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-        Stream.Flush();
+        Send($"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
         return Read();
+    }
+
+    /// <summary>Writes exactly these bytes (one request or several).</summary>
+    public void Send(string latin1)
+    {
+        Stream.Write(Encoding.Latin1.GetBytes(latin1));
+        Stream.Flush();
+    }
+
+    /// <summary>True when the server closed the connection with no further bytes.</summary>
+    public bool IsClosedByServer()
+    {
+        if (_pending.Count > 0) return false;
+        try { return Stream.Read(new byte[1]) == 0; }
+        catch (IOException) { return true; }
     }
 
     public JsonElement GetEnviron(string target)
@@ -413,7 +427,8 @@ internal sealed class TlsConnection : IDisposable
         return JsonDocument.Parse(r.Body).RootElement.GetProperty("environ").Clone();
     }
 
-    private RawResponse Read()
+    /// <summary>Reads one response framed by Content-Length.</summary>
+    public RawResponse Read()
     {
         int headEnd;
         while ((headEnd = IndexOf("\r\n\r\n"u8)) < 0) Fill();
