@@ -143,9 +143,35 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
             exchange.Method, exchange.RawTarget.Length > 200 ? exchange.RawTarget[..200] + "..." : exchange.RawTarget,
             status, reason);
+        if (status == 413 && exchange.IsHttp2) await DiscardSmallBodyAsync(exchange).ConfigureAwait(false);
         if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true).ConfigureAwait(false))
             exchange.AbortConnection();
     }
+
+    /// <summary>
+    /// An HTTP/2 client still sending the body of a refused request sees the stream end under it (the answer, then
+    /// Kestrel's RST_STREAM NO_ERROR); some clients then report an error instead of the answer (curl 7.88: "Stream
+    /// error in the HTTP/2 framing layer", about 1 request in 100). A body up to <see cref="DiscardLimit"/> is read
+    /// and dropped first, for at most a second, as nginx discards a refused body; a larger one is not waited for.
+    /// </summary>
+    private static async Task DiscardSmallBodyAsync(KestrelExchange exchange)
+    {
+        if (exchange.DeclaredRequestLength is not (> 0 and <= DiscardLimit)) return;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var body = exchange.KestrelBody;
+        try
+        {
+            while (true)
+            {
+                var read = await body.ReadAsync(deadline.Token).ConfigureAwait(false);
+                body.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted || read.IsCanceled) return;
+            }
+        }
+        catch (Exception) { } // slow, reset or malformed: answer anyway
+    }
+
+    private const long DiscardLimit = 64 << 10;
 
     private async Task RefuseBusyAsync(KestrelExchange exchange)
     {
