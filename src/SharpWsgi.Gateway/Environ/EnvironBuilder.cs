@@ -104,13 +104,13 @@ public sealed class EnvironBuilder
             Py.DictSet(env, _wsgiInput, input);
 
             var target = x.RawTarget;
-            SplitTarget(target, out var path, out var query);
+            RequestTarget.Split(target, out var path, out var query);
             using (var rawUri = Py.Str(target))
             {
                 Py.DictSet(env, _rawUri, rawUri);
                 Py.DictSet(env, _requestUri, rawUri);
             }
-            var pathInfo = PercentDecode(path);
+            var pathInfo = RequestTarget.PercentDecode(path);
             if (_rootPath.Length > 0 && pathInfo.StartsWith(_rootPath, StringComparison.Ordinal) &&
                 (pathInfo.Length == _rootPath.Length || pathInfo[_rootPath.Length] == '/'))
                 pathInfo = pathInfo[_rootPath.Length..];
@@ -177,55 +177,6 @@ public sealed class EnvironBuilder
         else cached = false;
         return made;
     }
-
-    /// <summary>Splits a request target into path and query (without '?'), dropping any fragment.</summary>
-    public static void SplitTarget(string target, out string path, out string query)
-    {
-        var hash = target.IndexOf('#');
-        if (hash >= 0) target = target[..hash];
-        if (target.Length > 0 && target[0] != '/' && target != "*")
-        {
-            // absolute-form: scheme://authority/path?query
-            var schemeEnd = target.IndexOf("://", StringComparison.Ordinal);
-            if (schemeEnd < 0)
-            {
-                // authority-form (CONNECT host:port): no path, no query.
-                path = "";
-                query = "";
-                return;
-            }
-            else
-            {
-                var pathStart = target.IndexOf('/', schemeEnd + 3);
-                var q = target.IndexOf('?', schemeEnd + 3);
-                if (pathStart < 0 || (q >= 0 && q < pathStart)) target = "/" + (q >= 0 ? target[q..] : "");
-                else target = target[pathStart..];
-            }
-        }
-        var qm = target.IndexOf('?');
-        if (qm < 0) { path = target; query = ""; }
-        else { path = target[..qm]; query = target[(qm + 1)..]; }
-    }
-
-    /// <summary>Percent-decodes to bytes and returns them as latin-1 chars (%2F becomes '/').</summary>
-    public static string PercentDecode(string path)
-    {
-        if (path.IndexOf('%') < 0) return path;
-        var sb = new StringBuilder(path.Length);
-        for (int i = 0; i < path.Length; i++)
-        {
-            var c = path[i];
-            if (c == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
-            {
-                sb.Append((char)Convert.ToByte(path.Substring(i + 1, 2), 16));
-                i += 2;
-            }
-            else sb.Append(c);
-        }
-        return sb.ToString();
-    }
-
-    private static bool IsHex(char c) => c is (>= '0' and <= '9') or (>= 'a' and <= 'f') or (>= 'A' and <= 'F');
 
     private static void SplitHost(string? host, WsgiExchange x, out string name, out string port)
     {

@@ -102,18 +102,7 @@ public sealed partial class StaticFiles
         var isHead = HttpMethods.IsHead(method);
         if (!isHead && !HttpMethods.IsGet(method)) return null;
         var target = exchange.RawTarget;
-        ReadOnlySpan<char> rawPath;
-        if (target.Length > 0 && target[0] == '/')
-        {
-            // origin-form, the usual one: no substring for the path.
-            var end = target.AsSpan().IndexOfAny('?', '#');
-            rawPath = end < 0 ? target : target.AsSpan(0, end);
-        }
-        else
-        {
-            EnvironBuilder.SplitTarget(target, out var split, out _);
-            rawPath = split;
-        }
+        var rawPath = RequestTarget.RawPath(target);
         Mount? mount = null;
         foreach (var m in _mounts)
             if (rawPath.StartsWith(m.Prefix, StringComparison.Ordinal)) { mount = m; break; }
@@ -268,7 +257,7 @@ public sealed partial class StaticFiles
         if (rawRelative.Contains("%2f", StringComparison.OrdinalIgnoreCase) ||
             rawRelative.Contains("%5c", StringComparison.OrdinalIgnoreCase))
             return null;
-        var relative = EnvironBuilder.PercentDecode(rawRelative.ToString());
+        var relative = RequestTarget.PercentDecode(rawRelative);
         // Decoded bytes are latin-1 chars; names on disk are UTF-8 (invalid UTF-8 is no file of ours).
         if (!Ascii.IsValid(relative))
         {

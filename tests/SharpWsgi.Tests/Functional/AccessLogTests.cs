@@ -73,6 +73,19 @@ public sealed class AccessLogTests : IDisposable
     }
 
     [Fact]
+    public void AbsoluteFormTarget_PathAndQueryAtoms_AreWhatTheAppSees()
+    {
+        // U is PATH_INFO and q QUERY_STRING, for an absolute-form target too (U used to log the scheme and host).
+        var path = Path.Combine(_dir, "access.log");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path, "--access-logformat",
+            "U=%(U)s q=%(q)s e=%({PATH_INFO}e)s");
+        var authority = $"127.0.0.1:{server.Port}"; // Kestrel wants Host to name the target's authority
+        Assert.Equal(200, RawHttp.Exchange(server.Port,
+            $"GET http://{authority}/a%20b?q=1 HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").Status);
+        Assert.Equal("U=/a b q=q=1 e=/a b", WaitForLine(path, l => l.StartsWith("U=")));
+    }
+
+    [Fact]
     public void DefaultFormat_HostileBytes_EscapedOnOneLine()
     {
         var path = Path.Combine(_dir, "access.log");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.AspNetCore.Http;
+using SharpWsgi.Gateway.Environ;
 using SharpWsgi.Logging;
 
 namespace SharpWsgi.Hosting;
@@ -177,8 +178,8 @@ public sealed class AccessLog : IDisposable
                     line.Text(x.Protocol);
                     break;
                 case Atom.m: line.Text(x.Method); break;
-                case Atom.U: line.Text(PercentDecode(PathOf(x.RawTarget))); break;
-                case Atom.q: line.Text(QueryOf(x.RawTarget)); break;
+                case Atom.U: line.Text(RequestTarget.PercentDecode(RequestTarget.RawPath(x.RawTarget))); break;
+                case Atom.q: line.Text(RequestTarget.Query(x.RawTarget)); break;
                 case Atom.H: line.Text(x.Protocol); break;
                 case Atom.s: line.Number(x.Response.StatusCode); break;
                 case Atom.B: line.Number(x.BodyBytes); break;
@@ -212,8 +213,8 @@ public sealed class AccessLog : IDisposable
         line.Digits(utc.Ticks / TimeSpan.TicksPerMillisecond % 1000, 3);
         line.Ascii("Z\",\"remote\":"); line.Json(x.RemoteAddress);
         line.Ascii(",\"method\":"); line.Json(x.Method);
-        line.Ascii(",\"path\":"); line.Json(PathOf(target));
-        line.Ascii(",\"query\":"); line.Json(QueryOf(target));
+        line.Ascii(",\"path\":"); line.Json(RequestTarget.RawPath(target));
+        line.Ascii(",\"query\":"); line.Json(RequestTarget.Query(target));
         line.Ascii(",\"protocol\":"); line.Json(x.Protocol);
         line.Ascii(",\"status\":"); line.Number(x.Response.StatusCode);
         line.Ascii(",\"bytes\":"); line.Number(x.BodyBytes);
@@ -243,36 +244,7 @@ public sealed class AccessLog : IDisposable
     private static string? Header(IHeaderDictionary headers, string name) =>
         headers.TryGetValue(name, out var values) && values.Count > 0 ? values.ToString() : null;
 
-    private static ReadOnlySpan<char> PathOf(string target)
-    {
-        var q = target.IndexOf('?');
-        return q < 0 ? target : target.AsSpan(0, q);
-    }
 
-    private static ReadOnlySpan<char> QueryOf(string target)
-    {
-        var q = target.IndexOf('?');
-        return q < 0 ? default : target.AsSpan(q + 1);
-    }
-
-    /// <summary>U is PATH_INFO: %XX decoded to the byte it names (latin-1, as PEP 3333 reads it).</summary>
-    private static string PercentDecode(ReadOnlySpan<char> path)
-    {
-        if (path.IndexOf('%') < 0) return path.ToString();
-        var sb = new StringBuilder(path.Length);
-        for (var i = 0; i < path.Length; i++)
-        {
-            if (path[i] == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
-            {
-                sb.Append((char)Convert.ToByte(path.Slice(i + 1, 2).ToString(), 16));
-                i += 2;
-            }
-            else sb.Append(path[i]);
-        }
-        return sb.ToString();
-    }
-
-    private static bool IsHex(char c) => char.IsAsciiHexDigit(c);
 
     /// <summary>u: the user of a Basic Authorization header, as gunicorn reads it (base64, UTF-8, up to the
     /// colon).</summary>
@@ -296,8 +268,8 @@ public sealed class AccessLog : IDisposable
         switch (name)
         {
             case "REQUEST_METHOD": return x.Method;
-            case "PATH_INFO": return PercentDecode(PathOf(x.RawTarget));
-            case "QUERY_STRING": return QueryOf(x.RawTarget).ToString();
+            case "PATH_INFO": return RequestTarget.PercentDecode(RequestTarget.RawPath(x.RawTarget));
+            case "QUERY_STRING": return RequestTarget.Query(x.RawTarget).ToString();
             case "RAW_URI": case "REQUEST_URI": return x.RawTarget;
             case "SERVER_PROTOCOL": return x.Protocol;
             case "REMOTE_ADDR": return x.RemoteAddress;
