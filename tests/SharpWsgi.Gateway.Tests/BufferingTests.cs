@@ -109,6 +109,32 @@ def app(environ, start_response):
         Assert.Contains("took nothing for 0.3s", TestApp.Log.Matching("Client gone"));
     }
 
+    /// <summary>The host's delivery watchdog aborts the connection: the pending flush ends (here the pipe's
+    /// reader completes, as Kestrel's transport does on an abort), and a Python thread waiting for spool room is
+    /// woken at once, not after its own send timeout; the spool is closed and its budget given back.</summary>
+    [Fact]
+    public void Run_ConnectionAbortedWhileWaitingForSpoolRoom_ThreadWokenAndSpoolReleased()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 30, perResponse: 3000);
+        var thread = OnPython.Start(() =>
+        {
+            using var app = new TestApp(App("[]"), buffering: buffering);
+            app.Run(x);
+            return app.Eval("closes");
+        }, out var outcome);
+        Assert.False(thread.Join(300), "the Python thread should wait for room in the spool");
+        Assert.True(buffering.SpoolBudget.Used > 0, "nothing was spooled");
+        var watch = Stopwatch.StartNew();
+        x.DisconnectClient();
+        Assert.True(thread.Join(5_000), "the abort did not wake the Python thread");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"woken after {watch.Elapsed}");
+        Assert.Equal("1", outcome.Get());
+        Assert.Equal(ExchangeResult.Aborted, x.WaitFinished(3000));
+        Assert.Equal(0, buffering.SpoolBudget.Used);
+        Assert.Equal(0, OpenFilesIn(buffering.TempDirectory));
+    }
+
     [Fact]
     public void Run_AppFailsAfterSpoolingStarted_AbortedWithoutWaitingForTheClient()
     {
