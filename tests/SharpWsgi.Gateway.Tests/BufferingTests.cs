@@ -135,6 +135,48 @@ def app(environ, start_response):
         Assert.Equal(0, OpenFilesIn(buffering.TempDirectory));
     }
 
+    /// <summary>The worker-wide spool total is held by other responses' clients: this response's client is not at
+    /// fault, so its thread waits past its own send timeout for room (which the host's watchdog makes by dropping
+    /// the holders) instead of dropping its client.</summary>
+    [Fact]
+    public void Run_SpoolTotalHeldByOthers_WaitsForRoomPastTheSendTimeoutAndCompletes()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 0.3, total: 40_000);
+        Assert.True(buffering.SpoolBudget.TryReserve(40_000)); // what the other responses hold
+        var thread = OnPython.Start(() =>
+        {
+            using var app = new TestApp(App("[]"), buffering: buffering);
+            app.Run(x);
+            return app.Eval("closes");
+        }, out var outcome);
+        Assert.False(thread.Join(1000), "the Python thread should wait for room in the spool total");
+        Assert.Equal(0, x.AbortCount);
+        buffering.SpoolBudget.Release(40_000); // the holders were dropped: room for the whole body
+        Assert.True(thread.Join(10_000));
+        Assert.Equal("1", outcome.Get());
+        var body = x.ReadBodyAsync().Result;
+        Assert.Equal(ExchangeResult.Completed, x.WaitFinished());
+        Assert.Equal(TwentyChunksBody, System.Text.Encoding.Latin1.GetString(body));
+        Assert.Equal(0, buffering.SpoolBudget.Used);
+    }
+
+    [Fact]
+    public void Run_SpoolTotalNeverFreed_DroppedAfterSendTimeoutPlusSlack()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 0.3, total: 4000);
+        Assert.True(buffering.SpoolBudget.TryReserve(4000));
+        var watch = Stopwatch.StartNew();
+        var closes = TestApp.Serve(App("[]"), x, "closes", buffering: buffering);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(2.2), $"returned after {watch.Elapsed}");
+        Assert.Equal("1", closes);
+        Assert.Equal(1, x.AbortCount);
+        Assert.Equal(ExchangeResult.Aborted, x.WaitFinished());
+        Assert.Equal(4000, buffering.SpoolBudget.Used); // only what the others hold
+        Assert.Contains("no spool room came free for 2.3s", TestApp.Log.Matching("Client gone"));
+    }
+
     [Fact]
     public void Run_AppFailsAfterSpoolingStarted_AbortedWithoutWaitingForTheClient()
     {
