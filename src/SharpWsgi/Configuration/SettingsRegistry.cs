@@ -219,7 +219,10 @@ public static class SettingsRegistry
             "Response bytes of one response that may wait in a spool file; past it the Python thread waits for the " +
             "client (at most --send-timeout without progress).", Section: "Buffering"),
         new("response-spool-total", null, "BYTES", "4g", SettingKind.Bytes,
-            "Spooled response bytes of all responses of one worker.", Section: "Buffering"),
+            "Spooled response bytes (not sent yet) of all responses of one worker. Past it a Python thread waits " +
+            "for room, which any response's client makes (the delivery watchdog drops the ones that take " +
+            "nothing); it gives up on its own client only after --send-timeout + 2 s with no room made at all.",
+            Section: "Buffering"),
         new("tmp-dir", null, "DIR", null, SettingKind.Text,
             "Directory for spool files (unlinked as soon as they are created). Default: the system temp directory.",
             Section: "Buffering"),
