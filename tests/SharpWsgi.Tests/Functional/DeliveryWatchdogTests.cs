@@ -325,6 +325,35 @@ public sealed class DeliveryWatchdogTests
         Assert.Equal(0, DroppedMetric(server, "send_timeout"));
     }
 
+    /// <summary>HTTP/2 (h2c with prior knowledge, and h2 by ALPN over TLS): a client that stops reading the whole
+    /// connection is dropped by the connection rule (tests/clients/h2_raw.py nonreader).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Http2_ConnectionNonReader_DroppedAfterSendTimeout(bool tls)
+    {
+        using var certs = tls ? new TestCertificates() : null;
+        var args = new List<string> { "--send-timeout", "2" };
+        if (certs != null) args.AddRange(new[] { "--certfile", certs.ServerCert, "--keyfile", certs.ServerKey });
+        args.Add(App);
+        using var server = ServerProcess.Start(args);
+        var client = new List<string>
+        {
+            Path.Combine(ServerProcess.RepoRoot, "tests", "clients", "h2_raw.py"), "nonreader",
+            "--port", server.Port.ToString(), "--path", "/stream?mb=64", "--wait", "5",
+        };
+        if (certs != null) client.AddRange(new[] { "--ca", certs.CaCert });
+        var run = Proc.Run(Interpreters.SystemPython, client, TimeSpan.FromSeconds(60));
+        _out.WriteLine($"h2_raw nonreader -> {run.Stdout.Trim()} {run.Stderr.Trim()}");
+        Assert.True(run.ExitCode == 0, $"h2_raw failed: {run.Stderr}\n{server.Output}");
+        var result = JsonDocument.Parse(run.Stdout).RootElement;
+        Assert.True(result.GetProperty("closed").GetBoolean(), "the server kept the connection");
+        var port = result.GetProperty("port").GetInt32();
+        var line = server.WaitForOutput(new Regex(Regex.Escape(Dropped) + @".*127\.0\.0\.1:" + port + "$"),
+            TimeSpan.FromSeconds(10));
+        Assert.Contains("(--send-timeout 2)", line);
+    }
+
     /// <summary>A static file the client never reads: with sendfile, copied through Kestrel (--no-sendfile), and
     /// over TLS.</summary>
     [Theory]
