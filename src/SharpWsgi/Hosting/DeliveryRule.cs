@@ -10,7 +10,7 @@ public readonly record struct DeliveryLimits(double SendTimeout, double MinRate,
     public bool Enforced => SendTimeout > 0 || MinRate > 0;
 }
 
-/// <summary>Why a connection is dropped (also the index of its metrics counter reason).</summary>
+/// <summary>Which rule a dropped connection broke (its metrics counter's reason).</summary>
 public enum DeliveryRuleBroken { None, SendTimeout, MinRate }
 
 /// <summary>A decision: keep, or drop for a rule, with the figures the log line reports.</summary>

@@ -65,17 +65,11 @@ public sealed partial class DeliveryWatchdog : IDisposable
         }
         var watched = new Watched(this, context, socket);
         Add(watched);
-        // The connection can be closed before next() returns, or outlive it a little: whichever comes first.
+        // Unwatched when the connection closes or when Kestrel is done with it, whichever comes first.
         using var closed = context.ConnectionClosed.Register(static w => ((Watched)w!).Unwatch(), watched);
         try { await next(context).ConfigureAwait(false); }
         finally { Remove(watched); }
     };
-
-    /// <summary>Connections watched now (for tests and the curious).</summary>
-    public int Count
-    {
-        get { lock (_gate) return _connections.Count; }
-    }
 
     private void Add(Watched watched)
     {
