@@ -146,7 +146,8 @@ public sealed class WsgiGateway
         TempDirectory = options.TempDirectory,
         SpoolPerResponse = options.ResponseSpoolSize,
         SpoolBudget = new ByteBudget(options.ResponseSpoolTotal),
-        SendTimeout = TimeSpan.FromSeconds(options.SendTimeout),
+        // 0 disables the limit, as it does for the host's delivery watchdog (not "give up at once").
+        SendTimeout = options.SendTimeout > 0 ? TimeSpan.FromSeconds(options.SendTimeout) : Timeout.InfiniteTimeSpan,
     };
 
     /// <summary>

@@ -109,6 +109,74 @@ def app(environ, start_response):
         Assert.Contains("took nothing for 0.3s", TestApp.Log.Matching("Client gone"));
     }
 
+    /// <summary>The host's delivery watchdog aborts the connection: the pending flush ends (here the pipe's
+    /// reader completes, as Kestrel's transport does on an abort), and a Python thread waiting for spool room is
+    /// woken at once, not after its own send timeout; the spool is closed and its budget given back.</summary>
+    [Fact]
+    public void Run_ConnectionAbortedWhileWaitingForSpoolRoom_ThreadWokenAndSpoolReleased()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 30, perResponse: 3000);
+        var thread = OnPython.Start(() =>
+        {
+            using var app = new TestApp(App("[]"), buffering: buffering);
+            app.Run(x);
+            return app.Eval("closes");
+        }, out var outcome);
+        Assert.False(thread.Join(300), "the Python thread should wait for room in the spool");
+        Assert.True(buffering.SpoolBudget.Used > 0, "nothing was spooled");
+        var watch = Stopwatch.StartNew();
+        x.DisconnectClient();
+        Assert.True(thread.Join(5_000), "the abort did not wake the Python thread");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"woken after {watch.Elapsed}");
+        Assert.Equal("1", outcome.Get());
+        Assert.Equal(ExchangeResult.Aborted, x.WaitFinished(3000));
+        Assert.Equal(0, buffering.SpoolBudget.Used);
+        Assert.Equal(0, OpenFilesIn(buffering.TempDirectory));
+    }
+
+    /// <summary>The worker-wide spool total is held by other responses' clients: this response's client is not at
+    /// fault, so its thread waits past its own send timeout for room (which the host's watchdog makes by dropping
+    /// the holders) instead of dropping its client.</summary>
+    [Fact]
+    public void Run_SpoolTotalHeldByOthers_WaitsForRoomPastTheSendTimeoutAndCompletes()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 0.3, total: 40_000);
+        Assert.True(buffering.SpoolBudget.TryReserve(40_000)); // what the other responses hold
+        var thread = OnPython.Start(() =>
+        {
+            using var app = new TestApp(App("[]"), buffering: buffering);
+            app.Run(x);
+            return app.Eval("closes");
+        }, out var outcome);
+        Assert.False(thread.Join(1000), "the Python thread should wait for room in the spool total");
+        Assert.Equal(0, x.AbortCount);
+        buffering.SpoolBudget.Release(40_000); // the holders were dropped: room for the whole body
+        Assert.True(thread.Join(10_000));
+        Assert.Equal("1", outcome.Get());
+        var body = x.ReadBodyAsync().Result;
+        Assert.Equal(ExchangeResult.Completed, x.WaitFinished());
+        Assert.Equal(TwentyChunksBody, System.Text.Encoding.Latin1.GetString(body));
+        Assert.Equal(0, buffering.SpoolBudget.Used);
+    }
+
+    [Fact]
+    public void Run_SpoolTotalNeverFreed_DroppedAfterSendTimeoutPlusSlack()
+    {
+        var x = new FakeExchange("GET", "/", FakeExchange.SlowClient());
+        var buffering = TestApp.NewBuffering(sendTimeoutSeconds: 0.3, total: 4000);
+        Assert.True(buffering.SpoolBudget.TryReserve(4000));
+        var watch = Stopwatch.StartNew();
+        var closes = TestApp.Serve(App("[]"), x, "closes", buffering: buffering);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(2.2), $"returned after {watch.Elapsed}");
+        Assert.Equal("1", closes);
+        Assert.Equal(1, x.AbortCount);
+        Assert.Equal(ExchangeResult.Aborted, x.WaitFinished());
+        Assert.Equal(4000, buffering.SpoolBudget.Used); // only what the others hold
+        Assert.Contains("no spool room came free for 2.3s", TestApp.Log.Matching("Client gone"));
+    }
+
     [Fact]
     public void Run_AppFailsAfterSpoolingStarted_AbortedWithoutWaitingForTheClient()
     {

@@ -13,6 +13,8 @@ JSON object on stdout; errors go to stderr with exit code 1.
   paths      --paths one after another on one connection ("HEAD:/path" for another method)
   alpn       the protocol TLS ALPN selects when h2 and http/1.1 are offered
   badheader  a request with a connection-specific header (connection: keep-alive), then one on a new connection
+  nonreader  asks --path with a 4 KiB receive buffer and reads nothing for --wait seconds; then reports whether the
+             server closed the connection meanwhile (what was buffered is read, for at most 3 s)
 """
 import argparse
 import json
@@ -31,9 +33,13 @@ import h2.settings
 class Client:
     """One HTTP/2 connection; events are gathered per stream."""
 
-    def __init__(self, args, window=None, validate=True):
+    def __init__(self, args, window=None, validate=True, receive_buffer=None):
         self.args = args
-        sock = socket.create_connection(("127.0.0.1", args.port), timeout=args.timeout)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(args.timeout)
+        if receive_buffer:  # before connecting: it sizes the window the client offers
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.connect(("127.0.0.1", args.port))
         if args.ca:
             ctx = ssl.create_default_context(cafile=args.ca)
             ctx.set_alpn_protocols(["h2"])
@@ -234,6 +240,28 @@ def scenario_slow(args):
     return out
 
 
+def scenario_nonreader(args):
+    c = Client(args, receive_buffer=4096)
+    port = c.sock.getsockname()[1]
+    c.request("GET", args.path)
+    time.sleep(args.wait)
+    c.sock.settimeout(0.5)
+    received, closed, deadline = 0, False, time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            data = c.sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:  # reset (or a TLS error after it)
+            closed = True
+            break
+        if not data:
+            closed = True
+            break
+        received += len(data)
+    return {"port": port, "closed": closed, "received": received}
+
+
 def scenario_paths(args):
     """Each of --paths in turn on one connection ("HEAD:/x" for another method)."""
     c = Client(args)
@@ -287,6 +315,7 @@ def main():
     p.add_argument("--kb", type=int, default=8192)
     p.add_argument("--side", default="/environ")
     p.add_argument("--paths", nargs="*", default=[])
+    p.add_argument("--wait", type=float, default=5)
     args = p.parse_args()
     result = globals()["scenario_" + args.scenario](args)
     print(json.dumps(result, sort_keys=True, default=str))

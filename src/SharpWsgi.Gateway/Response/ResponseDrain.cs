@@ -15,6 +15,11 @@ internal sealed class ResponseDrain
 {
     private const int BlockSize = 64 * 1024;
     private const int ReleaseGilAbove = 1 << 20;
+    /// <summary>How often a Python thread waiting for room in the worker-wide spool total looks again.</summary>
+    private static readonly TimeSpan BudgetPoll = TimeSpan.FromMilliseconds(50);
+    /// <summary>Beyond --send-timeout, how long such a thread waits for room before giving up on its client.
+    /// </summary>
+    private static readonly TimeSpan BudgetSlack = TimeSpan.FromSeconds(2);
     private readonly RequestLease _lease;
     private readonly PipeWriter _pipe;
     private readonly SafeFileHandle _file;
@@ -104,6 +109,8 @@ internal sealed class ResponseDrain
 
     private void WaitForRoom(int length, WsgiExchange exchange)
     {
+        var stalledSince = Environment.TickCount64;
+        var releasedBefore = _budget?.Released ?? 0;
         while (true)
         {
             long pending, sentBefore;
@@ -120,17 +127,33 @@ internal sealed class ResponseDrain
             {
                 lock (_gate)
                 {
-                    if (_sent == sentBefore && !_failed) Monitor.Wait(_gate, _sendTimeout);
+                    // Past this response's own cap only its client can make room, and its progress wakes us. Past
+                    // the worker-wide total, other responses' clients make it, and nothing wakes us: look again.
+                    if (_sent == sentBefore && !_failed) Monitor.Wait(_gate, fits ? BudgetPoll : _sendTimeout);
                     progressed = _sent != sentBefore || _failed;
                 }
             }
-            if (!progressed)
+            if (fits && _budget!.Released is var released && released != releasedBefore)
             {
-                exchange.AbortConnection();
-                Fail();
-                throw new ClientDisconnectedException(
-                    $"the client took nothing for {_sendTimeout.TotalSeconds:0.#}s (--send-timeout)");
+                releasedBefore = released;
+                progressed = true;
             }
+            if (progressed)
+            {
+                stalledSince = Environment.TickCount64;
+                continue;
+            }
+            // Waiting for the total is not this client's fault: give the host's delivery watchdog time to drop the
+            // clients that hold it (within --send-timeout plus its sampling) before giving up on this one.
+            if (fits && (_sendTimeout == Timeout.InfiniteTimeSpan ||
+                         Environment.TickCount64 - stalledSince < (_sendTimeout + BudgetSlack).TotalMilliseconds))
+                continue;
+            exchange.AbortConnection();
+            Fail();
+            throw new ClientDisconnectedException(fits
+                ? $"no spool room came free for {(_sendTimeout + BudgetSlack).TotalSeconds:0.#}s " +
+                  "(--response-spool-total, --send-timeout)"
+                : $"the client took nothing for {_sendTimeout.TotalSeconds:0.#}s (--send-timeout)");
         }
     }
 

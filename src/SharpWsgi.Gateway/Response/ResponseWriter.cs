@@ -19,7 +19,7 @@ public sealed class ResponseBuffering
     /// <summary>Spooled bytes of all responses of this process.</summary>
     public required ByteBudget SpoolBudget { get; init; }
     /// <summary>How long a Python thread that must wait for the client waits without progress before dropping
-    /// it.</summary>
+    /// it (<see cref="Timeout.InfiniteTimeSpan"/>: for as long as the client keeps the connection).</summary>
     public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 

@@ -31,7 +31,7 @@ public static class SpoolFile
 /// </summary>
 public sealed class ByteBudget
 {
-    private long _used;
+    private long _used, _released;
     private readonly long _capacity;
     public ByteBudget(long capacity) => _capacity = capacity;
     /// <summary>Bytes reserved now (a metrics gauge; the unit tests check every path gives its reservation back).
@@ -48,5 +48,13 @@ public sealed class ByteBudget
         }
     }
 
-    public void Release(long bytes) => Interlocked.Add(ref _used, -bytes);
+    public void Release(long bytes)
+    {
+        Interlocked.Add(ref _used, -bytes);
+        Interlocked.Add(ref _released, bytes);
+    }
+
+    /// <summary>Bytes given back since the start: a waiter sees from it that room is being made, by anyone.
+    /// </summary>
+    public long Released => Interlocked.Read(ref _released);
 }

@@ -219,7 +219,10 @@ public static class SettingsRegistry
             "Response bytes of one response that may wait in a spool file; past it the Python thread waits for the " +
             "client (at most --send-timeout without progress).", Section: "Buffering"),
         new("response-spool-total", null, "BYTES", "4g", SettingKind.Bytes,
-            "Spooled response bytes of all responses of one worker.", Section: "Buffering"),
+            "Spooled response bytes (not sent yet) of all responses of one worker. Past it a Python thread waits " +
+            "for room, which any response's client makes (the delivery watchdog drops the ones that take " +
+            "nothing); it gives up on its own client only after --send-timeout + 2 s with no room made at all.",
+            Section: "Buffering"),
         new("tmp-dir", null, "DIR", null, SettingKind.Text,
             "Directory for spool files (unlinked as soon as they are created). Default: the system temp directory.",
             Section: "Buffering"),
@@ -241,18 +244,26 @@ public static class SettingsRegistry
             "default a file over 64 KiB on a cleartext HTTP/1.1 connection goes from the page cache to the socket " +
             "without passing through the process; TLS and HTTP/2 connections always copy.", Section: "Static files"),
         new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
-            "A Python thread that must wait for the client (a live stream such as text/event-stream, or a full " +
-            "spool) drops a client that takes nothing for this long, and is free again.", Section: "Buffering"),
+            "A client that takes nothing of what the server has for it for this long is dropped, whatever holds " +
+            "the bytes (Kestrel's buffer, a response spool, a static file, TLS, HTTP/2): per TCP connection, by " +
+            "the bytes its TCP acknowledged, checked once a second (so up to a second later), logged at info. A " +
+            "Python thread that must wait for its client (a live stream such as text/event-stream, or a full " +
+            "spool) also gives up after this long without progress, and is free again. 0 disables. Unix-socket " +
+            "connections are not watched (their client is a local proxy).", Section: "Buffering"),
         new("min-upload-rate", null, "BYTES", "240", SettingKind.Bytes,
             "A client sending a request body more slowly than this many bytes per second (after --min-rate-grace) is " +
             "dropped (408 while the server reads the body; an OSError in the app while it streams). 0 disables.",
             Section: "Buffering"),
         new("min-download-rate", null, "BYTES", "240", SettingKind.Bytes,
-            "A client reading a response more slowly than this many bytes per second (after --min-rate-grace) is " +
-            "dropped. 0 disables.", Section: "Buffering"),
+            "A client taking what the server has for it more slowly than this many bytes per second, on average " +
+            "since data started waiting for it, is dropped once --min-rate-grace has passed: per TCP connection, by " +
+            "the bytes its TCP acknowledged, checked once a second, logged at info. Kestrel's own per-write limit " +
+            "at this rate stays too (it is what drops an HTTP/2 client that starves one stream's flow-control " +
+            "window). 0 disables both.", Section: "Buffering"),
         new("min-rate-grace", null, "SECONDS", "5", SettingKind.Seconds,
             "How long a transfer may run below --min-upload-rate or --min-download-rate before the client is dropped " +
-            "(more than 1).",
+            "(more than 1). For a download the clock starts when data starts waiting for the client, and starts " +
+            "over each time the client has taken everything.",
             Section: "Buffering"),
 
         new("certfile", null, "FILE", null, SettingKind.Text,

@@ -32,12 +32,15 @@ public sealed class ServerHost
     private readonly KestrelServer _server;
     private readonly ListenerControl _listeners;
     private readonly WorkerLifecycle _lifecycle;
+    private readonly DeliveryWatchdog? _watchdog;
 
-    private ServerHost(KestrelServer server, ListenerControl listeners, WorkerLifecycle lifecycle)
+    private ServerHost(KestrelServer server, ListenerControl listeners, WorkerLifecycle lifecycle,
+        DeliveryWatchdog? watchdog)
     {
         _server = server;
         _listeners = listeners;
         _lifecycle = lifecycle;
+        _watchdog = watchdog;
     }
 
     /// <summary>
@@ -127,8 +130,17 @@ public sealed class ServerHost
                 loggers.CreateLogger("sharpwsgi.static"),
                 metrics == null ? null : n => metrics.Add(Metrics.MetricsTable.StaticSendfileBytes, n))
             : null;
+        // Kestrel's MinResponseDataRate above stays as a backstop, but it counts bytes written into its buffer, not
+        // bytes the client took: the watchdog is what bounds a client that stops reading.
+        var watchdog = DeliveryWatchdog.Create(
+            new DeliveryLimits(settings.SendTimeout, settings.MinDownloadRate, settings.MinRateGrace),
+            loggers.CreateLogger("sharpwsgi.delivery"),
+            metrics == null ? null : rule => metrics.Count(rule == DeliveryRuleBroken.SendTimeout
+                ? Metrics.MetricsTable.SlowClientsSendTimeout : Metrics.MetricsTable.SlowClientsMinRate));
         void Configure(ListenOptions listen, bool useTls)
         {
+            // Outermost: it only reads the socket's TCP_INFO, and watches the connection's whole life.
+            if (watchdog != null) listen.Use(watchdog.Middleware);
             // First, so it sits on the socket itself (the PROXY header and h2c sniffing read through it).
             if (sendfile != null && !useTls) listen.Use(SendfileTransport.Middleware(sendfile));
             // Order is the order on the wire: PROXY header, then TLS, then HTTP.
@@ -209,7 +221,7 @@ public sealed class ServerHost
         {
             throw new StartupException($"The worker cannot listen: {e.Message}.");
         }
-        var host = new ServerHost(server, listeners, lifecycle);
+        var host = new ServerHost(server, listeners, lifecycle, watchdog);
         foreach (var listener in inherited)
             if (DescribeFd(listener.Fd) is { } identity) host._inherited.Add((listener.Fd, identity));
         return host;
@@ -282,5 +294,6 @@ public sealed class ServerHost
         using var cts = new CancellationTokenSource(grace);
         try { await _server.StopAsync(cts.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
+        _watchdog?.Dispose();
     }
 }

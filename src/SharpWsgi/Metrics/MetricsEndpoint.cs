@@ -184,6 +184,12 @@ public sealed class MetricsEndpoint : IDisposable
             totals[MetricsTable.LimitRefusals]);
         Counter(o, "sharpwsgi_static_sendfile_bytes_total", "--static body bytes sent by sendfile(2).",
             totals[MetricsTable.StaticSendfileBytes]);
+        Head(o, "sharpwsgi_slow_clients_dropped_total", "counter",
+            "Connections dropped because the client did not take the response, by rule.");
+        o.Append("sharpwsgi_slow_clients_dropped_total{reason=\"send_timeout\"} ")
+            .Append(totals[MetricsTable.SlowClientsSendTimeout]).Append('\n');
+        o.Append("sharpwsgi_slow_clients_dropped_total{reason=\"min_download_rate\"} ")
+            .Append(totals[MetricsTable.SlowClientsMinRate]).Append('\n');
         Counter(o, "sharpwsgi_worker_starts_total", "Worker processes started.", starts);
         Head(o, "sharpwsgi_worker_exits_total", "counter", "Worker processes that exited, by reason.");
         for (int i = 0; i < ExitReasons.Length; i++)

@@ -25,13 +25,15 @@ public sealed unsafe class MetricsTable : IDisposable
     public const int Requests = 0; // Methods.Length * StatusClasses counters
     public const int RequestBytes = 40, ResponseBytes = 41, AppExceptions = 42, QueueFull = 43, QueueTimeout = 44,
         RequestTimeout = 45, LimitRefusals = 46, StaticSendfileBytes = 47;
-    public const int CounterEnd = 48;
-    public const int BusyThreads = 48, Threads = 49, Queued = 50, OpenConnections = 51, BufferedRequestBytes = 52,
-        BufferedResponseBytes = 53;
-    public const int GaugeEnd = 56;
+    /// <summary>Connections dropped by the delivery watchdog, by the rule they broke.</summary>
+    public const int SlowClientsSendTimeout = 48, SlowClientsMinRate = 49;
+    public const int CounterEnd = 50;
+    public const int BusyThreads = 50, Threads = 51, Queued = 52, OpenConnections = 53, BufferedRequestBytes = 54,
+        BufferedResponseBytes = 55;
+    public const int GaugeEnd = 58; // two spare gauges
     /// <summary>Histograms: each has <see cref="Buckets"/> non-cumulative bucket counts (the last is +Inf), then its
-    /// sum in microseconds.</summary>
-    public const int Histograms = 56;
+    /// sum in microseconds. They end at 58 + 4 * 17 = 126 of the slot's 128 longs.</summary>
+    public const int Histograms = 58;
     public const int Duration = 0, QueueWait = 1, AppTime = 2, Drain = 3, HistogramCount = 4;
 
     /// <summary>Upper bounds in seconds, 0.5 ms to 30 s (+Inf after them).</summary>

@@ -48,7 +48,8 @@ public sealed class TestApp : IDisposable
     public RequestRunner Runner { get; }
 
     /// <summary>Buffering for one test: a fresh spool directory, a budget of its own, the given send timeout.</summary>
-    public static ResponseBuffering NewBuffering(double sendTimeoutSeconds = 10, long perResponse = 1L << 30)
+    public static ResponseBuffering NewBuffering(double sendTimeoutSeconds = 10, long perResponse = 1L << 30,
+        long total = 4L << 30)
     {
         var dir = Path.Combine(Path.GetTempPath(), "sharpwsgi-gateway-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
@@ -56,7 +57,7 @@ public sealed class TestApp : IDisposable
         {
             TempDirectory = dir,
             SpoolPerResponse = perResponse,
-            SpoolBudget = new ByteBudget(4L << 30),
+            SpoolBudget = new ByteBudget(total),
             SendTimeout = TimeSpan.FromSeconds(sendTimeoutSeconds),
         };
     }

@@ -10,6 +10,18 @@ public sealed class MetricsTableTests
     private static long Ticks(double seconds) => (long)(seconds * Stopwatch.Frequency);
 
     [Fact]
+    public void Layout_CountersGaugesHistograms_InOrderAndWithinTheSlot()
+    {
+        Assert.True(MetricsTable.StaticSendfileBytes < MetricsTable.SlowClientsSendTimeout);
+        Assert.True(MetricsTable.SlowClientsMinRate < MetricsTable.CounterEnd);
+        Assert.Equal(MetricsTable.CounterEnd, MetricsTable.BusyThreads);
+        Assert.True(MetricsTable.BufferedResponseBytes < MetricsTable.GaugeEnd);
+        Assert.True(MetricsTable.GaugeEnd <= MetricsTable.Histograms);
+        Assert.True(MetricsTable.Histograms + MetricsTable.HistogramCount * MetricsTable.HistogramLongs
+            <= MetricsTable.SlotLongs);
+    }
+
+    [Fact]
     public void Observe_AtAndPastBounds_LandsInTheInclusiveBucketAndNegativeIsIgnored()
     {
         var (table, path) = MetricsTable.Create();
