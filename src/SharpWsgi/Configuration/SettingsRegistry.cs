@@ -248,8 +248,10 @@ public static class SettingsRegistry
             "the bytes (Kestrel's buffer, a response spool, a static file, TLS, HTTP/2): per TCP connection, by " +
             "the bytes its TCP acknowledged, checked once a second (so up to a second later), logged at info. A " +
             "Python thread that must wait for its client (a live stream such as text/event-stream, or a full " +
-            "spool) also gives up after this long without progress, and is free again. 0 disables. Unix-socket " +
-            "connections are not watched (their client is a local proxy).", Section: "Buffering"),
+            "spool) also gives up after this long without progress, and is free again. The other way round, a " +
+            "client that sends no byte of a request body for this long while the server reads it ahead gets 408 " +
+            "(nginx's client_body_timeout). 0 disables. Unix-socket connections are not watched for their " +
+            "reading (their client is a local proxy).", Section: "Buffering"),
         new("min-upload-rate", null, "BYTES", "240", SettingKind.Bytes,
             "A client sending a request body more slowly than this many bytes per second (after --min-rate-grace) is " +
             "dropped (408 while the server reads the body; an OSError in the app while it streams). 0 disables.",

@@ -18,6 +18,10 @@ public sealed class BodyBufferingOptions
     public string TempDirectory { get; init; } = Path.GetTempPath();
     /// <summary>Bytes of bodies held in memory by the whole process; past it bodies are spooled instead.</summary>
     public required ByteBudget MemoryBudget { get; init; }
+    /// <summary>--send-timeout: a client that sends no body byte for this long while it is read ahead gets 408
+    /// (nginx's client_body_timeout). Kestrel's minimum upload rate is an average over the whole body, so a fast start
+    /// then a stall would hold the connection and its spool for hours. Zero: no such bound.</summary>
+    public TimeSpan IdleTimeout { get; init; }
 }
 
 /// <summary>
@@ -34,6 +38,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
     private long _reserved;
     private byte[]? _memory;
     private SafeFileHandle? _spool;
+    private CancellationTokenSource? _idle;
 
     private RequestBodyPrefetch(BodyBufferingOptions options) => _options = options;
 
@@ -86,6 +91,22 @@ internal sealed class RequestBodyPrefetch : IDisposable
         }
     }
 
+    /// <summary>The next read of the body; 408 when the client sends nothing for <see
+    /// cref="BodyBufferingOptions.IdleTimeout"/>.</summary>
+    private async ValueTask<ReadResult> ReadWithinIdleTimeoutAsync(PipeReader reader)
+    {
+        var timeout = _options.IdleTimeout;
+        if (timeout <= TimeSpan.Zero) return await reader.ReadAsync().ConfigureAwait(false);
+        if (_idle == null || !_idle.TryReset()) _idle = new CancellationTokenSource();
+        _idle.CancelAfter(timeout);
+        try { return await reader.ReadAsync(_idle.Token).ConfigureAwait(false); }
+        catch (OperationCanceledException) when (_idle.IsCancellationRequested)
+        {
+            throw new RequestBodyException(408,
+                $"the client sent no body bytes for {timeout.TotalSeconds:0.#}s (--send-timeout)");
+        }
+    }
+
     private bool Reserve(long bytes)
     {
         if (!_options.MemoryBudget.TryReserve(bytes)) return false;
@@ -97,11 +118,11 @@ internal sealed class RequestBodyPrefetch : IDisposable
     /// A Content-Length body over HTTP/1.x reads straight from the connection's input pipe: leaving it unconsumed keeps
     /// it in Kestrel's buffers, no copy (the server sizes MaxRequestBufferSize to fit the memory limit).
     /// </summary>
-    private static async Task HoldInKestrelAsync(PipeReader reader, long length)
+    private async Task HoldInKestrelAsync(PipeReader reader, long length)
     {
         while (true)
         {
-            var result = await reader.ReadAsync().ConfigureAwait(false);
+            var result = await ReadWithinIdleTimeoutAsync(reader).ConfigureAwait(false);
             var buffer = result.Buffer;
             var done = result.IsCompleted || result.IsCanceled || buffer.Length >= length;
             reader.AdvanceTo(buffer.Start, done ? buffer.Start : buffer.End);
@@ -116,7 +137,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
         var inMemory = length is not long known || known <= _options.MemoryLimit;
         while (true)
         {
-            var result = await reader.ReadAsync().ConfigureAwait(false);
+            var result = await ReadWithinIdleTimeoutAsync(reader).ConfigureAwait(false);
             var buffer = result.Buffer;
             if (buffer.Length > 0)
             {
@@ -196,6 +217,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
         ReturnMemory();
         _spool?.Dispose();
         _spool = null;
+        _idle?.Dispose();
     }
 
     /// <summary>The spooled part of a body, then whatever still arrives on Kestrel's pipe.</summary>

@@ -197,6 +197,7 @@ public sealed class ServerHost
             SpoolLimit = settings.BodySpoolSize,
             TempDirectory = settings.TempDirectory,
             MemoryBudget = new ByteBudget(Math.Max(settings.BodyBufferTotal, settings.BodyBufferSize)),
+            IdleTimeout = TimeSpan.FromSeconds(Math.Max(0, settings.SendTimeout)),
         };
         var forwarded = new ForwardedHeaders(settings, loggers.CreateLogger("sharpwsgi.forwarded"));
         // IDs cost a string per request: made only where something shows them.

@@ -209,6 +209,30 @@ public sealed class SlowClientTests
             server.WaitForOutput(new Regex(@"the request body could not be read \(408"), TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData("1m")] // held in memory
+    [InlineData("64k")] // spooled to a file
+    public void UploadStall_AfterAFastStart_Gets408AfterSendTimeout(string bodyBuffer)
+    {
+        // Kestrel's --min-upload-rate averages over the whole body: 256 KiB at once buys a long stall (26 s at
+        // 10,000 B/s, days at the default 240). Reading ahead, a stall of --send-timeout ends it.
+        using var server = ServerProcess.Start(new[]
+        {
+            "--min-upload-rate", "10000", "--send-timeout", "2", "--body-buffer-size", bodyBuffer, App,
+        });
+        using var c = new RawHttp(server.Port, TimeSpan.FromSeconds(20));
+        c.Send("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n");
+        var clock = Stopwatch.StartNew();
+        c.Send(new byte[256 * 1024]);
+        var r = c.ReadResponse(); // then nothing more
+        _out.WriteLine($"answered after {clock.Elapsed.TotalSeconds:0.0}s: {r.BodyText.Trim()}");
+        Assert.Equal(408, r.Status);
+        Assert.Contains("--send-timeout", r.BodyText);
+        Assert.Equal("close", r.Header("Connection"));
+        Assert.InRange(clock.Elapsed.TotalSeconds, 1.5, 10);
+        Assert.Equal(0, Stats(server.Port).GetProperty("upload_done").GetInt32());
+    }
+
     [Fact]
     public void SpooledResponse_ClientReadsLate_CompleteAndSpoolRemoved()
     {
