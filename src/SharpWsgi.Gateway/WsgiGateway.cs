@@ -162,6 +162,18 @@ public sealed class WsgiGateway
         return true;
     }
 
+    /// <summary>The latest moment every interpreter's GIL was seen held (a Stopwatch timestamp; see
+    /// <see cref="RequestWatchdog.LastSignOfLife"/>).</summary>
+    public long LastSignOfLife
+    {
+        get
+        {
+            var least = long.MaxValue;
+            foreach (var unit in _units) least = Math.Min(least, unit.Watchdog.LastSignOfLife);
+            return least;
+        }
+    }
+
     /// <summary>Takes back every request still waiting for a Python thread (see
     /// <see cref="PythonDispatcher.WithdrawQueued"/>); returns how many.</summary>
     public int WithdrawQueued() => _units.Sum(unit => unit.Dispatcher.WithdrawQueued());

@@ -30,6 +30,11 @@ public sealed class RequestWatchdog
     private readonly PyOwned _timeoutClass;
     private readonly long _timeoutTicks, _graceTicks, _noProgressTicks;
     private long _lastCompletion = Stopwatch.GetTimestamp();
+    private long _lastMonitorPass;
+
+    /// <summary>When this interpreter's GIL was last seen held (a request finished, or the monitor ran): a Stopwatch
+    /// timestamp, read without the GIL.</summary>
+    public long LastSignOfLife => Math.Max(Volatile.Read(ref _lastCompletion), Volatile.Read(ref _lastMonitorPass));
     private bool _noProgressReported;
 
     /// <summary>Called (without the GIL) after each tick in which the monitor got the GIL.</summary>
@@ -145,6 +150,7 @@ public sealed class RequestWatchdog
         {
             // Here the GIL is held: reaching this line is the proof of life, for the beat and for every proof asked
             // before the wait below ended.
+            Volatile.Write(ref _lastMonitorPass, Stopwatch.GetTimestamp());
             if (answering > Volatile.Read(ref _proofsGiven))
                 lock (_proofGate)
                 {

@@ -14,15 +14,19 @@ namespace SharpWsgi.Hosting;
 /// gunicorn's accept loop is Python, so a worker frozen in a C call that holds the GIL takes no new connection and
 /// its siblings get them all. Kestrel's accept needs no Python, so a frozen worker would go on taking connections
 /// whose requests then wait for it. Here, once a connection waits in the socket's queue, the worker first asks for
-/// a proof of life (<see cref="WsgiProof"/>: the monitor thread must take the GIL after the ask) and accepts only
-/// then; a frozen worker leaves the connection in the queue for a sibling. One proof covers what is accepted within
-/// <see cref="ProofLifetime"/> of asking for it, so a burst pays one GIL round trip; keep-alive requests never pay.
-/// The wait runs on a thread of this listener's own (poll(2) on the socket), never on Kestrel's.
+/// a proof of life and accepts only then; a frozen worker leaves the connection in the queue for a sibling. A
+/// request finished within <see cref="RecentLife"/> is proof enough (a busy worker pays nothing); otherwise the
+/// monitor thread must take the GIL after the ask (WsgiGateway.WaitResponsive), and that proof covers what is
+/// accepted within <see cref="ProofLifetime"/> of asking for it. The few connections a worker may take in the
+/// instant it freezes are not lost: their requests wait in its queue, which <see cref="StallHandover"/> sends to a
+/// sibling. The wait runs on a thread of this listener's own (poll(2) on the socket), never on Kestrel's.
 /// </summary>
 internal sealed class ResponsiveListener : IConnectionListener
 {
     /// <summary>How long after a proof was asked for an accept may still rely on it.</summary>
     private static readonly long ProofLifetime = Stopwatch.Frequency / 1000;
+    /// <summary>How recent a finished request (or monitor pass) must be to count as a proof by itself.</summary>
+    private static readonly long RecentLife = Stopwatch.Frequency / 500;
     /// <summary>How long one ask waits before the queue is looked at again (the ask stays open meanwhile).</summary>
     private static readonly TimeSpan ProofWait = TimeSpan.FromMilliseconds(200);
 
@@ -31,20 +35,24 @@ internal sealed class ResponsiveListener : IConnectionListener
     private readonly int _wakeFd;
     private readonly SocketConnectionContextFactory _factory;
     private readonly Func<TimeSpan, bool> _proveResponsive;
+    private readonly Func<long> _lastSignOfLife;
     private readonly ILogger _log;
     private readonly object _gate = new();
     private readonly Queue<ConnectionContext> _unclaimed = new();
     private TaskCompletionSource<ConnectionContext?>? _waiter;
     private long _provenSince; // a Stopwatch timestamp (0: never)
     private readonly Thread _thread;
+    private readonly object _inline = new();
+    private readonly bool _tcp;
     private volatile bool _closed;
     private bool _frozenLogged;
 
     public EndPoint EndPoint { get; }
 
     public ResponsiveListener(FileHandleEndPoint endpoint, SocketConnectionContextFactory factory,
-        Func<TimeSpan, bool> proveResponsive, ILogger log)
+        Func<TimeSpan, bool> proveResponsive, Func<long> lastSignOfLife, ILogger log)
     {
+        _lastSignOfLife = lastSignOfLife;
         // Not owned, as with Kestrel's own listener: ServerHost closes the descriptors it was handed.
         _listenSocket = new Socket(new SafeSocketHandle((nint)endpoint.FileHandle, ownsHandle: false));
         _listenFd = (int)endpoint.FileHandle;
@@ -56,12 +64,17 @@ internal sealed class ResponsiveListener : IConnectionListener
         _proveResponsive = proveResponsive;
         _log = log;
         EndPoint = _listenSocket.LocalEndPoint ?? endpoint;
+        _tcp = EndPoint is IPEndPoint;
         _thread = new Thread(AcceptLoop) { IsBackground = true, Name = "accept-when-responsive" };
         _thread.Start();
     }
 
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
+        // Under load a connection is usually waiting and Python was just seen running: accepted here, at once, with
+        // no trip through the accept thread (two thread wake-ups per connection cost a quarter of the fresh-
+        // connection rate).
+        if (TryAcceptInline() is { } accepted) return accepted;
         TaskCompletionSource<ConnectionContext?> waiter;
         lock (_gate)
         {
@@ -92,7 +105,7 @@ internal sealed class ResponsiveListener : IConnectionListener
                 : (false, Libc.PollReadable(_wakeFd, _wakeFd, -1).First);
             if (woken) Libc.Drain(_wakeFd);
             if (_closed || !pending) continue;
-            if (Stopwatch.GetTimestamp() - _provenSince > ProofLifetime)
+            if (!ProofIsFresh(Stopwatch.GetTimestamp()))
             {
                 var asked = Stopwatch.GetTimestamp();
                 if (!_proveResponsive(ProofWait))
@@ -133,10 +146,28 @@ internal sealed class ResponsiveListener : IConnectionListener
         last?.TrySetResult(null);
     }
 
+    private bool ProofIsFresh(long now) =>
+        now - _provenSince <= ProofLifetime || now - _lastSignOfLife() <= RecentLife;
+
+    /// <summary>A connection already waiting, accepted on the caller's thread when Python's proof is fresh; null
+    /// otherwise (the accept thread then waits for one, and for the proof).</summary>
+    private ConnectionContext? TryAcceptInline()
+    {
+        int fd;
+        lock (_inline) // UnbindAsync takes it too: no accept on a descriptor being closed
+        {
+            if (_closed || !ProofIsFresh(Stopwatch.GetTimestamp())) return null;
+            lock (_gate)
+                if (_unclaimed.Count > 0) return null;
+            fd = Libc.AcceptNonBlocking(_listenFd);
+        }
+        return fd < 0 ? null : Wrap(fd);
+    }
+
     private ConnectionContext Wrap(int fd)
     {
         var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
-        if (socket.LocalEndPoint is IPEndPoint) socket.NoDelay = true; // as Kestrel's own listener does
+        if (_tcp) socket.NoDelay = true; // as Kestrel's own listener does
         return _factory.Create(socket);
     }
 
@@ -156,7 +187,7 @@ internal sealed class ResponsiveListener : IConnectionListener
     /// <see cref="ProofWait"/>).</summary>
     public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
-        _closed = true;
+        lock (_inline) _closed = true;
         Libc.Signal(_wakeFd);
         await Task.Run(() => _thread.Join(TimeSpan.FromSeconds(5)), cancellationToken).ConfigureAwait(false);
     }
@@ -184,13 +215,15 @@ internal sealed class ResponsiveListenerFactory : IConnectionListenerFactory
     private readonly IConnectionListenerFactory _sockets;
     private readonly SocketConnectionContextFactory _factory;
     private readonly Func<TimeSpan, bool> _proveResponsive;
+    private readonly Func<long> _lastSignOfLife;
     private readonly ILogger _log;
 
     public ResponsiveListenerFactory(IConnectionListenerFactory sockets, SocketTransportOptions options,
-        Func<TimeSpan, bool> proveResponsive, ILoggerFactory loggers)
+        Func<TimeSpan, bool> proveResponsive, Func<long> lastSignOfLife, ILoggerFactory loggers)
     {
         _sockets = sockets;
         _proveResponsive = proveResponsive;
+        _lastSignOfLife = lastSignOfLife;
         _log = loggers.CreateLogger("sharpwsgi.accept");
         _factory = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
         {
@@ -206,7 +239,7 @@ internal sealed class ResponsiveListenerFactory : IConnectionListenerFactory
     {
         if (endpoint is FileHandleEndPoint handle)
             return ValueTask.FromResult<IConnectionListener>(
-                new ResponsiveListener(handle, _factory, _proveResponsive, _log));
+                new ResponsiveListener(handle, _factory, _proveResponsive, _lastSignOfLife, _log));
         return _sockets.BindAsync(endpoint, cancellationToken);
     }
 }
