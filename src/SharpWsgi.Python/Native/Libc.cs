@@ -151,6 +151,25 @@ public static class Libc
         return (fds[0].Revents != 0, fds[1].Revents != 0);
     }
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "ppoll", SetLastError = true)]
+    private static extern unsafe int PPollNative(PollFd* fds, nuint count, TimeSpec* timeout, nint sigmask);
+
+    /// <summary>Waits up to the given microseconds for input on fd (ppoll(2): finer than poll's milliseconds);
+    /// true when it is readable.</summary>
+    public static unsafe bool WaitReadable(int fd, int microseconds)
+    {
+        var pollFd = new PollFd { Fd = fd, Events = POLLIN };
+        var timeout = new TimeSpec { Seconds = microseconds / 1_000_000, Nanoseconds = microseconds % 1_000_000 * 1000L };
+        return PPollNative(&pollFd, 1, &timeout, 0) > 0 && pollFd.Revents != 0;
+    }
+
     [DllImport("libc", EntryPoint = "accept4", SetLastError = true)]
     private static extern int Accept4(int fd, nint address, nint addressLength, int flags);
 

@@ -192,7 +192,8 @@ public sealed class ListenerControl : IConnectionListenerFactory
                 ConnectionContext? connection;
                 try
                 {
-                    if (balance != null)
+                    // A ResponsiveListener defers by itself, to the microsecond, only while a connection waits.
+                    if (balance != null && _inner is not ResponsiveListener)
                         await balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken)
                             .ConfigureAwait(false);
                     connection = await _inner.AcceptAsync(linked?.Token ?? pauseToken).ConfigureAwait(false);

@@ -25,6 +25,8 @@ internal sealed class ResponsiveListener : IConnectionListener
 {
     /// <summary>How long after a proof was asked for an accept may still rely on it.</summary>
     private static readonly long ProofLifetime = Stopwatch.Frequency / 1000;
+    /// <summary>How long a worker that is ahead (AcceptBalance) leaves a waiting connection to the others.</summary>
+    private const int AheadWaitMicroseconds = 200;
     /// <summary>How recent a finished request (or monitor pass) must be to count as a proof by itself.</summary>
     private static readonly long RecentLife = Stopwatch.Frequency / 500;
     /// <summary>How long one ask waits before the queue is looked at again (the ask stays open meanwhile).</summary>
@@ -36,6 +38,7 @@ internal sealed class ResponsiveListener : IConnectionListener
     private readonly SocketConnectionContextFactory _factory;
     private readonly Func<TimeSpan, bool> _proveResponsive;
     private readonly Func<long> _lastSignOfLife;
+    private readonly Func<bool> _isAhead;
     private readonly ILogger _log;
     private readonly object _gate = new();
     private readonly Queue<ConnectionContext> _unclaimed = new();
@@ -50,9 +53,10 @@ internal sealed class ResponsiveListener : IConnectionListener
     public EndPoint EndPoint { get; }
 
     public ResponsiveListener(FileHandleEndPoint endpoint, SocketConnectionContextFactory factory,
-        Func<TimeSpan, bool> proveResponsive, Func<long> lastSignOfLife, ILogger log)
+        Func<TimeSpan, bool> proveResponsive, Func<long> lastSignOfLife, Func<bool> isAhead, ILogger log)
     {
         _lastSignOfLife = lastSignOfLife;
+        _isAhead = isAhead;
         // Not owned, as with Kestrel's own listener: ServerHost closes the descriptors it was handed.
         _listenSocket = new Socket(new SafeSocketHandle((nint)endpoint.FileHandle, ownsHandle: false));
         _listenFd = (int)endpoint.FileHandle;
@@ -121,6 +125,13 @@ internal sealed class ResponsiveListener : IConnectionListener
                 _frozenLogged = false;
                 _provenSince = asked;
             }
+            if (_isAhead())
+            {
+                // Another worker has clearly fewer connections: a moment for it to take this one (it is woken too),
+                // then this worker takes it if it is still there. Evens out bursts of keep-alive connections.
+                if (Libc.WaitReadable(_wakeFd, AheadWaitMicroseconds)) Libc.Drain(_wakeFd);
+                if (!Libc.WaitReadable(_listenFd, 0)) continue;
+            }
             lock (_gate)
                 if (_waiter == null) continue; // the ask was cancelled while the proof came
             var fd = Libc.AcceptNonBlocking(_listenFd);
@@ -156,7 +167,7 @@ internal sealed class ResponsiveListener : IConnectionListener
         int fd;
         lock (_inline) // UnbindAsync takes it too: no accept on a descriptor being closed
         {
-            if (_closed || !ProofIsFresh(Stopwatch.GetTimestamp())) return null;
+            if (_closed || !ProofIsFresh(Stopwatch.GetTimestamp()) || _isAhead()) return null;
             lock (_gate)
                 if (_unclaimed.Count > 0) return null;
             fd = Libc.AcceptNonBlocking(_listenFd);
@@ -218,6 +229,10 @@ internal sealed class ResponsiveListenerFactory : IConnectionListenerFactory
     private readonly Func<long> _lastSignOfLife;
     private readonly ILogger _log;
 
+    /// <summary>Whether another worker has clearly fewer connections (AcceptBalance); set once the listener control
+    /// that counts them exists.</summary>
+    public Func<bool> IsAhead { get; set; } = () => false;
+
     public ResponsiveListenerFactory(IConnectionListenerFactory sockets, SocketTransportOptions options,
         Func<TimeSpan, bool> proveResponsive, Func<long> lastSignOfLife, ILoggerFactory loggers)
     {
@@ -239,7 +254,7 @@ internal sealed class ResponsiveListenerFactory : IConnectionListenerFactory
     {
         if (endpoint is FileHandleEndPoint handle)
             return ValueTask.FromResult<IConnectionListener>(
-                new ResponsiveListener(handle, _factory, _proveResponsive, _lastSignOfLife, _log));
+                new ResponsiveListener(handle, _factory, _proveResponsive, _lastSignOfLife, () => IsAhead(), _log));
         return _sockets.BindAsync(endpoint, cancellationToken);
     }
 }

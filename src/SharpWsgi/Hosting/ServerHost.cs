@@ -190,6 +190,8 @@ public sealed class ServerHost
             transportOptions, gateway.WaitResponsive, () => gateway.LastSignOfLife, loggers);
         var listeners = new ListenerControl(sockets,
             reusePortAddresses.Count == 0 ? balance : null, settings.MaxConnections);
+        if (balance != null && reusePortAddresses.Count == 0)
+            sockets.IsAhead = () => balance.IsAhead(listeners.OpenConnections);
         var server = new KestrelServer(Options.Create(options), listeners, loggers);
         var bodies = new BodyBufferingOptions
         {

@@ -69,6 +69,9 @@ public sealed class AcceptBalance : IDisposable
     /// <summary>This worker's open connections changed.</summary>
     public void Publish(int open) => Set(_slot, open);
 
+    /// <summary>Another accepting worker has clearly fewer connections (more than one fewer).</summary>
+    public bool IsAhead(int open) => open > LeastOther() + 1;
+
     /// <summary>Waits (a few ms at most) while another accepting worker has clearly fewer connections.</summary>
     public async ValueTask DeferWhileAheadAsync(int open, CancellationToken cancellationToken)
     {
