@@ -6,6 +6,8 @@ non-readers  16 clients ask for /stream?mb=100 (tests/apps/slow_clients.py, -w 2
              at send-timeout + 3 s and at 30 s, with the slowest side request meanwhile.
 frozen       tests/apps/freeze.py, -w 2: one worker is frozen for 8 s in a C call that holds the GIL while 4 clients
              send GET /fast on fresh connections for 12 s (3 s client timeout); failed requests are counted.
+fresh        what accepting costs: ab -n 10000 -c 16 without keep-alive (a new connection per request, as nginx's
+             proxy_pass by default) against /fast at -w 1 and -w 2, best of 3.
 
 Usage: hardening.py --sharpwsgi BIN [--before BIN] [--out FILE]
 """
@@ -175,6 +177,23 @@ def frozen_worker(binary, freeze_s=8, duration=12, concurrency=4, timeout=3):
         server.stop()
 
 
+def fresh_connections(binary, workers):
+    server = Server(binary, 'freeze.py', '-w', str(workers), '--log-level', 'warning')
+    try:
+        url = 'http://127.0.0.1:%d/fast' % server.port
+        subprocess.run(['ab', '-q', '-n', '2000', '-c', '16', url], capture_output=True)  # warm-up
+        best = 0.0
+        for _ in range(3):
+            out = subprocess.run(['ab', '-q', '-n', '10000', '-c', '16', url], capture_output=True, text=True).stdout
+            m = re.search(r'Requests per second:\s+([\d.]+)', out)
+            failed = re.search(r'Failed requests:\s+(\d+)', out)
+            if m and failed and failed.group(1) == '0':
+                best = max(best, float(m.group(1)))
+        return round(best)
+    finally:
+        server.stop()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--sharpwsgi', required=True)
@@ -191,13 +210,16 @@ def main():
         print('%s: frozen worker...' % name, flush=True)
         fw = frozen_worker(binary)
         print('  ', fw, flush=True)
-        rows.append((name, binary, nr, fw))
+        print('%s: fresh connections...' % name, flush=True)
+        fc = {w: fresh_connections(binary, w) for w in (1, 2)}
+        print('  ', fc, flush=True)
+        rows.append((name, binary, nr, fw, fc))
     lines = ['# Hardening figures (%s)' % time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), '',
-             '`bench/hardening.sh`: %s' % ', '.join('%s = `%s`' % (n, b) for n, b, _, _ in rows), '',
+             '`bench/hardening.sh`: %s' % ', '.join('%s = `%s`' % (n, b) for n, b, _, _, _ in rows), '',
              '## Non-readers: 16 clients, /stream?mb=100 never read, -w 2, --send-timeout 5', '',
              '| build | spool held at 3 s | at 8 s | at 30 s | slowest side request | drop log lines |',
              '|---|---|---|---|---|---|']
-    for name, _, nr, _ in rows:
+    for name, _, nr, _, _ in rows:
         mb = nr['spool_mb']
         keys = sorted(mb)
         lines.append('| %s | %s MB | %s MB | %s MB | %s ms | %d |' % (
@@ -205,9 +227,13 @@ def main():
     lines += ['', '## Frozen worker: -w 2, one worker in an 8 s GIL-holding C call, 4 clients on fresh connections '
               'for 12 s (3 s timeout)', '',
               '| build | answered | failed | over 1 s | slowest |', '|---|---|---|---|---|']
-    for name, _, _, fw in rows:
+    for name, _, _, fw, _ in rows:
         lines.append('| %s | %d | %d %s | %d | %.3f s |' % (name, fw['ok'], fw['failed'],
                                                            fw['failures'] or '', fw['over_1s'], fw['max_s']))
+    lines += ['', '## Fresh connections: ab -n 10000 -c 16, no keep-alive, /fast (best of 3 req/s)', '',
+              '| build | -w 1 | -w 2 |', '|---|---|---|']
+    for name, _, _, _, fc in rows:
+        lines.append('| %s | %s | %s |' % (name, format(fc[1], ','), format(fc[2], ',')))
     text = '\n'.join(lines) + '\n'
     print(text)
     if a.out:
