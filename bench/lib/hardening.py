@@ -39,14 +39,14 @@ def free_port():
 class Server:
     """One sharpwsgi on 127.0.0.1, started and stopped by its PID."""
 
-    def __init__(self, binary, app, *args):
+    def __init__(self, binary, app, *args, workers=2):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         argv = [binary, '--bind', '127.0.0.1:%d' % self.port, '--python', PYTHON, '--chdir', APPS] + list(args) + [app]
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
-            if len(self.workers()) >= 2 and self.answers():
+            if len(self.workers()) >= workers and self.answers():
                 return
             time.sleep(0.1)  # a poll interval while the server starts
         self.stop()
@@ -178,7 +178,7 @@ def frozen_worker(binary, freeze_s=8, duration=12, concurrency=4, timeout=3):
 
 
 def fresh_connections(binary, workers):
-    server = Server(binary, 'freeze.py', '-w', str(workers), '--log-level', 'warning')
+    server = Server(binary, 'freeze.py', '-w', str(workers), '--log-level', 'warning', workers=workers)
     try:
         url = 'http://127.0.0.1:%d/fast' % server.port
         subprocess.run(['ab', '-q', '-n', '2000', '-c', '16', url], capture_output=True)  # warm-up
