@@ -39,6 +39,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
     private byte[]? _memory;
     private SafeFileHandle? _spool;
     private CancellationTokenSource? _idle;
+    private bool _staleCancel;
 
     private RequestBodyPrefetch(BodyBufferingOptions options) => _options = options;
 
@@ -70,6 +71,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
             if (length is long known && known <= _options.MemoryLimit && http1 && Reserve(known))
             {
                 await HoldInKestrelAsync(reader, known).ConfigureAwait(false);
+                await ClearStaleCancelAsync(reader).ConfigureAwait(false);
                 exchange.UseBody(new KestrelBodyReader(reader, exchange.BodyLimit));
                 return null;
             }
@@ -96,15 +98,38 @@ internal sealed class RequestBodyPrefetch : IDisposable
     private async ValueTask<ReadResult> ReadWithinIdleTimeoutAsync(PipeReader reader)
     {
         var timeout = _options.IdleTimeout;
-        if (timeout <= TimeSpan.Zero) return await reader.ReadAsync().ConfigureAwait(false);
-        if (_idle == null || !_idle.TryReset()) _idle = new CancellationTokenSource();
-        _idle.CancelAfter(timeout);
-        try { return await reader.ReadAsync(_idle.Token).ConfigureAwait(false); }
-        catch (OperationCanceledException) when (_idle.IsCancellationRequested)
+        while (true)
         {
-            throw new RequestBodyException(408,
-                $"the client sent no body bytes for {timeout.TotalSeconds:0.#}s (--send-timeout)");
+            var read = reader.ReadAsync();
+            ReadResult result;
+            // Bytes already there (most small bodies arrive with the head): no timer.
+            if (read.IsCompleted || timeout <= TimeSpan.Zero) result = await read.ConfigureAwait(false);
+            else
+            {
+                if (_idle == null || !_idle.TryReset()) _idle = new CancellationTokenSource();
+                _idle.CancelAfter(timeout);
+                using (_idle.Token.UnsafeRegister(static r => ((PipeReader)r!).CancelPendingRead(), reader))
+                    result = await read.ConfigureAwait(false);
+                var fired = _idle.IsCancellationRequested; // the registration is disposed: a callback has run
+                _idle.CancelAfter(Timeout.InfiniteTimeSpan);
+                if (fired && result.IsCanceled)
+                    throw new RequestBodyException(408,
+                        $"the client sent no body bytes for {timeout.TotalSeconds:0.#}s (--send-timeout)");
+                if (fired) _staleCancel = true; // it fired as the read completed: the pipe cancels the next read
+            }
+            if (!result.IsCanceled || !_staleCancel) return result;
+            _staleCancel = false;
+            reader.AdvanceTo(result.Buffer.Start); // the timer's late cancel, not the client's: read again
         }
+    }
+
+    /// <summary>Before the body reader goes to the app: a late cancel of the timer must not reach it.</summary>
+    private async ValueTask ClearStaleCancelAsync(PipeReader reader)
+    {
+        if (!_staleCancel) return;
+        _staleCancel = false;
+        var result = await reader.ReadAsync().ConfigureAwait(false); // returns at once: the cancel is pending
+        reader.AdvanceTo(result.Buffer.Start);
     }
 
     private bool Reserve(long bytes)
@@ -178,6 +203,7 @@ internal sealed class RequestBodyPrefetch : IDisposable
             }
             if (_spool != null && gathered >= _options.SpoolLimit)
             {
+                await ClearStaleCancelAsync(reader).ConfigureAwait(false);
                 // Already counting when CountBody; Kestrel's own limit otherwise.
                 var rest = reader as KestrelBodyReader ?? new KestrelBodyReader(reader, limit);
                 rest.Features = exchange.Features; // the trailers are checked when the app reads to the end
