@@ -163,14 +163,21 @@ public sealed class WsgiGateway
     }
 
     /// <summary>The latest moment every interpreter's GIL was seen held (a Stopwatch timestamp; see
-    /// <see cref="RequestWatchdog.LastSignOfLife"/>).</summary>
+    /// <see cref="RequestWatchdog.LastSignOfLife"/>), or now when no request is running or waiting anywhere: an idle
+    /// worker takes a connection without a round trip (a request is what freezes a worker; one frozen by a
+    /// background thread still hands what it queued to a sibling, Hosting.StallHandover).</summary>
     public long LastSignOfLife
     {
         get
         {
             var least = long.MaxValue;
-            foreach (var unit in _units) least = Math.Min(least, unit.Watchdog.LastSignOfLife);
-            return least;
+            var idle = true;
+            foreach (var unit in _units)
+            {
+                least = Math.Min(least, unit.Watchdog.LastSignOfLife);
+                idle &= unit.Dispatcher.Busy == 0 && unit.Dispatcher.Queued == 0;
+            }
+            return idle ? System.Diagnostics.Stopwatch.GetTimestamp() : least;
         }
     }
 

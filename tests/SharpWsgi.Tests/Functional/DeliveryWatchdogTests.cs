@@ -42,24 +42,12 @@ public sealed class DeliveryWatchdogTests
     private static long SpoolBytes(ServerProcess server)
     {
         long total = 0;
-        foreach (var pid in ProcessTree.WithDescendants(server.Pid))
+        foreach (var fd in SpoolFiles.Open(server))
         {
-            string[] fds;
-            try { fds = Directory.GetFiles($"/proc/{pid}/fd"); }
-            catch (IOException) { continue; }
-            catch (UnauthorizedAccessException) { continue; }
-            foreach (var fd in fds)
-            {
-                try
-                {
-                    if (new FileInfo(fd).LinkTarget is not { } target || !target.Contains("sharpwsgi-spool")) continue;
-                }
-                catch (IOException) { continue; } // closed meanwhile
-                var handle = Open(fd, 0 /* O_RDONLY */);
-                if (handle < 0) continue;
-                total += Math.Max(0, Seek(handle, 0, 2 /* SEEK_END */));
-                Close(handle);
-            }
+            var handle = Open(fd, 0 /* O_RDONLY */);
+            if (handle < 0) continue; // closed meanwhile
+            total += Math.Max(0, Seek(handle, 0, 2 /* SEEK_END */));
+            Close(handle);
         }
         return total;
     }

@@ -41,26 +41,7 @@ public sealed class SlowClientTests
     }
 
     /// <summary>Open spool files (unlinked, so their links end in "(deleted)") of the server's processes.</summary>
-    private static int SpoolFiles(ServerProcess server)
-    {
-        var count = 0;
-        foreach (var pid in ProcessTree.WithDescendants(server.Pid))
-        {
-            string[] fds;
-            try { fds = Directory.GetFiles($"/proc/{pid}/fd"); }
-            catch (IOException) { continue; }
-            catch (UnauthorizedAccessException) { continue; }
-            foreach (var fd in fds)
-            {
-                try
-                {
-                    if (new FileInfo(fd).LinkTarget is { } target && target.Contains("sharpwsgi-spool")) count++;
-                }
-                catch (IOException) { }
-            }
-        }
-        return count;
-    }
+    private static int SpoolFiles(ServerProcess server) => Infrastructure.SpoolFiles.Open(server).Count;
 
     private static Socket Connect(int port, int receiveBuffer = 0)
     {
