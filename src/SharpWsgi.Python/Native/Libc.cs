@@ -166,7 +166,11 @@ public static class Libc
     public static unsafe bool WaitReadable(int fd, int microseconds)
     {
         var pollFd = new PollFd { Fd = fd, Events = POLLIN };
-        var timeout = new TimeSpec { Seconds = microseconds / 1_000_000, Nanoseconds = microseconds % 1_000_000 * 1000L };
+        var timeout = new TimeSpec
+        {
+            Seconds = microseconds / 1_000_000,
+            Nanoseconds = microseconds % 1_000_000 * 1000L,
+        };
         return PPollNative(&pollFd, 1, &timeout, 0) > 0 && pollFd.Revents != 0;
     }
 

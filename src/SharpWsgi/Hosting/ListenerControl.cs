@@ -185,17 +185,14 @@ public sealed class ListenerControl : IConnectionListenerFactory
                     await slotFreed.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                var balance = _owner._balance;
                 using var linked = cancellationToken.CanBeCanceled
                     ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, pauseToken)
                     : null;
                 ConnectionContext? connection;
                 try
                 {
-                    // A ResponsiveListener defers by itself, to the microsecond, only while a connection waits.
-                    if (balance != null && _inner is not ResponsiveListener)
-                        await balance.DeferWhileAheadAsync(_owner.OpenConnections, cancellationToken)
-                            .ConfigureAwait(false);
+                    // Balancing is the ResponsiveListener's (it defers, to the microsecond, while a connection
+                    // waits); the only other sockets are --reuse-port ones, which the kernel balances.
                     connection = await _inner.AcceptAsync(linked?.Token ?? pauseToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (pauseToken.IsCancellationRequested &&

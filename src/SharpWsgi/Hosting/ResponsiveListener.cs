@@ -141,7 +141,8 @@ internal sealed class ResponsiveListener : IConnectionListener
                 if (errno is not (Libc.EAGAIN or Libc.EINTR or 103 /* ECONNABORTED */))
                 {
                     // Out of descriptors (EMFILE/ENFILE) and the like: the connection stays queued; do not spin.
-                    _log.LogError("Worker {Pid}: accept failed (errno {Errno}); retrying", Environment.ProcessId, errno);
+                    _log.LogError("Worker {Pid}: accept failed (errno {Errno}); retrying", Environment.ProcessId,
+                        errno);
                     Thread.Sleep(100);
                 }
                 continue; // EAGAIN: a sibling took it

@@ -186,8 +186,9 @@ public sealed class ServerHost
             };
         // Balancing matters only for shared sockets; SO_REUSEPORT sockets are balanced by the kernel.
         // Shared sockets are accepted from only while this worker's Python runs (ResponsiveListener).
-        var sockets = new ResponsiveListenerFactory(new SocketTransportFactory(Options.Create(transportOptions), loggers),
-            transportOptions, gateway.WaitResponsive, () => gateway.LastSignOfLife, loggers);
+        var kestrelSockets = new SocketTransportFactory(Options.Create(transportOptions), loggers);
+        var sockets = new ResponsiveListenerFactory(kestrelSockets, transportOptions, gateway.WaitResponsive,
+            () => gateway.LastSignOfLife, loggers);
         var listeners = new ListenerControl(sockets,
             reusePortAddresses.Count == 0 ? balance : null, settings.MaxConnections);
         if (balance != null && reusePortAddresses.Count == 0)

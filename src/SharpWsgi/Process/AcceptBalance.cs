@@ -8,12 +8,12 @@ namespace SharpWsgi;
 /// 0 to the other). Each worker publishes its open-connection count in a slot of a small shared memory
 /// file the supervisor creates (which also publishes the worker count), or -1 while it does not accept
 /// (retiring, or paused because its heartbeat is late); a worker that is ahead of the least loaded
-/// accepting one by more than one connection lets the others accept first, for at most a few milliseconds.
+/// accepting one by more than one connection lets the others take a waiting connection first, for 200 µs
+/// (Hosting.ResponsiveListener).
 /// </summary>
 public sealed class AcceptBalance : IDisposable
 {
     public const int Slots = 1024;
-    private const int MaxDeferMilliseconds = 5;
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
@@ -71,13 +71,6 @@ public sealed class AcceptBalance : IDisposable
 
     /// <summary>Another accepting worker has clearly fewer connections (more than one fewer).</summary>
     public bool IsAhead(int open) => open > LeastOther() + 1;
-
-    /// <summary>Waits (a few ms at most) while another accepting worker has clearly fewer connections.</summary>
-    public async ValueTask DeferWhileAheadAsync(int open, CancellationToken cancellationToken)
-    {
-        for (int waited = 0; waited < MaxDeferMilliseconds && open > LeastOther() + 1; waited++)
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-    }
 
     private int LeastOther()
     {
