@@ -11,6 +11,8 @@
 /closes?settled=1     {"stream_closed": close() calls so far, "stream_started": streams started}; settled=1
                       first waits (at most 20 s) until every started stream has been closed
 /wait?n=N             waits until N requests wait here at once (proves they run concurrently), then answers
+/hold?n=N             as /wait, then holds the N requests until /release is asked (at most 20 s: then 504)
+/release              lets the held requests answer
 """
 import hashlib
 import json
@@ -20,6 +22,7 @@ _lock = threading.Lock()
 _settled = threading.Condition(_lock)
 _stats = {"stream_closed": 0, "stream_started": 0}
 _barriers = {}
+_released = threading.Event()
 _CHUNK = b"z" * 16384
 
 
@@ -69,6 +72,19 @@ def _wait(environ, start_response):
     return _json(start_response, {"ok": True})
 
 
+def _hold(environ, start_response):
+    n = int(_query(environ).get("n", "2"))
+    with _lock:
+        barrier = _barriers.setdefault(("hold", n), threading.Barrier(n))
+    try:
+        barrier.wait(20)
+    except threading.BrokenBarrierError:
+        return _json(start_response, {"ok": False}, "504 Gateway Timeout")
+    if not _released.wait(20):
+        return _json(start_response, {"ok": False, "released": False}, "504 Gateway Timeout")
+    return _json(start_response, {"ok": True})
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     query = _query(environ)
@@ -104,5 +120,10 @@ def application(environ, start_response):
             return _json(start_response, dict(_stats))
     if path == "/wait":
         return _wait(environ, start_response)
+    if path == "/hold":
+        return _hold(environ, start_response)
+    if path == "/release":
+        _released.set()
+        return _json(start_response, {"released": True})
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such route\n"]

@@ -7,7 +7,8 @@ JSON object on stdout; errors go to stderr with exit code 1.
   post       POST /echo: a body in DATA frames, with or without content-length, optionally with trailers
   rst        reads part of a streaming response, sends RST_STREAM(CANCEL), then asks /closes on the same connection
   streams    opens --streams streams at once (before the server's SETTINGS arrive), reports each one's fate, then
-             makes one more request on the same connection
+             makes one more request on the same connection; with --release, the --held admitted streams are let go
+             (by that path, on another connection) only once every other stream has its fate
   slow       stream A never gets a WINDOW_UPDATE; side requests on the same and on a new connection must be answered;
              then A is read to the end (or reset, --live)
   paths      --paths one after another on one connection ("HEAD:/path" for another method)
@@ -61,7 +62,7 @@ class Client:
         return self.streams.setdefault(stream_id, {"status": None, "headers": {}, "body": bytearray(),
                                                    "ended": False, "reset": None})
 
-    def request(self, method, path, headers=(), body=None, end=True, authority=None):
+    def request(self, method, path, headers=(), body=None, end=True, authority=None, flush=True):
         stream_id = self.conn.get_next_available_stream_id()
         scheme = "https" if self.args.ca else "http"
         head = [(":method", method), (":scheme", scheme), (":path", path),
@@ -71,7 +72,8 @@ class Client:
         self.state(stream_id)
         if body is not None:
             self.conn.send_data(stream_id, body, end_stream=end)
-        self.flush()
+        if flush:
+            self.flush()
         return stream_id
 
     def flush(self):
@@ -196,9 +198,17 @@ def scenario_rst(args):
 def scenario_streams(args):
     c = Client(args)
     ids = []
-    # All HEADERS go out before the server's SETTINGS are read, so the client library does not hold them back.
+    # All HEADERS go out in one write before the server's SETTINGS are read, so the client library does not hold
+    # them back.
     for _ in range(args.streams):
-        ids.append(c.request("GET", args.path))
+        ids.append(c.request("GET", args.path, flush=False))
+    c.flush()
+    if args.release:
+        # The admitted streams are held until every other one has its fate; then another connection lets them go.
+        c.pump(lambda: sum(1 for i in ids if c.done(i)) >= args.streams - args.held)
+        other = Client(args)
+        other.fetch("GET", args.release)
+        other.close()
     c.pump(lambda: all(c.done(i) for i in ids))
     outcomes = [{"stream": i, "status": c.state(i)["status"], "reset": c.state(i)["reset"]} for i in ids]
     after = c.fetch("GET", "/environ")
@@ -311,6 +321,8 @@ def main():
     p.add_argument("--live", action="store_true")
     p.add_argument("--read", type=int, default=65536)
     p.add_argument("--streams", type=int, default=8)
+    p.add_argument("--held", type=int, default=0, help="streams: how many the server admits and holds")
+    p.add_argument("--release", help="streams: asked on another connection once only the held streams are open")
     p.add_argument("--path", default="/environ")
     p.add_argument("--kb", type=int, default=8192)
     p.add_argument("--side", default="/environ")

@@ -236,9 +236,12 @@ public sealed class Http2Tests : IClassFixture<Http2Servers>
     [Fact]
     public void MaxConcurrentStreams_ClientOpensMore_ExcessRefusedConnectionAndServerGoOn()
     {
-        using var server = StartApp("--threads", "4", "--http2-max-concurrent-streams", "4");
-        // Four streams meet at a barrier (so they are open together); six more arrive meanwhile.
-        var r = Raw(server, "streams", "--streams", "10", "--path", "/wait?n=4");
+        // A fifth thread answers /release while the four held streams take the other four.
+        using var server = StartApp("--threads", "5", "--http2-max-concurrent-streams", "4");
+        // Four streams meet at a barrier and are held open until the other six have their fate: none can slip in
+        // because an early one already finished.
+        var r = Raw(server, "streams", "--streams", "10", "--path", "/hold?n=4", "--held", "4",
+            "--release", "/release");
         var outcomes = r.GetProperty("outcomes").EnumerateArray().ToList();
         Assert.All(outcomes.Take(4), o => Assert.Equal(200, o.GetProperty("status").GetInt32()));
         Assert.All(outcomes.Skip(4), o => Assert.Equal("REFUSED_STREAM", o.GetProperty("reset").GetString()));
