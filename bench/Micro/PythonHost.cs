@@ -24,7 +24,7 @@ public static unsafe class PythonHost
             if (PythonRuntime.IsInitialized) return;
             var (path, source) = PythonLocator.Choose(Interpreter);
             var info = PythonLocator.Describe(path, source);
-            PythonRuntime.Initialize(info, Array.Empty<string>(), new[] { "sharpwsgi-micro" });
+            PythonRuntime.Embed(info, Array.Empty<string>(), new[] { "sharpwsgi-micro" });
             var lib = NativeLibrary.Load(info.LibPythonPath);
             _ensure = (delegate* unmanaged<int>)NativeLibrary.GetExport(lib, "PyGILState_Ensure");
             _release = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(lib, "PyGILState_Release");

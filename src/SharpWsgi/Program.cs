@@ -10,6 +10,8 @@ using SharpWsgi.Worker;
 
 // A POSIX server (signals, fork-free workers, libc); CipherSuitesPolicy and friends are not for Windows.
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+// The host's rooms are tested in memory (tests/SharpWsgi.Hosting.Tests) through their internal seams.
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("SharpWsgi.Hosting.Tests")]
 
 namespace SharpWsgi;
 

@@ -79,7 +79,7 @@ public sealed class StartResponse : IPyCallable
         if (s.Length < 4 || s[3] != ' ' || !char.IsAsciiDigit(s[0]) || !char.IsAsciiDigit(s[1]) ||
             !char.IsAsciiDigit(s[2]))
             throw new PyRaiseException(PyErrorKind.ValueError, $"status must look like '200 OK', got {s}");
-        if (HasControl(s))
+        if (HeaderSyntax.IndexOfControl(s) >= 0)
             throw new PyRaiseException(PyErrorKind.ValueError,
                 "status must not contain control characters (CR, LF, NUL...)");
         var code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
@@ -101,7 +101,7 @@ public sealed class StartResponse : IPyCallable
         var (name, role) = _names.Resolve(nameObj);
         if (!Py.TryLatin1(valueObj, out var value))
             throw new PyRaiseException(PyErrorKind.ValueError, $"header {Py.Repr(item)} is not latin-1 encodable");
-        if (HasControl(value))
+        if (HeaderSyntax.IndexOfControl(value) >= 0)
             throw new PyRaiseException(PyErrorKind.ValueError,
                 $"header {name} value contains a control character (CR, LF, NUL...)");
         switch (role)
@@ -123,13 +123,6 @@ public sealed class StartResponse : IPyCallable
             case NameRole.AccelBuffering: _writer.AddHeader(name, value, HeaderRole.AccelBuffering); return;
             default: _writer.AddHeader(name, value, HeaderRole.Plain); return;
         }
-    }
-
-    private static bool HasControl(string s)
-    {
-        foreach (var c in s)
-            if (c < ' ' && c != '\t' || c == '\x7f') return true;
-        return false;
     }
 
     /// <summary>write(data) from the app: buffered for sending before it returns, as PEP 3333 allows.</summary>
@@ -189,7 +182,7 @@ internal sealed class HeaderNames
         if (!Py.TryLatin1(nameObj, out var name))
             throw new PyRaiseException(PyErrorKind.ValueError,
                 $"header name {Py.Repr(nameObj)} is not latin-1 encodable");
-        if (name.Length == 0 || !name.All(IsTokenChar))
+        if (!HeaderSyntax.IsToken(name))
             throw new PyRaiseException(PyErrorKind.ValueError, $"invalid header name {Py.Repr(nameObj)}");
         if (HopByHop.Contains(name))
             throw new PyRaiseException(PyErrorKind.AssertionError,
@@ -209,8 +202,4 @@ internal sealed class HeaderNames
         }
         return (name, role);
     }
-
-    private static bool IsTokenChar(char c) =>
-        c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '!' or '#' or '$' or '%' or '&'
-            or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
 }

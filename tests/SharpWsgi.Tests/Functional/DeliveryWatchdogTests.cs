@@ -12,8 +12,8 @@ using Xunit.Abstractions;
 namespace SharpWsgi.Tests.Functional;
 
 /// <summary>
-/// The delivery watchdog (src/SharpWsgi/Hosting/DeliveryWatchdog.cs) over real sockets: clients that never read, or
-/// read below --min-download-rate, are dropped by what their TCP acknowledged, whatever holds their bytes (a
+/// The delivery watchdog (src/SharpWsgi/Hosting/Edge/DeliveryWatchdog.cs) over real sockets: clients that never
+/// read, or read below --min-download-rate, are dropped by what their TCP acknowledged, whatever holds their bytes (a
 /// response spool, Kestrel's buffer, a static file sent with or without sendfile, TLS), and their spool is freed at
 /// once; a slow but steady reader keeps its connection.
 /// </summary>

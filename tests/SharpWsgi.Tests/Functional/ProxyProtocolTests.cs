@@ -4,7 +4,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using SharpWsgi.Tests.Hosting;
+using SharpWsgi.Testing;
 using SharpWsgi.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -91,8 +91,8 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
     private static byte[] Bytes(string latin1) => Encoding.Latin1.GetBytes(latin1);
 
     private static byte[] V2Inet4(string source, string destination, int sourcePort, int destPort) =>
-        ProxyProtocolParserTests.V2(0x21, 0x11,
-            ProxyProtocolParserTests.Inet4Block(source, destination, sourcePort, destPort));
+        ProxyHeaders.V2(0x21, 0x11,
+            ProxyHeaders.Inet4Block(source, destination, sourcePort, destPort));
 
     /// <summary>Sends the bytes on a new connection; returns the echoed environ and the client's local port.
     /// </summary>
@@ -154,10 +154,10 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
     [Fact]
     public void V2Header_IPv4WithTlvs_AppSeesProxySource()
     {
-        var block = ProxyProtocolParserTests.Inet4Block("192.0.2.55", "192.0.2.1", 50123, 443)
+        var block = ProxyHeaders.Inet4Block("192.0.2.55", "192.0.2.1", 50123, 443)
             .Concat(new byte[] { 0x02, 0, 8 }).Concat(Bytes("app.test")) // PP2_TYPE_AUTHORITY
             .Concat(new byte[] { 0x04, 0, 2, 0, 0 }).ToArray(); // PP2_TYPE_NOOP
-        var header = ProxyProtocolParserTests.V2(0x21, 0x11, block);
+        var header = ProxyHeaders.V2(0x21, 0x11, block);
         var (env, _) = Echo(On.Port, header.Concat(Bytes(Request)).ToArray());
         Assert.Equal("192.0.2.55", env.Str("REMOTE_ADDR"));
         Assert.Equal("50123", env.Str("REMOTE_PORT"));
@@ -170,7 +170,7 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
             .Concat(IPAddress.Parse("2001:db8::1").GetAddressBytes())
             .Concat(new byte[] { 0xC3, 0x50, 0x01, 0xBB }).ToArray(); // ports 50000, 443
         var (env, _) = Echo(On.Port,
-            ProxyProtocolParserTests.V2(0x21, 0x21, block).Concat(Bytes(Request)).ToArray());
+            ProxyHeaders.V2(0x21, 0x21, block).Concat(Bytes(Request)).ToArray());
         Assert.Equal("2001:db8::55", env.Str("REMOTE_ADDR"));
         Assert.Equal("50000", env.Str("REMOTE_PORT"));
     }
@@ -178,7 +178,7 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
     [Fact]
     public void V2Local_On_ServedWithTheRealPeer()
     {
-        var local = ProxyProtocolParserTests.V2(0x20, 0x00, Array.Empty<byte>());
+        var local = ProxyHeaders.V2(0x20, 0x00, Array.Empty<byte>());
         var (env, clientPort) = Echo(On.Port, local.Concat(Bytes(Request)).ToArray());
         Assert.Equal("127.0.0.1", env.Str("REMOTE_ADDR"));
         Assert.Equal(clientPort.ToString(), env.Str("REMOTE_PORT"));
@@ -267,9 +267,9 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
         new object[] { "v1 bad port", Bytes("PROXY TCP4 203.0.113.7 198.51.100.2 99999 80\r\n" + Request) },
         new object[] { "v1 bare LF", Bytes("PROXY TCP4 203.0.113.7 198.51.100.2 40001 80\n" + Request) },
         new object[] { "v1 no CRLF in 107 bytes", Bytes("PROXY UNKNOWN " + new string('x', 200) + "\r\n") },
-        new object[] { "v2 version 3", ProxyProtocolParserTests.V2(0x31, 0x11, new byte[12]) },
-        new object[] { "v2 DGRAM", ProxyProtocolParserTests.V2(0x21, 0x12, new byte[12]) },
-        new object[] { "v2 short block", ProxyProtocolParserTests.V2(0x21, 0x11, new byte[8]) },
+        new object[] { "v2 version 3", ProxyHeaders.V2(0x31, 0x11, new byte[12]) },
+        new object[] { "v2 DGRAM", ProxyHeaders.V2(0x21, 0x12, new byte[12]) },
+        new object[] { "v2 short block", ProxyHeaders.V2(0x21, 0x11, new byte[8]) },
     };
 
     [Theory]

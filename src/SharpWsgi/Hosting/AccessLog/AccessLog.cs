@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.AspNetCore.Http;
-using SharpWsgi.Gateway.Environ;
 using SharpWsgi.Logging;
 
 namespace SharpWsgi.Hosting;

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SharpWsgi.Gateway.Environ;
+namespace SharpWsgi.Http;
 
 /// <summary>
 /// The request target as CGI and PEP 3333 read it, in one place for the environ, static files and the access log:

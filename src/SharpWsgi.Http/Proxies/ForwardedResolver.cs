@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi.Http;
 
 /// <summary>A request's header values as the resolver reads them: a header's lines joined by ",", or null.</summary>
 public interface IForwardedHeaderSource
@@ -232,7 +232,7 @@ public sealed class ForwardedResolver
                 if (i >= s.Length || s[i] == ',') break;
                 if (s[i] == ';') { i++; continue; }
                 var nameStart = i;
-                while (i < s.Length && IsTokenChar(s[i])) i++;
+                while (i < s.Length && HeaderSyntax.IsTokenChar(s[i])) i++;
                 var name = s.AsSpan(nameStart, i - nameStart);
                 SkipSpace(s, ref i); // RFC 7239 has no space around "=", but some proxies write one
                 if (name.IsEmpty || i >= s.Length || s[i] != '=' || !TryReadValue(s, ref i, out var v))
@@ -323,10 +323,6 @@ public sealed class ForwardedResolver
             else if (c == ',' && !quoted) return;
         }
     }
-
-    private static bool IsTokenChar(char c) =>
-        char.IsAsciiLetterOrDigit(c) || c is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or
-            '^' or '_' or '`' or '|' or '~';
 
     // ---- nodes ----------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-using SharpWsgi.Gateway.Environ;
+using SharpWsgi.Http;
 
-namespace SharpWsgi.Gateway.Tests;
+namespace SharpWsgi.Hosting.Tests.Http;
 
 /// <summary>The one request-target parser (environ, static files and the access log all use it).</summary>
 public sealed class RequestTargetTests

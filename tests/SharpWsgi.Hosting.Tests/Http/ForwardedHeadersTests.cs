@@ -1,10 +1,10 @@
 using System.Net;
-using SharpWsgi.Hosting;
+using SharpWsgi.Http;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Hosting.Tests.Http;
 
 /// <summary>
-/// The forwarded-headers rules (<see cref="ForwardedResolver"/>, compiled into this project) as a pure function:
+/// The forwarded-headers rules (<see cref="ForwardedResolver"/>, src/SharpWsgi.Http/Proxies) as a pure function:
 /// peer, header values and policy in, client address, port and scheme out. The Kestrel side is in
 /// Functional/ForwardedTests.
 /// </summary>

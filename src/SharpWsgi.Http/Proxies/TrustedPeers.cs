@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi.Http;
 
 /// <summary>
 /// A set of peers from a comma-separated list of addresses and CIDR ranges, or "*" for all: who may set the client

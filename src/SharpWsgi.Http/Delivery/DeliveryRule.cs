@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi.Http;
 
 /// <summary>The two delivery rules of --send-timeout and --min-download-rate (after --min-rate-grace); 0 disables
 /// a rule.</summary>

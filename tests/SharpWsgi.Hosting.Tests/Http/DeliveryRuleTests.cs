@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using SharpWsgi.Hosting;
+using SharpWsgi.Http;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Hosting.Tests.Http;
 
-/// <summary>The delivery rules with made-up samples (src/SharpWsgi/Hosting/DeliveryRule.cs, compiled into this
-/// project), and the tcp_info fields they read, checked on a real loopback connection.</summary>
+/// <summary>The delivery rules with made-up samples (src/SharpWsgi.Http/Delivery/DeliveryRule.cs),
+/// and the tcp_info fields they read, checked on a real loopback connection.</summary>
 public class DeliveryRuleTests
 {
     private static readonly DeliveryLimits SendTimeoutOnly = new(SendTimeout: 5, MinRate: 0, Grace: 5);

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using SharpWsgi.Metrics;
 
-namespace SharpWsgi.Tests.Metrics;
+namespace SharpWsgi.Hosting.Tests.Metrics;
 
 /// <summary>The shared table without processes: bucket edges and folding an exited worker. The page
 /// itself is checked by the functional MetricsTests.</summary>

@@ -1,14 +1,14 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
-using SharpWsgi.Hosting;
+using SharpWsgi.Http;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Hosting.Tests.Http;
 
 /// <summary>
-/// The strict Content-Length check's pure part (src/SharpWsgi/Hosting/ContentLengthGuard.cs, compiled into this
-/// project): the head scanner, and the guard over a connection's input, driven here as Kestrel drives it (a head
-/// consumed line by line or whole, then the request code's verdict and framing, then the body). The Kestrel side is
+/// The strict Content-Length check's pure part (src/SharpWsgi.Http/Framing/ContentLengthGuard.cs): the head
+/// scanner, and the guard over a connection's input, driven here as Kestrel drives it (a head consumed line by line
+/// or whole, then the request code's verdict and framing, then the body). The Kestrel side is
 /// in Functional/ContentLengthTests.
 /// </summary>
 public sealed class ContentLengthGuardTests

@@ -1,32 +1,18 @@
 using System.Buffers;
 using System.Net;
 using System.Text;
-using SharpWsgi.Hosting;
+using SharpWsgi.Http;
+using static SharpWsgi.Testing.ProxyHeaders;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Hosting.Tests.Http;
 
-/// <summary>The PROXY header parser (src/SharpWsgi/Hosting/ProxyHeaderParser.cs, compiled into this project).</summary>
+/// <summary>The PROXY header parser (src/SharpWsgi.Http/Proxies/ProxyHeaderParser.cs).</summary>
 public class ProxyProtocolParserTests
 {
-    private static readonly byte[] Signature = ProxyHeaderParser.V2Signature.ToArray();
     private static readonly byte[] Http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray();
 
     private static ReadOnlySequence<byte> Seq(byte[] bytes) => new(bytes);
     private static byte[] Ascii(string text) => Encoding.Latin1.GetBytes(text);
-
-    /// <summary>A v2 header: signature, version/command, family/transport, length, then the payload.</summary>
-    public static byte[] V2(byte versionCommand, byte familyTransport, byte[] payload, int? declaredLength = null)
-    {
-        var length = declaredLength ?? payload.Length;
-        return Signature.Concat(new[] { versionCommand, familyTransport, (byte)(length >> 8), (byte)length })
-            .Concat(payload).ToArray();
-    }
-
-    public static byte[] Inet4Block(string source, string destination, int sourcePort, int destPort) =>
-        IPAddress.Parse(source).GetAddressBytes().Concat(IPAddress.Parse(destination).GetAddressBytes())
-            .Concat(Port(sourcePort)).Concat(Port(destPort)).ToArray();
-
-    private static byte[] Port(int port) => new[] { (byte)(port >> 8), (byte)port };
 
     private static ProxyHeader AssertComplete(byte[] bytes, int expectedLength)
     {

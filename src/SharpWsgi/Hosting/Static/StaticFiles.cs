@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Win32.SafeHandles;
 using SharpWsgi.Configuration;
-using SharpWsgi.Gateway.Environ;
+using SharpWsgi.Http;
 using SharpWsgi.Python;
 
 namespace SharpWsgi.Hosting;
@@ -297,8 +297,8 @@ public sealed partial class StaticFiles
         if (!entry.HasSiblings) return entry.Identity;
         var accept = request.AcceptEncoding;
         if (accept.Count == 0) return entry.Identity;
-        if (entry.Br != null && Accepts(accept, "br")) return entry.Br;
-        if (entry.Gz != null && Accepts(accept, "gzip")) return entry.Gz;
+        if (entry.Br != null && AcceptEncoding.Accepts(accept, "br")) return entry.Br;
+        if (entry.Gz != null && AcceptEncoding.Accepts(accept, "gzip")) return entry.Gz;
         return entry.Identity;
     }
 
@@ -315,7 +315,7 @@ public sealed partial class StaticFiles
         headers.CacheControl = entry.CacheControl;
         if (entry.HasSiblings) headers.Vary = "Accept-Encoding";
 
-        if (NotModified(request, file.ETag, file.LastModified))
+        if (Validators.NotModified(request.IfNoneMatch, request.IfModifiedSince, file.ETag, file.LastModified))
         {
             response.StatusCode = 304;
             return Task.CompletedTask;
@@ -326,16 +326,16 @@ public sealed partial class StaticFiles
         headers.AcceptRanges = "bytes";
         var length = file.Stat.Size;
         long start = 0, count = length;
-        if (!isHead && request.Range.Count > 0 && IfRangeHolds(request, file.ETag, file.LastModified))
+        if (!isHead && request.Range.Count > 0 && Validators.IfRangeHolds(request.IfRange, file.ETag, file.LastModified))
         {
-            switch (ParseRange(request.Range.ToString(), length, out var first, out var last))
+            switch (ByteRange.Parse(request.Range.ToString(), length, out var first, out var last))
             {
-                case RangeResult.Satisfiable:
+                case ByteRangeResult.Satisfiable:
                     response.StatusCode = 206;
                     headers.ContentRange = $"bytes {first}-{last}/{length}";
                     (start, count) = (first, last - first + 1);
                     break;
-                case RangeResult.Unsatisfiable:
+                case ByteRangeResult.Unsatisfiable:
                     return PlainAsync(exchange, 416, $"the range is outside the file's {length} bytes",
                         $"bytes */{length}");
             }
@@ -498,133 +498,4 @@ public sealed partial class StaticFiles
     private static partial Regex HashedName();
 
     internal static bool IsHashedName(string path) => HashedName().IsMatch(Path.GetFileName(path));
-
-    /// <summary>The coding is acceptable unless absent or given q=0 (RFC 9110 12.5.3; * counts).</summary>
-    internal static bool Accepts(StringValues acceptEncoding, string coding)
-    {
-        var starQ = -1.0;
-        foreach (var value in acceptEncoding)
-        {
-            if (value == null) continue;
-            var items = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            foreach (var item in items)
-            {
-                var semi = item.IndexOf(';');
-                var name = (semi < 0 ? item : item[..semi]).Trim();
-                var q = semi < 0 ? 1.0 : ParseQ(item[(semi + 1)..]);
-                if (name.Equals(coding, StringComparison.OrdinalIgnoreCase)) return q > 0;
-                if (name == "*") starQ = q;
-            }
-        }
-        return starQ > 0;
-    }
-
-    private static double ParseQ(string parameters)
-    {
-        foreach (var p in parameters.Split(';', StringSplitOptions.TrimEntries))
-            if (p.StartsWith("q=", StringComparison.OrdinalIgnoreCase))
-                return double.TryParse(p[2..], NumberStyles.Float, CultureInfo.InvariantCulture, out var q) ? q : 0;
-        return 1.0;
-    }
-
-    /// <summary>If-None-Match (weak comparison) decides when present; else If-Modified-Since (RFC 9110 13.2.2).
-    /// </summary>
-    private static bool NotModified(IHeaderDictionary request, string etag, DateTimeOffset lastModified)
-    {
-        var inm = request.IfNoneMatch;
-        if (inm.Count > 0)
-        {
-            foreach (var value in inm)
-                foreach (var tag in (value ?? "").Split(',', StringSplitOptions.TrimEntries))
-                    if (tag == "*" || WeakEquals(tag, etag)) return true;
-            return false;
-        }
-        var ims = request.IfModifiedSince;
-        return ims.Count == 1 && HttpDate(ims.ToString()) is { } since && lastModified <= since;
-    }
-
-    /// <summary>If-Range: a strong ETag match or exactly the Last-Modified date, else the whole file.</summary>
-    private static bool IfRangeHolds(IHeaderDictionary request, string etag, DateTimeOffset lastModified)
-    {
-        var ifRange = request.IfRange;
-        if (ifRange.Count == 0) return true;
-        var value = ifRange.ToString().Trim();
-        if (value.StartsWith('"') || value.StartsWith("W/", StringComparison.Ordinal)) return value == etag;
-        return HttpDate(value) is { } date && date == lastModified;
-    }
-
-    private static bool WeakEquals(string a, string b) =>
-        (a.StartsWith("W/", StringComparison.Ordinal) ? a[2..] : a) == b;
-
-    private static DateTimeOffset? HttpDate(string value) =>
-        DateTimeOffset.TryParseExact(value.Trim(), "R", CultureInfo.InvariantCulture,
-            DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var date) ? date : null;
-
-    internal enum RangeResult { Ignore, Satisfiable, Unsatisfiable }
-
-    /// <summary>One bytes range: a-b, a- or -n. Several ranges or a malformed header: the whole file (RFC 9110
-    /// 14.2 lets a server ignore Range).</summary>
-    internal static RangeResult ParseRange(string header, long length, out long first, out long last)
-    {
-        first = last = 0;
-        if (!header.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) return RangeResult.Ignore;
-        var spec = header["bytes=".Length..].Trim();
-        if (spec.Contains(',')) return RangeResult.Ignore;
-        var dash = spec.IndexOf('-');
-        if (dash < 0) return RangeResult.Ignore;
-        var a = spec[..dash].Trim();
-        var b = spec[(dash + 1)..].Trim();
-        if (!AllDigits(a) || !AllDigits(b) || (a.Length == 0 && b.Length == 0)) return RangeResult.Ignore;
-        if (a.Length == 0)
-        {
-            // A suffix: the last n bytes.
-            if (!long.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
-                return RangeResult.Ignore;
-            if (n == 0 || length == 0) return RangeResult.Unsatisfiable;
-            first = Math.Max(0, length - n);
-            last = length - 1;
-            return RangeResult.Satisfiable;
-        }
-        if (!long.TryParse(a, NumberStyles.None, CultureInfo.InvariantCulture, out first))
-            return RangeResult.Unsatisfiable; // beyond any file
-        if (b.Length == 0) last = length - 1;
-        else if (!long.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out last)) last = length - 1;
-        else if (last < first) return RangeResult.Ignore;
-        if (first >= length) return RangeResult.Unsatisfiable;
-        last = Math.Min(last, length - 1);
-        return RangeResult.Satisfiable;
-    }
-
-    private static bool AllDigits(string s)
-    {
-        foreach (var c in s) if (!char.IsAsciiDigit(c)) return false;
-        return true;
-    }
-}
-
-/// <summary>Content-Type by extension: a small built-in table (no /etc/mime.types, so every host answers alike).
-/// </summary>
-public static class ContentTypes
-{
-    private static readonly Dictionary<string, string> ByExtension = new(StringComparer.OrdinalIgnoreCase)
-    {
-        [".html"] = "text/html; charset=utf-8", [".htm"] = "text/html; charset=utf-8",
-        [".css"] = "text/css; charset=utf-8", [".js"] = "text/javascript; charset=utf-8",
-        [".mjs"] = "text/javascript; charset=utf-8", [".json"] = "application/json",
-        [".map"] = "application/json", [".txt"] = "text/plain; charset=utf-8",
-        [".csv"] = "text/csv; charset=utf-8", [".xml"] = "application/xml", [".md"] = "text/markdown; charset=utf-8",
-        [".webmanifest"] = "application/manifest+json",
-        [".svg"] = "image/svg+xml", [".png"] = "image/png", [".jpg"] = "image/jpeg", [".jpeg"] = "image/jpeg",
-        [".gif"] = "image/gif", [".webp"] = "image/webp", [".avif"] = "image/avif", [".ico"] = "image/x-icon",
-        [".bmp"] = "image/bmp",
-        [".woff"] = "font/woff", [".woff2"] = "font/woff2", [".ttf"] = "font/ttf", [".otf"] = "font/otf",
-        [".eot"] = "application/vnd.ms-fontobject",
-        [".mp4"] = "video/mp4", [".webm"] = "video/webm", [".mp3"] = "audio/mpeg", [".ogg"] = "audio/ogg",
-        [".wav"] = "audio/wav",
-        [".pdf"] = "application/pdf", [".wasm"] = "application/wasm", [".zip"] = "application/zip",
-        [".gz"] = "application/gzip", [".br"] = "application/octet-stream", [".tar"] = "application/x-tar",
-    };
-
-    public static string For(string path) =>
-        ByExtension.TryGetValue(Path.GetExtension(path), out var type) ? type : "application/octet-stream";
 }

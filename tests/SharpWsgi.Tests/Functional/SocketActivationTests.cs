@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using SharpWsgi.Tests.Infrastructure;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Tests.Functional;
 
 /// <summary>
 /// Listening sockets handed to sharpwsgi by its parent, as systemd socket activation (LISTEN_FDS/LISTEN_PID)

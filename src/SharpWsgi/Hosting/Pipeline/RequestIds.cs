@@ -47,9 +47,6 @@ public sealed class RequestIds
     /// <summary>Printable ASCII of a sane length: it goes into log lines and a response header as is.</summary>
     private static bool IsAcceptable(string? id)
     {
-        if (string.IsNullOrEmpty(id) || id.Length > 200) return false;
-        foreach (var c in id)
-            if (c <= 0x20 || c >= 0x7f) return false;
-        return true;
+        return !string.IsNullOrEmpty(id) && id.Length <= 200 && HeaderSyntax.IsVisibleAscii(id);
     }
 }

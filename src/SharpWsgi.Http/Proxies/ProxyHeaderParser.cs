@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi.Http;
 
 /// <summary>What the first bytes of a connection say about a PROXY header.</summary>
 public enum ProxyParseStatus

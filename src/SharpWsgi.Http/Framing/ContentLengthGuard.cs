@@ -3,7 +3,7 @@ using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace SharpWsgi.Hosting;
+namespace SharpWsgi.Http;
 
 /// <summary>
 /// Reads one HTTP/1.x request head from its raw bytes, fed in pieces of any size: finds where the head ends and

@@ -19,11 +19,6 @@ public sealed class RequestLimits
     /// line.</summary>
     private const int Http1VersionLength = 8;
 
-    // CTLs other than HTAB (RFC 9110 §5.5); CR, LF and NUL never get this far, BEL and DEL would.
-    private static readonly SearchValues<char> Controls = SearchValues.Create(
-        "\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000a\u000b\u000c\u000d\u000e\u000f" +
-        "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f\u007f");
-
     private readonly int _line, _fields, _fieldSize;
     private readonly long _body;
 
@@ -98,7 +93,8 @@ public sealed class RequestLimits
                 if (_fieldSize > 0 && size > _fieldSize)
                     return (431, $"header field {Shown(name)} is {size} bytes (--limit-request-field_size " +
                         $"{_fieldSize})");
-                var at = value.AsSpan().IndexOfAny(Controls);
+                // CR, LF and NUL never get this far (Kestrel refuses them); BEL and DEL would.
+                var at = HeaderSyntax.IndexOfControl(value);
                 if (at >= 0)
                     return (400, $"header field {Shown(name)} has the control character 0x{(int)value[at]:X2} " +
                         "in its value");

@@ -1,6 +1,6 @@
 using SharpWsgi.Tests.Infrastructure;
 
-namespace SharpWsgi.Tests.Hosting;
+namespace SharpWsgi.Tests.Functional;
 
 public class ReloadOnChangeTests
 {
