@@ -12,7 +12,7 @@ DEBUG = False
 ALLOWED_HOSTS = ['localhost', '127.0.0.1', '[::1]']
 
 # The admin (and what its models need) only for its static files: collectstatic gathers them, and sharpwsgi
-# serves the result itself with --static /static/=STATIC_ROOT (see README "Static files").
+# serves the result itself with --static /static/=STATIC_ROOT (see docs/static-files.md).
 INSTALLED_APPS = [
     'django.contrib.contenttypes',
     'django.contrib.auth',

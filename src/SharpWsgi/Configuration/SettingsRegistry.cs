@@ -143,7 +143,7 @@ public static class SettingsRegistry
             Section: "Logging"),
         new("access-logformat", null, "FORMAT", AccessLogDefaultFormat, SettingKind.Text,
             "The access log's text line, with gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {header}i, " +
-            "{header}o, {variable}e (see README, Logs).", Section: "Logging"),
+            "{header}o, {variable}e (see docs/logging-and-metrics.md).", Section: "Logging"),
         new("log-format", null, "text|json", "text", SettingKind.Choice,
             "text: gunicorn's lines; json: one JSON object per line, for the error log and the access log.",
             Choices: new[] { "text", "json" }, Section: "Logging"),

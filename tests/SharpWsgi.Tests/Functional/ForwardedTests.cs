@@ -20,7 +20,7 @@ public sealed class ForwardedTests : IClassFixture<ForwardedTests.Servers>
     private static string EchoApp => Path.Combine(ServerProcess.AppsDir, "echo_environ.py");
     private static string FlaskApp => Path.Combine(ServerProcess.AppsDir, "flask_urls.py");
 
-    /// <summary>The nginx config the README's "Behind a proxy" section shows (ports and paths filled in).</summary>
+    /// <summary>The nginx config docs/edge.md ("Behind a proxy") shows (ports and paths filled in).</summary>
     public static string NginxHttpBlock(string dir, TestCertificates certs, int tcpPort, int tcpUpstream,
         int unixPort, string unixSocket) => $$"""
         http {

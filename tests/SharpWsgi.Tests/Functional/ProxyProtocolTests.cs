@@ -375,7 +375,7 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
 
     // ---- real proxies in front --------------------------------------------------------------------------------
 
-    /// <summary>HAProxy's TCP-mode config in front of SharpWsgi (also quoted in the README).</summary>
+    /// <summary>HAProxy's TCP-mode config in front of SharpWsgi (also quoted in docs/edge.md).</summary>
     public static string HAProxyConfig(int listenPort, string server, string sendProxy) => $"""
         global
             maxconn 256
@@ -389,7 +389,7 @@ public sealed class ProxyProtocolTests : IClassFixture<ProxiedServers>
             server app {server} {sendProxy}
         """ + "\n";
 
-    /// <summary>nginx's stream proxy in front of SharpWsgi (also quoted in the README).</summary>
+    /// <summary>nginx's stream proxy in front of SharpWsgi (also quoted in docs/edge.md).</summary>
     public static string NginxStreamConfig(int listenPort, int serverPort) => $$"""
         stream {
             server {

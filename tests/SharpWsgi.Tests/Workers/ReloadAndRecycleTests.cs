@@ -66,7 +66,7 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             if (!reusePort) Assert.Equal(0, load.Failed);
             else
             {
-                // Documented limit of --reuse-port (README): a retiring worker's own SO_REUSEPORT socket may still hold
+                // Documented limit of --reuse-port (docs/operating.md): a retiring worker's own SO_REUSEPORT socket may still hold
                 // connections the kernel queued on it when it closes; those (and only those: fresh connections)
                 // are reset.
                 Assert.True(load.Failed <= 6,
