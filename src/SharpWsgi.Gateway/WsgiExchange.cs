@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 
 namespace SharpWsgi.Gateway;
@@ -12,8 +13,8 @@ public enum ExchangeOutcome
     /// <summary>The response cannot be completed (error after headers, short body, client gone): abort the
     /// connection.</summary>
     Aborted,
-    /// <summary>No response was sent: the host answers <see cref="ExchangeResult.Status"/> with a short plain
-    /// text.</summary>
+    /// <summary>No response was sent: the host sends <see cref="ExchangeResult.Answer"/>, one of the server's own.
+    /// </summary>
     PlainAnswer,
     /// <summary>Taken back from the queue before any Python saw it (this process's Python is not responsive): the
     /// host may send the request to another process, or answer it itself.</summary>
@@ -21,15 +22,15 @@ public enum ExchangeOutcome
 }
 
 /// <summary>The gateway's last word on one request, given to <see cref="WsgiExchange.Finish"/> exactly once.</summary>
-public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status = 0, string? Reason = null)
+public readonly record struct ExchangeResult(ExchangeOutcome Outcome, ServerAnswer? Answer = null)
 {
     public static readonly ExchangeResult Completed = new(ExchangeOutcome.Completed);
     public static readonly ExchangeResult CompletedThenClose = new(ExchangeOutcome.CompletedThenClose);
     public static readonly ExchangeResult Aborted = new(ExchangeOutcome.Aborted);
     public static readonly ExchangeResult Withdrawn = new(ExchangeOutcome.Withdrawn);
 
-    /// <summary>A plain answer of the server's own (400, 500, 503, 504), with why in one short line.</summary>
-    public static ExchangeResult Plain(int status, string reason) => new(ExchangeOutcome.PlainAnswer, status, reason);
+    /// <summary>One of the server's own answers (the table is <see cref="ServerAnswer"/>).</summary>
+    public static ExchangeResult Plain(ServerAnswer answer) => new(ExchangeOutcome.PlainAnswer, answer);
 }
 
 /// <summary>
@@ -45,9 +46,22 @@ public readonly record struct ExchangeResult(ExchangeOutcome Outcome, int Status
 /// </summary>
 public abstract class WsgiExchange
 {
-    /// <summary>When the request was queued, taken by a Python thread and done with the app (Stopwatch ticks, 0:
-    /// not reached); for the access log and metrics. A field, so the gateway sets it without a call.</summary>
-    public ExchangeTimings Timings;
+    private ExchangeTimings _timings;
+    private long _bodyBytes;
+
+    /// <summary>When the request was queued, taken by a Python thread and done with the app, as the gateway recorded
+    /// it; for the access log and metrics (read-only to the host).</summary>
+    public ref readonly ExchangeTimings Timings => ref _timings;
+
+    internal void MarkQueued(long at) => _timings.QueuedAt = at;
+    internal void MarkStarted() => _timings.StartedAt = Stopwatch.GetTimestamp();
+    internal void MarkAppDone() => _timings.AppDoneAt = Stopwatch.GetTimestamp();
+    internal void MarkAppRaised() => _timings.AppRaised = true;
+
+    /// <summary>Response body bytes written, the one count for the log and the metrics: the app's (added by the
+    /// gateway when it is done) and the host's own (plain answers, static files).</summary>
+    public long BodyBytes => _bodyBytes;
+    public void CountBodyBytes(long count) => _bodyBytes += count;
 
     /// <summary>The request's ID (X-Request-ID) when the host assigns one; the error log tags the app's lines with
     /// it.</summary>
@@ -77,10 +91,14 @@ public abstract class WsgiExchange
     /// <summary>Status and reason phrase (null: the standard one) of the response; may be set again until it
     /// starts.</summary>
     public abstract void SetStatus(int status, string? reasonPhrase);
+    /// <summary>Drops the headers set so far (start_response called again with exc_info).</summary>
     public abstract void ClearResponseHeaders();
     /// <summary>Adds one response header (a repeated name adds another value).</summary>
     public abstract void AddResponseHeader(string name, string value);
     public abstract PipeWriter ResponseBody { get; }
+    /// <summary>The head is complete (status, the app's headers, the length rule's): the host adds what it says on
+    /// every response (its policy), before the head goes out with the first body bytes or at the end.</summary>
+    public virtual void CommitHead() { }
 
     /// <summary>Makes a pending body read or response flush return at once (the request timed out).</summary>
     public abstract void CancelPendingIo();
@@ -92,17 +110,14 @@ public abstract class WsgiExchange
     public abstract void Finish(ExchangeResult result);
 }
 
-/// <summary>Stopwatch timestamps of one request's way through the gateway.</summary>
+/// <summary>Stopwatch timestamps of one request's way through the gateway (0: not reached).</summary>
 public struct ExchangeTimings
 {
-    public long QueuedAt;
-    public long StartedAt;
-    public long AppDoneAt;
-    // What the gateway saw of the app, for the metrics (not timestamps, but set at the same moments).
-    /// <summary>Response body bytes the app produced.</summary>
-    public long ResponseBytes;
-    /// <summary>The app raised (500 before the headers, an aborted response after them).</summary>
-    public bool AppRaised;
+    public long QueuedAt { get; internal set; }
+    public long StartedAt { get; internal set; }
+    public long AppDoneAt { get; internal set; }
+    /// <summary>The app raised (500 before the headers, an aborted response after them); for the metrics.</summary>
+    public bool AppRaised { get; internal set; }
 }
 
 /// <summary>The request a Python thread is running now, for log lines written on that thread.</summary>
@@ -118,6 +133,8 @@ public static class RequestScope
 /// </summary>
 public sealed class RequestBodyException : IOException
 {
-    public int Status { get; }
-    public RequestBodyException(int status, string message) : base(message) => Status = status;
+    /// <summary>What the server answers for it (a refusal from <see cref="ServerAnswer"/>'s table).</summary>
+    public ServerAnswer Answer { get; }
+    public int Status => Answer.Status;
+    public RequestBodyException(ServerAnswer answer) : base(answer.Reason) => Answer = answer;
 }

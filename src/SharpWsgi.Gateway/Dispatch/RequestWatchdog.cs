@@ -191,7 +191,7 @@ public sealed class RequestWatchdog
                     _log.Error($"Request timed out after {_options.RequestTimeout}s: {lease.Describe}; " +
                         "answering 504 and interrupting its Python thread");
                     Py.SetAsyncException(s.ThreadIdent, _timeoutClass);
-                    lease.TimeOut("the application did not answer in time");
+                    lease.TimeOut(ServerAnswer.AppTimedOut);
                 }
                 else if (s.TimedOut && !s.StuckReported && now - s.TimedOutAt > _graceTicks)
                 {

@@ -22,8 +22,8 @@ public sealed class InputStream : IPyIterator, IPyMethods
     public InputStream(RequestLease lease) => _lease = lease;
 
     /// <summary>Set (400, 408, 413) when reading failed because of what the client sent.</summary>
-    public int ClientErrorStatus { get; private set; }
-    public string? ClientError { get; private set; }
+    /// <summary>The client's error that stopped the body (malformed, too slow, too large), or null.</summary>
+    public ServerAnswer? ClientError { get; private set; }
 
     private int Buffered => _end - _start;
 
@@ -63,11 +63,7 @@ public sealed class InputStream : IPyIterator, IPyMethods
         {
             _eof = true;
             _lease.Exit();
-            if (e is RequestBodyException bad)
-            {
-                ClientErrorStatus = bad.Status;
-                ClientError = bad.Message;
-            }
+            if (e is RequestBodyException bad) ClientError = bad.Answer;
             throw new PyRaiseException(PyErrorKind.OSError, $"error reading the request body: {e.Message}");
         }
         NewRef direct = default;

@@ -42,10 +42,10 @@ public sealed class RequestRunner
         if (_queueTimeoutTicks > 0 && Stopwatch.GetTimestamp() - lease.QueuedAt > _queueTimeoutTicks)
         {
             _log.Warning($"{lease.Describe} waited more than the queue timeout for a Python thread: 503");
-            lease.TryFinish(ExchangeResult.Plain(503, "the request waited too long for a Python thread"));
+            lease.TryFinish(ExchangeResult.Plain(ServerAnswer.QueueTimedOut));
             return;
         }
-        lease.Exchange.Timings.StartedAt = Stopwatch.GetTimestamp();
+        lease.Exchange.MarkStarted();
         RequestScope.CurrentRequestId = lease.Exchange.RequestId;
         var input = new InputStream(lease);
         var writer = new ResponseWriter(lease, _buffering);
@@ -105,12 +105,12 @@ public sealed class RequestRunner
             inputObj.Dispose();
             RequestScope.CurrentRequestId = null;
             // Before Finish: the host may log the request as soon as it is finished.
-            if (!lease.IsAbandoned) lease.Exchange.Timings.AppDoneAt = Stopwatch.GetTimestamp();
+            if (!lease.IsAbandoned) lease.Exchange.MarkAppDone();
             writer.Finish(result);
         }
     }
 
-    private static readonly ExchangeResult InternalError = ExchangeResult.Plain(500, "Internal Server Error");
+    private static readonly ExchangeResult InternalError = ExchangeResult.Plain(ServerAnswer.AppFailed);
 
     /// <summary>The body: lists and tuples are gathered under one GIL hold; other iterables stream chunk by
     /// chunk.</summary>
@@ -198,12 +198,11 @@ public sealed class RequestRunner
             _log.Warning($"Timed-out request {lease.Describe} {what}");
             return ExchangeResult.Aborted;
         }
-        if (input.ClientErrorStatus is int status and >= 400 and < 500)
+        if (input.ClientError is { } clientError)
         {
-            _log.Info($"{lease.Describe}: the request body could not be read ({status}: {input.ClientError}); " +
-                "the application's error is not logged as a server error");
-            return writer.HeadersSent ? ExchangeResult.Aborted
-                : ExchangeResult.Plain(status, input.ClientError ?? "malformed request body");
+            _log.Info($"{lease.Describe}: the request body could not be read ({clientError.Status}: " +
+                $"{clientError.Reason}); the application's error is not logged as a server error");
+            return writer.HeadersSent ? ExchangeResult.Aborted : ExchangeResult.Plain(clientError.WhileAppRead());
         }
         if (writer.ClientGone)
         {
@@ -213,7 +212,7 @@ public sealed class RequestRunner
         var detail = e is PythonException pe ? pe.Traceback.TrimEnd() : $"{e.GetType().Name}: {e.Message}";
         if (e is PyRaiseException re) detail = $"{re.Kind}: {re.Message}";
         _log.Error($"Error handling request {lease.Describe} ({stage}):\n{detail}");
-        lease.Exchange.Timings.AppRaised = true; // not abandoned (checked above): the exchange is still ours
+        lease.Exchange.MarkAppRaised(); // not abandoned (checked above): the exchange is still ours
         return writer.HeadersSent ? ExchangeResult.Aborted : InternalError;
     }
 

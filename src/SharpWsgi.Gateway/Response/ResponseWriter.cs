@@ -123,22 +123,21 @@ public sealed class ResponseWriter
         if (!HeadSet)
             throw new PyRaiseException(PyErrorKind.AssertionError,
                 "the application returned without calling start_response");
-        // "Reset Content" says its length, always 0 (RFC 9110 15.3.6); what the app returns is dropped.
-        if (Status == 205) AddLengthHeader(0);
-        // A 304's length would be the representation's (RFC 9110 8.6), not the empty body's.
-        else if (DeclaredLength < 0 && knownLength >= 0 && LengthHeaderAllowed && Status != 304)
-        {
-            AddLengthHeader(knownLength);
-            DeclaredLength = knownLength;
-        }
-        HeadersSent = true; // the host sends the head with the first body bytes, or when the exchange finishes
-    }
-
-    private void AddLengthHeader(long length)
-    {
         _lease.Enter();
-        try { _exchange.AddResponseHeader("Content-Length", length.ToString()); }
+        try
+        {
+            // "Reset Content" says its length, always 0 (RFC 9110 15.3.6); what the app returns is dropped.
+            if (Status == 205) _exchange.AddResponseHeader("Content-Length", "0");
+            // A 304's length would be the representation's (RFC 9110 8.6), not the empty body's.
+            else if (DeclaredLength < 0 && knownLength >= 0 && LengthHeaderAllowed && Status != 304)
+            {
+                _exchange.AddResponseHeader("Content-Length", knownLength.ToString());
+                DeclaredLength = knownLength;
+            }
+            _exchange.CommitHead();
+        }
         finally { _lease.Exit(); }
+        HeadersSent = true; // the host sends the head with the first body bytes, or when the exchange finishes
     }
 
     // ---- the body ----
@@ -311,7 +310,7 @@ public sealed class ResponseWriter
     public void Finish(ExchangeResult result)
     {
         // A timed-out exchange is the host's again: leave it alone.
-        if (!_lease.IsAbandoned) _lease.Exchange.Timings.ResponseBytes = BytesSent;
+        if (!_lease.IsAbandoned) _lease.Exchange.CountBodyBytes(BytesSent);
         if (_drain != null) _drain.Complete(result);
         else _lease.TryFinish(result);
     }

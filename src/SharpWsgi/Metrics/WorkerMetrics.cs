@@ -54,13 +54,7 @@ public sealed class WorkerMetrics : IDisposable
         if (requestBytes > 0) _table.Add(MetricsTable.RequestBytes, requestBytes);
         if (exchange.BodyBytes is > 0 and var body) _table.Add(MetricsTable.ResponseBytes, body);
         if (t.AppRaised) _table.Add(MetricsTable.AppExceptions);
-        var completion = exchange.Completion;
-        if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.PlainAnswer)
-        {
-            // Only the gateway's queue timeout answers 503 and only its request timeout 504.
-            if (completion.Result.Status == 503) _table.Add(MetricsTable.QueueTimeout);
-            else if (completion.Result.Status == 504) _table.Add(MetricsTable.RequestTimeout);
-        }
+        if (exchange.Answer is { } answer && CounterOf(answer.Cause) is int counter) _table.Add(counter);
         _table.Observe(MetricsTable.Duration, now - exchange.StartedAt);
         if (t.QueuedAt != 0 && t.StartedAt != 0) _table.Observe(MetricsTable.QueueWait, t.StartedAt - t.QueuedAt);
         if (t.AppDoneAt != 0)
@@ -69,6 +63,16 @@ public sealed class WorkerMetrics : IDisposable
             _table.Observe(MetricsTable.Drain, now - t.AppDoneAt);
         }
     }
+
+    /// <summary>The counter a server's own answer adds to, by why it was given.</summary>
+    private static int? CounterOf(AnswerCause cause) => cause switch
+    {
+        AnswerCause.Refused => MetricsTable.LimitRefusals,
+        AnswerCause.QueueFull => MetricsTable.QueueFull,
+        AnswerCause.QueueTimeout => MetricsTable.QueueTimeout,
+        AnswerCause.RequestTimeout => MetricsTable.RequestTimeout,
+        _ => null,
+    };
 
     public void Dispose()
     {

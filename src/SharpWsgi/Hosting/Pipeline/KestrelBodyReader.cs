@@ -38,7 +38,7 @@ internal sealed class KestrelBodyReader : PipeReader
         if (!_count) return result;
         _last = result.Buffer;
         if (_consumed + result.Buffer.Length > _limit)
-            throw new RequestBodyException(413, $"request body exceeds --limit-request-body {_limit}");
+            throw new RequestBodyException(ServerAnswer.BodyOverLimit(_limit));
         return result;
     }
 
@@ -48,16 +48,14 @@ internal sealed class KestrelBodyReader : PipeReader
         e is BadHttpRequestException or IOException { InnerException: OverflowException };
 
     /// <summary>Kestrel's reason in the server's own words (its messages name Kestrel's options, not ours).</summary>
-    public static RequestBodyException Translate(Exception e, long limit) => e switch
+    public static RequestBodyException Translate(Exception e, long limit) => new(e switch
     {
-        BadHttpRequestException { StatusCode: 408 } =>
-            new(408, "the request body arrived more slowly than --min-upload-rate allows"),
-        BadHttpRequestException { StatusCode: 413 } => new(413, limit > 0
-            ? $"request body exceeds --limit-request-body {limit}"
-            : "the request body is larger than the server accepts"),
-        BadHttpRequestException bad => new(bad.StatusCode, $"malformed request body: {bad.Message.TrimEnd('.')}"),
-        _ => new(400, "malformed request body: the chunk size is too large"),
-    };
+        BadHttpRequestException { StatusCode: 408 } => ServerAnswer.SlowUpload,
+        BadHttpRequestException { StatusCode: 413 } => ServerAnswer.BodyOverLimit(limit),
+        BadHttpRequestException bad => ServerAnswer.Refusal(bad.StatusCode,
+            $"malformed request body: {bad.Message.TrimEnd('.')}"),
+        _ => ServerAnswer.MalformedBody("the chunk size is too large"),
+    });
 
     public override bool TryRead(out ReadResult result)
     {

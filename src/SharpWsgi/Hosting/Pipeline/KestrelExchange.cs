@@ -26,7 +26,6 @@ public sealed class KestrelExchange : WsgiExchange
     private PipeReader? _requestBody;
     private string? _requestId;
     private bool _echoRequestId;
-    private long _plainBytes;
 
     public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
     {
@@ -42,9 +41,8 @@ public sealed class KestrelExchange : WsgiExchange
     /// <summary>When Kestrel handed the request over (Stopwatch ticks), for the access log's durations.</summary>
     public long StartedAt { get; }
     public override string? RequestId => _requestId;
-    /// <summary>Response body bytes written: the app's (counted by the gateway's response writer) and the
-    /// server's own (plain answers, static files).</summary>
-    public long BodyBytes => Timings.ResponseBytes + _plainBytes;
+    /// <summary>The server's own answer to this request, if it gave one (<see cref="PlainResponse"/>).</summary>
+    internal ServerAnswer? Answer { get; set; }
 
     internal void SetRequestId(string id, bool echo)
     {
@@ -52,14 +50,22 @@ public sealed class KestrelExchange : WsgiExchange
         _echoRequestId = echo;
     }
 
-    /// <summary>A body the host wrote itself (a plain answer, a static file), for the log and the metrics.</summary>
-    internal void CountHostBytes(long count) => _plainBytes += count;
-
-    /// <summary>--request-id-header: every response head this server writes says the ID.</summary>
-    internal void EchoRequestId(IHeaderDictionary headers)
+    /// <summary>
+    /// The host's policy on every head this server sends (the app's, a plain answer, a static file), in one place,
+    /// as the head is committed: --request-id-header says the ID; on HTTP/1 a retiring process (or an answer that
+    /// leaves the stream out of step) says Connection: close. HTTP/2 has no Connection header (RFC 9113 8.2.2): a
+    /// retiring process sends GOAWAY instead (<see cref="WsgiHttpApplication"/>), and one stream's answer never
+    /// closes the others' connection.
+    /// </summary>
+    internal void ApplyHeadPolicy(bool closeConnection)
     {
+        var headers = _response.Headers;
         if (_echoRequestId && _requestId != null) headers[RequestIds.Header] = _requestId;
+        if (IsHttp2) headers.Remove("Connection");
+        else if (closeConnection || _lifecycle.Draining) headers.Connection = "close";
     }
+
+    public override void CommitHead() => ApplyHeadPolicy(closeConnection: false);
 
     /// <summary>The request's Content-Length, when it declared one.</summary>
     internal long? DeclaredRequestLength => _request.Headers.ContentLength;
@@ -172,25 +178,13 @@ public sealed class KestrelExchange : WsgiExchange
             ? reasonPhrase : null;
     }
 
-    public override void ClearResponseHeaders()
-    {
-        _response.Headers.Clear();
-        EchoRequestId(_response.Headers);
-        // A retiring process tells each client to reconnect (to another worker) after this response.
-        if (_lifecycle.Draining && !IsHttp2) _response.Headers.Connection = "close";
-    }
+    public override void ClearResponseHeaders() => _response.Headers.Clear();
 
     public override void AddResponseHeader(string name, string value)
     {
         var target = _response.Headers;
-        // The app's Connection: close cannot be said on HTTP/2; one stream must not close the others' connection.
-        if (IsHttp2 && name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) return;
         if (target.TryGetValue(name, out var existing))
-        {
-            // Draining's own Connection: close stays single.
-            if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) return;
             target[name] = Microsoft.Extensions.Primitives.StringValues.Concat(existing, value);
-        }
         else target[name] = value;
     }
 

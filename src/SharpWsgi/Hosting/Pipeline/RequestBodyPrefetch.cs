@@ -57,9 +57,9 @@ internal sealed class RequestBodyPrefetch : IDisposable
 
     /// <summary>
     /// Reads what it may of the body and gives the exchange the body the app will read. Null when done; otherwise
-    /// the status (and why) the host must answer instead of queueing the request, or 0 if the client went away.
+    /// the refusal the host must answer instead of queueing the request, or <see cref="ClientGone"/>.
     /// </summary>
-    public async Task<(int Status, string Reason)?> ReadAsync(KestrelExchange exchange)
+    public async Task<ServerAnswer?> ReadAsync(KestrelExchange exchange)
     {
         // A chunked HTTP/1.1 body's limit is counted by our reader (Kestrel would count the framing too).
         PipeReader reader = exchange.CountBody
@@ -80,18 +80,20 @@ internal sealed class RequestBodyPrefetch : IDisposable
         }
         catch (RequestBodyException e)
         {
-            return (e.Status, e.Message);
+            return e.Answer;
         }
         catch (Exception e) when (KestrelBodyReader.IsClientError(e))
         {
-            var translated = KestrelBodyReader.Translate(e, exchange.BodyLimit);
-            return (translated.Status, translated.Message);
+            return KestrelBodyReader.Translate(e, exchange.BodyLimit).Answer;
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
-            return (0, e.Message); // the client went away while sending
+            return ClientGone;
         }
     }
+
+    /// <summary>The client went away while sending: nobody is left to answer.</summary>
+    public static readonly ServerAnswer ClientGone = ServerAnswer.Refusal(499, "the client went away");
 
     /// <summary>The next read of the body; 408 when the client sends nothing for <see
     /// cref="BodyBufferingOptions.IdleTimeout"/>.</summary>
@@ -113,8 +115,8 @@ internal sealed class RequestBodyPrefetch : IDisposable
                 var fired = _idle.IsCancellationRequested; // the registration is disposed: a callback has run
                 _idle.CancelAfter(Timeout.InfiniteTimeSpan);
                 if (fired && result.IsCanceled)
-                    throw new RequestBodyException(408,
-                        $"the client sent no body bytes for {timeout.TotalSeconds:0.#}s (--send-timeout)");
+                    throw new RequestBodyException(ServerAnswer.Refusal(408,
+                        $"the client sent no body bytes for {timeout.TotalSeconds:0.#}s (--send-timeout)"));
                 if (fired) _staleCancel = true; // it fired as the read completed: the pipe cancels the next read
             }
             if (!result.IsCanceled || !_staleCancel) return result;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using SharpWsgi.Configuration;
 using SharpWsgi.Gateway;
+using static SharpWsgi.Http.ServerAnswer;
 
 namespace SharpWsgi.Hosting;
 
@@ -63,24 +64,24 @@ public sealed class RequestLimits
 
     private static int KestrelField(int ours) => (int)Math.Clamp(2L * ours, 16 << 10, HardCap);
 
-    /// <summary>Null when the request may run, else the status and why.</summary>
-    public (int Status, string Reason)? Check(KestrelExchange exchange)
+    /// <summary>Null when the request may run, else the refusal.</summary>
+    public ServerAnswer? Check(KestrelExchange exchange)
     {
         // First, for every request: Kestrel reads "+5" as 5, so the text was checked on the raw head, and the
         // connection's guard learns here where the next head starts.
-        if (StrictContentLength.Check(exchange) is { } malformed) return (400, malformed);
+        if (StrictContentLength.Check(exchange) is { } malformed) return Refusal(400, malformed);
         if (_line > 0)
         {
             var version = exchange.Protocol is "HTTP/1.1" or "HTTP/1.0" ? exchange.Protocol.Length : Http1VersionLength;
             var length = exchange.Method.Length + 1 + exchange.RawTarget.Length + 1 + version;
             if (length > _line)
-                return (414, $"the request line is {length} bytes (--limit-request-line {_line})");
+                return Refusal(414, $"the request line is {length} bytes (--limit-request-line {_line})");
         }
         var headers = exchange.KestrelRequestHeaders;
         // RFC 9112 §6.1: Transfer-Encoding on an HTTP/1.0 request means faulty framing (an HTTP/1.0 hop would read
         // the body by another rule): refused, and the connection closed like every answer here.
         if (exchange.Protocol == "HTTP/1.0" && headers.ContainsKey("Transfer-Encoding"))
-            return (400, "Transfer-Encoding on an HTTP/1.0 request (RFC 9112 section 6.1: faulty framing)");
+            return Refusal(400, "Transfer-Encoding on an HTTP/1.0 request (RFC 9112 section 6.1: faulty framing)");
         var count = 0;
         foreach (var (name, values) in headers)
         {
@@ -91,17 +92,17 @@ public sealed class RequestLimits
                 // The field as a line: name, ": ", value, CRLF (gunicorn's measure, for the usual single space).
                 var size = name.Length + 2 + value.Length + 2;
                 if (_fieldSize > 0 && size > _fieldSize)
-                    return (431, $"header field {Shown(name)} is {size} bytes (--limit-request-field_size " +
+                    return Refusal(431, $"header field {Shown(name)} is {size} bytes (--limit-request-field_size " +
                         $"{_fieldSize})");
                 // CR, LF and NUL never get this far (Kestrel refuses them); BEL and DEL would.
                 var at = HeaderSyntax.IndexOfControl(value);
                 if (at >= 0)
-                    return (400, $"header field {Shown(name)} has the control character 0x{(int)value[at]:X2} " +
+                    return Refusal(400, $"header field {Shown(name)} has the control character 0x{(int)value[at]:X2} " +
                         "in its value");
             }
         }
         if (_fields > 0 && count > _fields)
-            return (431, $"the request has {count} header fields (--limit-request-fields {_fields})");
+            return Refusal(431, $"the request has {count} header fields (--limit-request-fields {_fields})");
         if (_body > 0)
         {
             exchange.BodyLimit = _body;
@@ -114,7 +115,7 @@ public sealed class RequestLimits
                     // and Kestrel drops the unread body once the answer is complete.
                     if (exchange.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } kestrelCap)
                         kestrelCap.MaxRequestBodySize = null;
-                    return (413, $"request body exceeds --limit-request-body {_body} (Content-Length: {declared})");
+                    return BodyOverLimit(_body, declared);
                 }
             }
             else if (exchange.Protocol is "HTTP/1.1" or "HTTP/1.0" &&
@@ -145,8 +146,8 @@ public sealed class RequestLimits
         if (features.Get<IHttpRequestTrailersFeature>() is not { Available: true } trailers) return null;
         foreach (var (name, _) in trailers.Trailers)
             if (ForbiddenTrailerFields.Contains(name))
-                return new RequestBodyException(400,
-                    $"the trailer section carries {Shown(name)}, which a trailer may not (RFC 9110 section 6.5.1)");
+                return new RequestBodyException(Refusal(400,
+                    $"the trailer section carries {Shown(name)}, which a trailer may not (RFC 9110 section 6.5.1)"));
         return null;
     }
 

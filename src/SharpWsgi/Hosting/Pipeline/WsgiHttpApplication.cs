@@ -54,7 +54,7 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         _requestIds?.Assign(exchange);
         // HTTP/2's Connection: close is GOAWAY: the streams in flight finish, the client opens a new connection.
         if (_lifecycle.Draining && exchange.IsHttp2) exchange.CloseAfterResponse();
-        if (_limits.Check(exchange) is var (status, reason)) return RefuseAsync(exchange, status, reason);
+        if (_limits.Check(exchange) is { } refusal) return RefuseAsync(exchange, refusal);
         // A static file is no Python request: it does not count towards --max-requests.
         if (Static?.TryServe(exchange) is { } served) return served;
         _lifecycle.CountRequest();
@@ -71,19 +71,10 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     {
         using (prefetch)
         {
-            if (await prefetch.ReadAsync(exchange).ConfigureAwait(false) is var (status, reason))
+            if (await prefetch.ReadAsync(exchange).ConfigureAwait(false) is { } refusal)
             {
-                if (status == 0)
-                {
-                    exchange.AbortConnection();
-                    return;
-                }
-                _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
-                    exchange.Method, exchange.RawTarget, status, reason);
-                if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
-                if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true)
-                    .ConfigureAwait(false))
-                    exchange.AbortConnection();
+                if (refusal == RequestBodyPrefetch.ClientGone) exchange.AbortConnection();
+                else await RefuseAsync(exchange, refusal).ConfigureAwait(false);
                 return;
             }
             await Dispatch(exchange).ConfigureAwait(false);
@@ -126,25 +117,21 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
                 await Handover!.SendAsync(exchange).ConfigureAwait(false);
                 break;
             case ExchangeOutcome.PlainAnswer:
-                // A client error in the body leaves the stream unreadable: close after the answer.
-                var close = _lifecycle.Draining || result.Status is >= 400 and < 500;
-                if (!await PlainResponse.WriteAsync(exchange, result.Status, result.Reason ?? "", close)
-                    .ConfigureAwait(false))
+                if (!await PlainResponse.WriteAsync(exchange, result.Answer!).ConfigureAwait(false))
                     exchange.AbortConnection();
                 break;
         }
     }
 
-    /// <summary>A request refused before the app (a limit, a malformed head): the stream may not be in step, so
-    /// the connection closes after the answer.</summary>
-    private async Task RefuseAsync(KestrelExchange exchange, int status, string reason)
+    /// <summary>A request refused before the app (a limit, a malformed head or body): the stream may not be in
+    /// step, so the connection closes after the answer (the refusal says so).</summary>
+    private async Task RefuseAsync(KestrelExchange exchange, ServerAnswer refusal)
     {
-        if (status is >= 400 and < 500) _metrics?.Count(MetricsTable.LimitRefusals);
         _log.LogInformation("{Method} {Target}: {Status} before the app ran: {Reason}",
             exchange.Method, exchange.RawTarget.Length > 200 ? exchange.RawTarget[..200] + "..." : exchange.RawTarget,
-            status, reason);
-        if (status == 413 && exchange.IsHttp2) await DiscardSmallBodyAsync(exchange).ConfigureAwait(false);
-        if (!await PlainResponse.WriteAsync(exchange, status, reason, closeConnection: true).ConfigureAwait(false))
+            refusal.Status, refusal.Reason);
+        if (refusal.Status == 413 && exchange.IsHttp2) await DiscardSmallBodyAsync(exchange).ConfigureAwait(false);
+        if (!await PlainResponse.WriteAsync(exchange, refusal).ConfigureAwait(false))
             exchange.AbortConnection();
     }
 
@@ -175,11 +162,9 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
 
     private async Task RefuseBusyAsync(KestrelExchange exchange)
     {
-        _metrics?.Count(MetricsTable.QueueFull);
         _log.LogWarning("Queue full ({Queued} waiting): 503 for {Method} {Target}",
             _gateway.Queued, exchange.Method, exchange.RawTarget);
-        await PlainResponse.WriteAsync(exchange, 503, "all Python threads are busy", _lifecycle.Draining,
-            retryAfterSeconds: 1).ConfigureAwait(false);
+        await PlainResponse.WriteAsync(exchange, ServerAnswer.ThreadsBusy).ConfigureAwait(false);
     }
 
     /// <summary>Kestrel is done with the request (its response complete): the one place every request passes,

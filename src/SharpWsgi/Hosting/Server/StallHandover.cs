@@ -132,8 +132,7 @@ public sealed class StallHandover : IDisposable
         && exchange.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false;
 
     private static Task Refuse(KestrelExchange exchange) =>
-        PlainResponse.WriteAsync(exchange, 503, "this worker's Python is not responding; try again",
-            closeConnection: true, retryAfterSeconds: 1);
+        PlainResponse.WriteAsync(exchange, ServerAnswer.WorkerNotResponding);
 
     private HttpRequestMessage BuildRequest(KestrelExchange exchange)
     {

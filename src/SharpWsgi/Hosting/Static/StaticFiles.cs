@@ -125,13 +125,12 @@ public sealed partial class StaticFiles
         return Send(exchange, entry, representation, isHead);
     }
 
-    private Task NotFoundAsync(KestrelExchange exchange) =>
-        PlainAsync(exchange, 404, "no such static file", null);
+    private Task NotFoundAsync(KestrelExchange exchange) => PlainAsync(exchange, ServerAnswer.NoStaticFile, null);
 
-    private static async Task PlainAsync(KestrelExchange exchange, int status, string reason, string? contentRange)
+    private static async Task PlainAsync(KestrelExchange exchange, ServerAnswer answer, string? contentRange)
     {
         var headers = contentRange == null ? null : new[] { KeyValuePair.Create("Content-Range", contentRange) };
-        if (!await PlainResponse.WriteAsync(exchange, status, reason, extraHeaders: headers).ConfigureAwait(false))
+        if (!await PlainResponse.WriteAsync(exchange, answer, headers).ConfigureAwait(false))
             exchange.AbortConnection();
     }
 
@@ -308,8 +307,7 @@ public sealed partial class StaticFiles
         var response = exchange.Response;
         var headers = response.Headers;
         headers.Clear();
-        if (_lifecycle.Draining && !exchange.IsHttp2) headers.Connection = "close";
-        exchange.EchoRequestId(headers);
+        exchange.ApplyHeadPolicy(closeConnection: false);
         headers.ETag = file.ETag;
         headers.LastModified = file.LastModifiedText;
         headers.CacheControl = entry.CacheControl;
@@ -336,8 +334,7 @@ public sealed partial class StaticFiles
                     (start, count) = (first, last - first + 1);
                     break;
                 case ByteRangeResult.Unsatisfiable:
-                    return PlainAsync(exchange, 416, $"the range is outside the file's {length} bytes",
-                        $"bytes */{length}");
+                    return PlainAsync(exchange, ServerAnswer.RangeOutsideFile(length), $"bytes */{length}");
             }
         }
         if (response.StatusCode != 206) response.StatusCode = 200;
@@ -350,7 +347,7 @@ public sealed partial class StaticFiles
             var writer = exchange.ResponseBodyFeature.Writer;
             file.Bytes.AsSpan((int)start, (int)count).CopyTo(writer.GetSpan((int)count));
             writer.Advance((int)count);
-            exchange.CountHostBytes(count);
+            exchange.CountBodyBytes(count);
             return Task.CompletedTask;
         }
 
@@ -370,7 +367,7 @@ public sealed partial class StaticFiles
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _log.LogWarning("Static file {Path} cannot be opened: {Error}", file.Path, e.Message);
-            return PlainAsync(exchange, 500, "the static file cannot be read", null);
+            return PlainAsync(exchange, ServerAnswer.StaticFileUnreadable, null);
         }
         if (transport != null) return SendfileAsync(exchange, transport, handle, start, count);
         return count <= SmallFile ? SendSmall(exchange, handle, start, (int)count)
@@ -417,7 +414,7 @@ public sealed partial class StaticFiles
                 return;
             }
             KestrelBodyCount.Add(exchange.Features, count);
-            exchange.CountHostBytes(count);
+            exchange.CountBodyBytes(count);
         }
     }
 
@@ -438,7 +435,7 @@ public sealed partial class StaticFiles
             catch (IOException e) { return ReadFailed(exchange, e); }
             if (read < count) return ReadFailed(exchange, new IOException("the file shrank while it was sent"));
             writer.Advance(count);
-            exchange.CountHostBytes(count);
+            exchange.CountBodyBytes(count);
             return Task.CompletedTask;
         }
     }
@@ -458,7 +455,7 @@ public sealed partial class StaticFiles
                     var read = ReadFully(handle, memory.Span, start);
                     if (read < size) throw new IOException("the file shrank while it was sent");
                     writer.Advance(read);
-                    exchange.CountHostBytes(read);
+                    exchange.CountBodyBytes(read);
                     start += read;
                     count -= read;
                     var flush = await writer.FlushAsync().ConfigureAwait(false);
