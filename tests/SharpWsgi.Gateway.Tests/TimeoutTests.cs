@@ -19,12 +19,15 @@ def app(environ, start_response):
     [Fact]
     public void Run_WaitedPastTheQueueTimeout_Plain503AndTheAppNotCalled()
     {
+        const double queueTimeout = 0.05;
         var x = new FakeExchange();
         var calls = OnPython.Run(() =>
         {
-            using var app = new TestApp(CountingApp, new WsgiOptions { QueueTimeout = 0.05 });
+            using var app = new TestApp(CountingApp, new WsgiOptions { QueueTimeout = queueTimeout });
             var lease = new RequestLease(x);
-            Thread.Sleep(150);
+            // The request ages past the queue timeout: a bounded poll on the clock the runner compares with.
+            var limit = (long)(queueTimeout * Stopwatch.Frequency);
+            while (Stopwatch.GetTimestamp() - lease.QueuedAt <= limit) Thread.Sleep(5);
             app.Run(lease);
             return app.Eval("calls");
         });
@@ -43,25 +46,30 @@ def app(environ, start_response):
         Assert.Equal("ran", x.BodyText());
     }
 
-    /// <summary>Starts the app on a Python thread, times the request out while it waits; returns what it saw.</summary>
+    /// <summary>
+    /// Starts the app on a Python thread and times the request out once the gateway waits on the host (a body read or
+    /// a flush that cannot complete: <see cref="FakeExchange.GatewayWaiting"/>); returns what the app saw.
+    /// </summary>
     private static string TimeOutWhileWaiting(FakeExchange x, string source)
     {
         RequestLease? lease = null;
-        using var waiting = new ManualResetEventSlim();
         var thread = OnPython.Start(() =>
         {
             using var app = new TestApp(source);
             lease = new RequestLease(x);
-            waiting.Set();
             app.Run(lease);
             return app.Eval("seen");
         }, out var outcome);
-        waiting.Wait();
-        Thread.Sleep(100); // let the app reach its wait (a read or a flush that cannot complete)
+        if (!x.GatewayWaiting.Wait(10_000))
+        {
+            if (!thread.IsAlive) outcome.Get(); // the app failed before it waited: show why
+            Assert.Fail("the gateway never waited on the request body or the client");
+        }
         lease!.TimeOut("the application did not answer in time");
         Assert.True(thread.Join(10_000), "the Python thread did not come back");
         Assert.Equal(ExchangeResult.Plain(504, "the application did not answer in time"), x.WaitFinished());
-        SpinWait.SpinUntil(() => false, 100); // a second Finish would come from the Python thread meanwhile
+        // Both callers of Finish are done: the Python thread has ended, and the 504 above came from the lease's task
+        // (Finish records the first result). A second Finish would already be counted.
         Assert.Equal(1, x.FinishCount);
         Assert.True(x.CancelCount >= 1);
         return outcome.Get();
@@ -119,7 +127,8 @@ def app(environ, start_response):
             app.Run(lease);
             lease.TimeOut("too late");
         });
-        Thread.Sleep(50);
+        // TimeOut cancels pending I/O at once before it schedules the 504; on a finished lease it returns first, so
+        // no cancel means nothing was scheduled and these counts are final.
         Assert.Equal(ExchangeResult.Completed, x.Result);
         Assert.Equal(1, x.FinishCount);
         Assert.Equal(0, x.CancelCount);

@@ -18,7 +18,19 @@ public sealed class ExceptionTests
         Assert.StartsWith("Traceback (most recent call last):\n", e.Traceback);
         Assert.Contains(", in fail\n", e.Traceback);
         Assert.EndsWith("ValueError: bad thing\n", e.Traceback);
-        Py.ThrowIfError(); // fetched: nothing is left pending
+        PendingError.ThrowIfAny(); // fetched: nothing is left pending
+    });
+
+    /// <summary>The harness's own check (every OnPython body ends with it) must see a pending error.</summary>
+    [Fact]
+    public void PendingErrorCheck_ErrorSet_ThrowsItOnceThenNothingIsPending() => OnPython.Run(() =>
+    {
+        PendingError.ThrowIfAny();
+        Py.SetError(PyErrorKind.ValueError, "left pending");
+        var e = Assert.Throws<PythonException>(PendingError.ThrowIfAny);
+        Assert.Equal("ValueError", e.TypeName);
+        Assert.Equal("left pending", e.PythonMessage);
+        PendingError.ThrowIfAny(); // fetched: cleared
     });
 
     [Fact]
@@ -30,10 +42,13 @@ public sealed class ExceptionTests
         Assert.Equal("AppError", e.TypeName);
         Assert.Equal("no such thing", e.PythonMessage);
         using var lookupError = PyTest.Eval("LookupError");
+        using var exception = PyTest.Eval("Exception");
+        using var runtimeError = PyTest.Eval("RuntimeError");
+        using var osError = PyTest.Eval("OSError");
         Assert.True(e.Matches(lookupError));
-        Assert.True(e.Matches(Py.ExceptionClass));
-        Assert.False(e.Matches(Py.RuntimeErrorClass));
-        Assert.False(e.Matches(Py.OSErrorClass));
+        Assert.True(e.Matches(exception));
+        Assert.False(e.Matches(runtimeError));
+        Assert.False(e.Matches(osError));
     });
 
     [Fact]
@@ -147,7 +162,7 @@ public sealed class ExceptionTests
         var bad = Py.DictGet(globals, "bad");
         Assert.Equal("<unprintable>", Py.SafeStr(bad));
         Assert.Equal("<unrepresentable>", Py.Repr(bad));
-        Py.ThrowIfError();
+        PendingError.ThrowIfAny();
     });
 
     private static NewRef CallableInstance(object target) => TestTypes.Callable.CreateInstance(target);

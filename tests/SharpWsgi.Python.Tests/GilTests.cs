@@ -15,7 +15,8 @@ public sealed class GilTests
         using var globals = Py.Dict();
         Py.Exec("import threading\nlocal = threading.local()\nlocal.value = 'before release'", globals);
         var ident = Py.CurrentThreadIdent();
-        using (Gil.Release()) Thread.Sleep(10);
+        // While released, another Python thread takes the GIL and sets its own threading.local value.
+        using (Gil.Release()) OnPython.Run(() => Py.Exec("local.value = 'other thread'", globals));
         // Python works again, with this thread's own thread state: its threading.local value is still there.
         Assert.Equal("before release", PyTest.ExecAndRead(globals, "seen = local.value", "seen"));
         Assert.Equal(ident, Py.CurrentThreadIdent());
@@ -105,7 +106,11 @@ public sealed class GilTests
             return e.TypeName;
         }, out var outcome);
         Assert.True(started.Wait(Patience));
-        var found = OnPython.Run(() => Py.SetAsyncException(ident, Py.RuntimeErrorClass));
+        var found = OnPython.Run(() =>
+        {
+            using var runtimeError = PyTest.Eval("RuntimeError");
+            return Py.SetAsyncException(ident, runtimeError);
+        });
         Assert.True(looping.Join(Patience), "the async exception did not stop the loop");
         Assert.True(found);
         Assert.Equal("RuntimeError", outcome.Get());
@@ -114,7 +119,11 @@ public sealed class GilTests
     [Fact]
     public void SetAsyncException_NoSuchThreadIdent_ReturnsFalse()
     {
-        Assert.False(OnPython.Run(() => Py.SetAsyncException(1, Py.RuntimeErrorClass)));
+        Assert.False(OnPython.Run(() =>
+        {
+            using var runtimeError = PyTest.Eval("RuntimeError");
+            return Py.SetAsyncException(1, runtimeError);
+        }));
     }
 
     [Fact]

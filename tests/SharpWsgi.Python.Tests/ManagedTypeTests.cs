@@ -92,8 +92,8 @@ public sealed class ManagedTypeTests
         Assert.True(Widget.IsInstance(instance));
         Assert.False(Widget.IsInstance(other));
         Assert.False(Widget.IsInstance(list));
-        Assert.True(Py.IsCallable(instance));
-        Assert.False(Py.IsCallable(other));
+        Assert.True(PyTest.IsCallable(instance));
+        Assert.False(PyTest.IsCallable(other));
     });
 
     [Fact]

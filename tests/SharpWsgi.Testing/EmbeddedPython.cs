@@ -53,7 +53,7 @@ public static class OnPython
             try
             {
                 result.Value = body();
-                Py.ThrowIfError(); // a Python error left pending by the test fails it
+                PendingError.ThrowIfAny(); // a Python error left pending by the test fails it
             }
             catch (Exception e) { result.Error = ExceptionDispatchInfo.Capture(e); }
             finally { DecRefQueue.Drain(); }

@@ -3,12 +3,14 @@ Run: sharpwsgi --python python3.12 --interpreters 2 tests/apps/interpreters_app.
 
   GET /whoami      -> JSON {"interpreter": id, "pid": ..., "count": requests this interpreter's module has seen,
                       "token": a random value drawn once per module import, "multiprocess": wsgi.multiprocess}
-  GET /spin        -> a pure-Python loop that runs until RequestTimeout interrupts it (then records that)
+  GET /spin        -> writes "SPIN-START interpreter=ID" to stderr, then runs a pure-Python loop until
+                      RequestTimeout interrupts it (then records that)
   GET /interrupted -> JSON {"interpreter": id, "interrupted": how many /spin this interpreter saw interrupted}
 """
 import json
 import os
 import secrets
+import sys
 import threading
 
 try:
@@ -42,6 +44,9 @@ def application(environ, start_response):
         _count += 1
         count = _count
     if path == '/spin':
+        # The test waits for this line: the interpreter is busy from here on.
+        sys.stderr.write('SPIN-START interpreter=%d\n' % _interpreter_id())
+        sys.stderr.flush()
         try:
             n = 0
             while True:

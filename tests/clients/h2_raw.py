@@ -254,7 +254,7 @@ def scenario_nonreader(args):
     c = Client(args, receive_buffer=4096)
     port = c.sock.getsockname()[1]
     c.request("GET", args.path)
-    time.sleep(args.wait)
+    time.sleep(args.wait)  # the client under test: it reads nothing for this long (not a synchronisation)
     c.sock.settimeout(0.5)
     received, closed, deadline = 0, False, time.monotonic() + 3
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ namespace SharpWsgi.Python;
 public static unsafe class Py
 {
     private const ulong LongSubclass = 1UL << 24, ListSubclass = 1UL << 25, TupleSubclass = 1UL << 26,
-        BytesSubclass = 1UL << 27, UnicodeSubclass = 1UL << 28, DictSubclass = 1UL << 29;
+        BytesSubclass = 1UL << 27, UnicodeSubclass = 1UL << 28;
 
     public static BorrowedRef None => new(PyApi.None);
     public static BorrowedRef True => new(PyApi.True);
@@ -26,22 +26,16 @@ public static unsafe class Py
     public static bool IsNone(BorrowedRef o) => o.Handle == PyApi.None;
     public static bool IsStr(BorrowedRef o) => HasFlag(o, UnicodeSubclass);
     public static bool IsBytes(BorrowedRef o) => HasFlag(o, BytesSubclass);
-    public static bool IsExactBytes(BorrowedRef o) => TypeOf(o.Handle) == PyApi.BytesType;
     public static bool IsExactList(BorrowedRef o) => TypeOf(o.Handle) == PyApi.ListType;
     public static bool IsExactTuple(BorrowedRef o) => TypeOf(o.Handle) == PyApi.TupleType;
     public static bool IsList(BorrowedRef o) => HasFlag(o, ListSubclass);
     public static bool IsTuple(BorrowedRef o) => HasFlag(o, TupleSubclass);
     public static bool IsInt(BorrowedRef o) => HasFlag(o, LongSubclass);
-    public static bool IsDict(BorrowedRef o) => HasFlag(o, DictSubclass);
-    public static bool IsCallable(BorrowedRef o) => PyApi.PyCallable_Check(o.Handle) != 0;
-    internal static bool IsType(BorrowedRef o, nint type) => TypeOf(o.Handle) == type;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static NewRef Check(nint result) => result != 0 ? new NewRef(result) : throw PythonException.Fetch();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Check(int status) { if (status < 0) throw PythonException.Fetch(); }
-
-    public static void ThrowIfError() { if (PyApi.PyErr_Occurred() != 0) throw PythonException.Fetch(); }
 
     // ---- errors raised into Python (from C# callbacks) ----
     public static void SetError(PyErrorKind kind, string message)
@@ -75,12 +69,6 @@ public static unsafe class Py
     }
 
     // ---- strings ----
-    /// <summary>A str whose code points are the given bytes (PEP 3333's "native string" for bytes).</summary>
-    public static NewRef StrFromLatin1(ReadOnlySpan<byte> bytes)
-    {
-        fixed (byte* p = bytes) return Check(PyApi.PyUnicode_DecodeLatin1(p, bytes.Length, null));
-    }
-
     /// <summary>
     /// A str with the chars' code points: latin-1 decoded text (all below U+0100) or any text; a surrogate pair
     /// becomes the one code point it encodes (as UCS-2 it would become two lone surrogates Python cannot encode).
@@ -313,8 +301,6 @@ public static unsafe class Py
         => Check(PyApi.PyObject_GetAttrString(o.Handle, (byte*)Utf8(name)));
     public static NewRef GetAttr(BorrowedRef o, BorrowedRef name)
         => Check(PyApi.PyObject_GetAttr(o.Handle, name.Handle));
-    public static void SetAttr(BorrowedRef o, string name, BorrowedRef value)
-        => Check(PyApi.PyObject_SetAttrString(o.Handle, (byte*)Utf8(name), value.Handle));
 
     /// <summary>getattr(o, name) or false when the attribute does not exist (other errors throw).</summary>
     public static bool TryGetAttr(BorrowedRef o, BorrowedRef name, out NewRef value)
@@ -370,20 +356,6 @@ public static unsafe class Py
         return false;
     }
 
-    public static bool IsTrue(BorrowedRef o)
-    {
-        var r = PyApi.PyObject_IsTrue(o.Handle);
-        if (r < 0) throw PythonException.Fetch();
-        return r != 0;
-    }
-
-    public static bool IsInstance(BorrowedRef o, BorrowedRef cls)
-    {
-        var r = PyApi.PyObject_IsInstance(o.Handle, cls.Handle);
-        if (r < 0) throw PythonException.Fetch();
-        return r != 0;
-    }
-
     public static NewRef Import(string module) => Check(PyApi.PyImport_ImportModule((byte*)Utf8(module)));
 
     /// <summary>Runs source as a module body in the given globals dict (exec).</summary>
@@ -410,8 +382,4 @@ public static unsafe class Py
     /// <summary>Raises the exception class asynchronously in the Python thread with that id; true if found.</summary>
     public static bool SetAsyncException(ulong threadIdent, BorrowedRef exceptionClass)
         => PyApi.PyThreadState_SetAsyncExc((nuint)threadIdent, exceptionClass.Handle) > 0;
-
-    public static BorrowedRef RuntimeErrorClass => new(PyApi.ExcRuntimeError);
-    public static BorrowedRef OSErrorClass => new(PyApi.ExcOSError);
-    public static BorrowedRef ExceptionClass => new(PyApi.ExcException);
 }

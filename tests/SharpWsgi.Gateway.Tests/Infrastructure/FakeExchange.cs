@@ -10,6 +10,8 @@ namespace SharpWsgi.Gateway.Tests.Infrastructure;
 /// writer (a client that takes everything at once); <see cref="SlowClient"/> makes FlushAsync stay pending until the
 /// test reads (a client that does not read). Like Kestrel, the response's status and headers are frozen once body
 /// bytes reach the pipe, and the host completes the pipe when it is told to <see cref="Finish"/>.
+/// <see cref="GatewayWaiting"/> tells a test when the gateway is blocked on the host (a body read or a flush that
+/// did not complete at once), so it can act on a waiting request without guessing how long the app takes to get there.
 /// </summary>
 public sealed class FakeExchange : WsgiExchange
 {
@@ -17,6 +19,7 @@ public sealed class FakeExchange : WsgiExchange
     private readonly List<(string Name, string Value)> _responseHeaders = new();
     private readonly TaskCompletionSource<ExchangeResult> _finished =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _gatewayWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly RecordingWriter _writer;
     private PipeReader? _requestBody;
     private int _finishCount, _abortCount, _cancelCount;
@@ -27,7 +30,7 @@ public sealed class FakeExchange : WsgiExchange
         RawTarget = target;
         ResponsePipe = new Pipe(response ?? new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0,
             useSynchronizationContext: false));
-        _writer = new RecordingWriter(ResponsePipe.Writer);
+        _writer = new RecordingWriter(ResponsePipe.Writer, this);
     }
 
     /// <summary>A response pipe that holds only a few bytes: FlushAsync stays pending until the test reads.</summary>
@@ -70,7 +73,7 @@ public sealed class FakeExchange : WsgiExchange
     public Pipe StreamedBody()
     {
         var pipe = new Pipe(new PipeOptions(useSynchronizationContext: false));
-        _requestBody = pipe.Reader;
+        _requestBody = new WatchedReader(pipe.Reader, this);
         return pipe;
     }
 
@@ -132,6 +135,20 @@ public sealed class FakeExchange : WsgiExchange
     private void ThrowIfStarted()
     {
         if (Started) throw new InvalidOperationException("the response has started: headers are read-only");
+    }
+
+    // ---- waits on the host ----
+
+    /// <summary>
+    /// Completes the first time the gateway has to wait on the host: a read of a <see cref="StreamedBody"/> with no
+    /// data yet, or a response flush the client has not taken (<see cref="SlowClient"/>). The gateway is then about
+    /// to block (GIL released) on the very operation that <see cref="CancelPendingIo"/> wakes.
+    /// </summary>
+    public Task GatewayWaiting => _gatewayWaiting.Task;
+
+    private void NoteWait<T>(ValueTask<T> pending)
+    {
+        if (!pending.IsCompleted) _gatewayWaiting.TrySetResult();
     }
 
     // ---- the connection ----
@@ -196,6 +213,7 @@ public sealed class FakeExchange : WsgiExchange
             foreach (var segment in read.Buffer) received.Write(segment.Span);
             ResponsePipe.Reader.AdvanceTo(read.Buffer.End);
             if (read.IsCompleted) break;
+            // Pacing of a slow client (what some tests play), not a synchronisation.
             if (delayPerRead > 0) await Task.Delay(delayPerRead).ConfigureAwait(false);
         }
         return received.ToArray();
@@ -209,13 +227,18 @@ public sealed class FakeExchange : WsgiExchange
         return Encoding.Latin1.GetString(read.Result);
     }
 
-    /// <summary>Forwards to the pipe's writer, counting advanced bytes.</summary>
+    /// <summary>Forwards to the pipe's writer, counting advanced bytes and noting a flush that has to wait.</summary>
     private sealed class RecordingWriter : PipeWriter
     {
         private readonly PipeWriter _inner;
+        private readonly FakeExchange _owner;
         private long _written;
 
-        public RecordingWriter(PipeWriter inner) => _inner = inner;
+        public RecordingWriter(PipeWriter inner, FakeExchange owner)
+        {
+            _inner = inner;
+            _owner = owner;
+        }
 
         public long Written => Interlocked.Read(ref _written);
 
@@ -227,11 +250,43 @@ public sealed class FakeExchange : WsgiExchange
 
         public override Memory<byte> GetMemory(int sizeHint = 0) => _inner.GetMemory(sizeHint);
         public override Span<byte> GetSpan(int sizeHint = 0) => _inner.GetSpan(sizeHint);
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
-            _inner.FlushAsync(cancellationToken);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            var pending = _inner.FlushAsync(cancellationToken);
+            _owner.NoteWait(pending);
+            return pending;
+        }
+
         public override void CancelPendingFlush() => _inner.CancelPendingFlush();
         public override void Complete(Exception? exception = null) =>
             throw new InvalidOperationException("the gateway must not complete the host's response pipe");
+    }
+
+    /// <summary>Forwards to a streamed body's reader, noting a read that has to wait for data.</summary>
+    private sealed class WatchedReader : PipeReader
+    {
+        private readonly PipeReader _inner;
+        private readonly FakeExchange _owner;
+
+        public WatchedReader(PipeReader inner, FakeExchange owner)
+        {
+            _inner = inner;
+            _owner = owner;
+        }
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            var pending = _inner.ReadAsync(cancellationToken);
+            _owner.NoteWait(pending);
+            return pending;
+        }
+
+        public override bool TryRead(out ReadResult result) => _inner.TryRead(out result);
+        public override void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) =>
+            _inner.AdvanceTo(consumed, examined);
+        public override void CancelPendingRead() => _inner.CancelPendingRead();
+        public override void Complete(Exception? exception = null) => _inner.Complete(exception);
     }
 
     /// <summary>Hands out its bytes, then throws the host's body error on the next read.</summary>

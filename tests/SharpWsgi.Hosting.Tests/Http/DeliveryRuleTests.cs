@@ -163,7 +163,7 @@ public class DeliveryRuleTests
         TcpDelivery after;
         // The last ACK is on its way (delayed ACKs): poll briefly, bounded.
         while ((after = TcpDelivery.Read(server)!.Value).Waiting && clock.Elapsed < TimeSpan.FromSeconds(5))
-            Thread.Sleep(10);
+            Thread.Sleep(10); // poll interval: the kernel's counters are what is awaited
         Assert.False(after.Waiting, $"still waiting: {after}");
         Assert.Equal(0u, after.NotSentBytes);
         Assert.Equal(0u, after.UnackedSegments);

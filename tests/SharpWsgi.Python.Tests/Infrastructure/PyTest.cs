@@ -23,6 +23,15 @@ public static class PyTest
         return Py.DictGet(globals, "__result").NewReference();
     }
 
+    /// <summary>Python's callable(o).</summary>
+    public static bool IsCallable(BorrowedRef o)
+    {
+        using var builtins = Py.Import("builtins");
+        using var callable = Py.GetAttr(builtins, "callable");
+        using var result = Py.Call(callable, o);
+        return result.Handle == Py.True.Handle;
+    }
+
     /// <summary>Runs source in globals, then returns globals[name] as a .NET string (str(value)).</summary>
     public static string ExecAndRead(BorrowedRef globals, string source, string name)
     {

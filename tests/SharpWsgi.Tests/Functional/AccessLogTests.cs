@@ -225,7 +225,7 @@ public sealed class AccessLogTests : IDisposable
         {
             Assert.True(DateTime.UtcNow < deadline, "no line in the reopened file");
             Get(server, "/after");
-            Thread.Sleep(50); // pacing of the retry loop
+            Thread.Sleep(50); // poll interval of the bounded retry loop: the line in the new file is awaited
         }
         Assert.DoesNotContain("/after", File.ReadAllText(path + ".1").Split('\n').First(l => l.Contains("/before")));
     }

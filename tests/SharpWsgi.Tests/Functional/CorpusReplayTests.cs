@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using SharpWsgi.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -32,7 +33,8 @@ public sealed class EchoServerFixture : IDisposable
 /// Valid cases must reach the app with the fixture's method, target, version, headers and body; invalid ones
 /// must get a 4xx without reaching the app. Where Kestrel's policy legitimately differs, the case is listed in
 /// tests/requests/kestrel-differences.md and its documented behaviour is asserted instead. Cases written for a
-/// non-default gunicorn setting (gunicorn_config) are replayed and reported only, as the corpus NOTICE says.
+/// non-default gunicorn setting (gunicorn_config) are replayed and reported as skipped with what SharpWsgi answered
+/// (the corpus NOTICE: info, not pass/fail); the PROXY protocol ones are asserted by ProxyProtocolCorpusTests.
 /// Calls are counted by the app per client port, so each row checks exactly its own connection's calls.
 /// </summary>
 public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
@@ -58,10 +60,14 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
         var c = RequestCorpus.Get(name);
         _out.WriteLine($"{c.Name}: expect {c.Expect}{(c.GunicornError != null ? " (" + c.GunicornError + ")" : "")}; " +
             $"raw: {Preview(c.Raw)}");
+        // Written for a non-default gunicorn setting: the corpus NOTICE calls these info, not pass/fail.
         if (c.ConfigDependent)
         {
-            ReportOnly(c);
-            return;
+            var assertedElsewhere = c.GunicornConfig.Contains("\"proxy_protocol\"", StringComparison.Ordinal)
+                ? " (asserted by ProxyProtocolCorpusTests)" : "";
+            var config = Regex.Replace(c.GunicornConfig, @"\s+", " ");
+            throw new SkipException($"info only, not pass/fail: written for gunicorn_config {config}" +
+                $"{assertedElsewhere}; SharpWsgi answered {ReplayForInfo(c)}");
         }
         if (!KestrelDifferences.Entries.TryGetValue(c.Name, out var diff))
         {
@@ -453,27 +459,31 @@ public sealed class CorpusReplayTests : IClassFixture<EchoServerFixture>
 
     // ---- config-dependent cases: info only ----------------------------------------------------------------------
 
-    private void ReportOnly(CorpusCase c)
+    /// <summary>Replays the case and describes SharpWsgi's answer (also written to the test output).</summary>
+    private string ReplayForInfo(CorpusCase c)
     {
         _out.WriteLine($"info only: written for gunicorn_config {c.GunicornConfig}");
+        string answer;
         try
         {
             using var conn = Open(TimeSpan.FromSeconds(5));
             conn.Send(c.Raw);
             var resp = conn.ReadResponse();
             var calls = Calls(conn);
-            _out.WriteLine($"SharpWsgi: {resp.StatusLine}; app calls on this connection: {calls}");
+            answer = $"{resp.StatusLine}; app calls on this connection: {calls}";
             if (resp.Status == 200)
             {
                 var env = Http.Environ(resp);
-                _out.WriteLine($"  {env.Str("REQUEST_METHOD")} PATH_INFO={Show(env.Str("PATH_INFO"))} " +
-                    $"QUERY_STRING={Show(env.Str("QUERY_STRING"))}");
+                answer += $"; {env.Str("REQUEST_METHOD")} PATH_INFO={Show(env.Str("PATH_INFO"))} " +
+                    $"QUERY_STRING={Show(env.Str("QUERY_STRING"))}";
             }
         }
         catch (Exception e) when (e is IOException or EndOfStreamException or SocketException or JsonException)
         {
-            _out.WriteLine($"SharpWsgi: no complete response ({e.GetType().Name}: {e.Message})");
+            answer = $"no complete response ({e.GetType().Name}: {e.Message})";
         }
+        _out.WriteLine($"SharpWsgi: {answer}");
+        return answer;
     }
 
     // ---- helpers ---------------------------------------------------------------------------------------------

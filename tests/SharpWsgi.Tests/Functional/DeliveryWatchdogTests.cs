@@ -106,7 +106,7 @@ public sealed class DeliveryWatchdogTests
         while (!condition())
         {
             if (clock.Elapsed > timeout) throw new TimeoutException($"{what} did not happen within {timeout}");
-            Thread.Sleep(50);
+            Thread.Sleep(50); // poll interval of a bounded wait on the condition
         }
     }
 
@@ -257,7 +257,7 @@ public sealed class DeliveryWatchdogTests
             raw.Write(buffer, 0, n);
             if (raw.Length >= 5 && raw.GetBuffer().AsSpan((int)raw.Length - 5, 5).SequenceEqual("0\r\n\r\n"u8))
                 return Dechunk(raw.ToArray());
-            Thread.Sleep(pause);
+            Thread.Sleep(pause); // pacing of a slow reader (the behaviour under test), not a synchronisation
         }
         throw new TimeoutException($"the response did not end within {limit}");
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using SharpWsgi.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -20,6 +21,7 @@ public sealed class InterpreterTests
     public static IEnumerable<object[]> Versions => new[] { 12, 13 }.Select(m => new object[] { m });
 
     private static string App => Path.Combine(ServerProcess.AppsDir, "interpreters_app.py");
+    private static readonly Regex SpinStart = new(@"SPIN-START interpreter=(\d+)");
 
     /// <summary>pyenv's CPython 3.minor; the test is reported as skipped, with the reason, when it is absent.</summary>
     private string Python(int minor)
@@ -88,8 +90,9 @@ public sealed class InterpreterTests
         using var server = ServerProcess.Start(new[]
             { "--python", python, "--interpreters", "2", "--threads", "1", "--request-timeout", "2", App });
         var spin = Task.Run(() => Http.Get(server.Port, "/spin"));
-        // The spinning interpreter is busy: every request meanwhile goes to the other one, at once.
-        Thread.Sleep(300);
+        // The app says when it starts spinning: from then on every request goes to the other interpreter, at once.
+        var spinning = int.Parse(SpinStart.Match(server.WaitForOutput(SpinStart, TimeSpan.FromSeconds(15)))
+            .Groups[1].Value);
         var during = new List<int>();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < 10; i++)
@@ -101,6 +104,7 @@ public sealed class InterpreterTests
         }
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1.7), "the requests waited for the spinning interpreter");
         Assert.Single(during.Distinct());
+        Assert.NotEqual(spinning, during[0]);
         Assert.True(spin.Wait(TimeSpan.FromSeconds(15)));
         Assert.Equal(504, spin.Result.Status);
         server.WaitForOutput("interrupted by RequestTimeout", TimeSpan.FromSeconds(10));
@@ -125,7 +129,6 @@ public sealed class InterpreterTests
     {
         var python = Python(minor);
         var module = SinglePhaseModule(python, out var pythonPath);
-        if (module == null) return;
         var app = Path.Combine(Path.GetTempPath(), $"sharpwsgi-singlephase-{Guid.NewGuid():N}.py");
         File.WriteAllText(app, $"import {module}\n\ndef application(environ, start_response):\n" +
             "    start_response('200 OK', [])\n    return [b'x']\n");
@@ -183,8 +186,9 @@ public sealed class InterpreterTests
     }
 
     /// <summary>The interpreter's own _testsinglephase (test builds ship it), else a tiny single-phase extension
-    /// built here with gcc against the interpreter's headers; null (printed) when neither is possible.</summary>
-    private string? SinglePhaseModule(string python, out string? pythonPath)
+    /// built here with gcc against the interpreter's headers; the test is skipped, with gcc's error, when neither
+    /// is possible.</summary>
+    private static string SinglePhaseModule(string python, out string? pythonPath)
     {
         pythonPath = null;
         if (Interpreters.CanImport(python, "_testsinglephase")) return "_testsinglephase";

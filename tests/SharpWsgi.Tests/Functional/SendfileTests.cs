@@ -58,7 +58,8 @@ public sealed class SendfileFixture : IDisposable
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         long seen;
-        while ((seen = Metric(server, name)) < value && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        while ((seen = Metric(server, name)) < value && DateTime.UtcNow < deadline)
+            Thread.Sleep(20); // poll interval: the counter is what is awaited
         return seen;
     }
 

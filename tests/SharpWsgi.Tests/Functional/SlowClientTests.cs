@@ -73,6 +73,7 @@ public sealed class SlowClientTests
                 while (!stop.IsCancellationRequested)
                 {
                     foreach (var u in uploaders) u.Send(kib);
+                    // Pacing of slow uploaders (1 KiB a second), not a synchronisation.
                     try { await Task.Delay(1000, stop.Token); } catch (OperationCanceledException) { }
                 }
             });

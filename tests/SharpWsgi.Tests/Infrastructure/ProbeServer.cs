@@ -76,8 +76,8 @@ public sealed class ValidatedProbeServer : ProbeServer
     public ValidatedProbeServer() : base("validated_probe.py") { }
 }
 
-/// <summary>A fixture whose server may not be startable here (an absent interpreter): tests then pass, printing
-/// why.</summary>
+/// <summary>A fixture whose server may not be startable here (an absent interpreter): its tests are then reported
+/// as skipped, with this reason.</summary>
 public interface ISkippableFixture
 {
     string? SkipReason { get; }
