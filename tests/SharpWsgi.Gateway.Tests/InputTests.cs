@@ -215,7 +215,7 @@ def app(environ, start_response):
     return [b'unreachable']
 """, x, "seen");
         Assert.Equal("b'part' error reading the request body: the request body is too large", shown);
-        Assert.Equal(ExchangeResult.Plain(413, "the request body is too large"), x.Result);
+        Assert.Equal(BodyError(413, "the request body is too large"), x.Result);
         Assert.Equal(0, x.BytesWritten);
         Assert.Contains("the request body could not be read (413", TestApp.Log.Matching("Information"));
         Assert.Empty(TestApp.Log.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal)));
@@ -235,7 +235,7 @@ def app(environ, start_response):
         raise ValueError('upload failed')
     return [b'unreachable']
 """, x);
-        Assert.Equal(ExchangeResult.Plain(400, "malformed request body: bad chunk size"), x.Result);
+        Assert.Equal(BodyError(400, "malformed request body: bad chunk size"), x.Result);
         Assert.Equal(0, x.BytesWritten);
         Assert.Empty(TestApp.Log.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal)));
     }
@@ -252,7 +252,7 @@ def app(environ, start_response):
     start_response('200 OK', [])
     return [b'unreachable']
 """, x);
-        Assert.Equal(ExchangeResult.Plain(413, "request body exceeds --limit-request-body 10"), x.Result);
+        Assert.Equal(BodyError(413, "request body exceeds --limit-request-body 10"), x.Result);
         Assert.Equal(0, x.BytesWritten);
     }
 
@@ -309,4 +309,8 @@ def app(environ, start_response):
         Assert.Equal("['OSError', b'', b'']", shown);
         Assert.Equal(ExchangeResult.Completed, x.Result);
     }
+
+    /// <summary>The host's refusal for a body error, as found while the app was reading the body.</summary>
+    private static ExchangeResult BodyError(int status, string reason) =>
+        ExchangeResult.Plain(ServerAnswer.Refusal(status, reason).WhileAppRead());
 }

@@ -346,7 +346,7 @@ def app(environ, start_response):
     start_response('200 OK', [('X-Partial', '1')])
     raise LookupError('no such thing')
 """);
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Equal(0, x.BytesWritten);
         var logged = TestApp.Log.Matching("calling the application");
         Assert.Contains("Error handling request GET / (calling the application)", logged);
@@ -362,7 +362,7 @@ def app(environ, start_response):
     raise ValueError('before any byte')
     yield b'never'
 """);
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Contains("ValueError: before any byte", TestApp.Log.Matching("iterating the response"));
     }
 
@@ -388,7 +388,7 @@ def app(environ, start_response):
     start_response('200 OK', [])
     return [b'ok', 'text']
 """);
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Equal(0, x.BytesWritten);
         Assert.Contains("TypeError: the application's iterable must yield bytes, not str",
             TestApp.Log.Matching("sending the response"));
@@ -411,7 +411,7 @@ def app(environ, start_response):
     public void Run_AppNotCallable_PlainInternalError()
     {
         var x = Serve("app = 42\n");
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Contains("TypeError", TestApp.Log.Matching("calling the application"));
     }
 
@@ -515,7 +515,7 @@ def app(environ, start_response):
 def app(environ, start_response):
     raise MemoryError('big')
 """);
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Equal(1, x.FinishCount);
     }
 

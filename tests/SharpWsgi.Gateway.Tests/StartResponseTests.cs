@@ -303,7 +303,7 @@ except RuntimeError as e:
     {
         var x = new FakeExchange();
         TestApp.Serve("def app(environ, start_response):\n    return [b'no head']\n", x);
-        Assert.Equal(ExchangeResult.Plain(500, "Internal Server Error"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppFailed), x.Result);
         Assert.Equal(0, x.BytesWritten);
         Assert.Contains("the application returned without calling start_response", TestApp.Log.Matching("Error"));
     }

@@ -32,7 +32,7 @@ def app(environ, start_response):
             return app.Eval("calls");
         });
         Assert.Equal("0", calls);
-        Assert.Equal(ExchangeResult.Plain(503, "the request waited too long for a Python thread"), x.Result);
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.QueueTimedOut), x.Result);
         Assert.Contains("GET / waited more than the queue timeout", TestApp.Log.Matching("Warning"));
     }
 
@@ -65,9 +65,9 @@ def app(environ, start_response):
             if (!thread.IsAlive) outcome.Get(); // the app failed before it waited: show why
             Assert.Fail("the gateway never waited on the request body or the client");
         }
-        lease!.TimeOut("the application did not answer in time");
+        lease!.TimeOut(ServerAnswer.AppTimedOut);
         Assert.True(thread.Join(10_000), "the Python thread did not come back");
-        Assert.Equal(ExchangeResult.Plain(504, "the application did not answer in time"), x.WaitFinished());
+        Assert.Equal(ExchangeResult.Plain(ServerAnswer.AppTimedOut), x.WaitFinished());
         // Both callers of Finish are done: the Python thread has ended, and the 504 above came from the lease's task
         // (Finish records the first result). A second Finish would already be counted.
         Assert.Equal(1, x.FinishCount);
@@ -125,7 +125,7 @@ def app(environ, start_response):
             using var app = new TestApp(CountingApp);
             var lease = new RequestLease(x);
             app.Run(lease);
-            lease.TimeOut("too late");
+            lease.TimeOut(ServerAnswer.AppTimedOut);
         });
         // TimeOut cancels pending I/O at once before it schedules the 504; on a finished lease it returns first, so
         // no cancel means nothing was scheduled and these counts are final.

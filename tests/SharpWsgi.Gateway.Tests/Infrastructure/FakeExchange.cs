@@ -80,7 +80,7 @@ public sealed class FakeExchange : WsgiExchange
     /// <summary>A body whose first bytes arrive, then the host fails it as the client's fault (400/408/413).</summary>
     public FakeExchange FailingBody(string sentFirst, int status, string message)
     {
-        var error = new RequestBodyException(status, message);
+        var error = new RequestBodyException(ServerAnswer.Refusal(status, message));
         _requestBody = new FailingReader(Encoding.Latin1.GetBytes(sentFirst), error);
         return this;
     }
