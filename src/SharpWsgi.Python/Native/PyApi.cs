@@ -44,15 +44,12 @@ internal static unsafe class PyApi
     public static delegate* unmanaged<byte*, nint> PyImport_ImportModule;        // new
     public static delegate* unmanaged<nint, byte*, nint> PyObject_GetAttrString; // new
     public static delegate* unmanaged<nint, nint, nint> PyObject_GetAttr;        // new
-    public static delegate* unmanaged<nint, byte*, nint, int> PyObject_SetAttrString;
     public static delegate* unmanaged<nint, nint, nint, nint> PyObject_Call;     // new
     public static delegate* unmanaged<nint, nint, nint> PyObject_CallObject;     // new
     public static delegate* unmanaged<nint, nint> PyObject_GetIter;              // new
     public static delegate* unmanaged<nint, nint> PyIter_Next;                   // new, NULL at end
-    public static delegate* unmanaged<nint, int> PyObject_IsTrue;
     public static delegate* unmanaged<nint, nint> PyObject_Str;                  // new
     public static delegate* unmanaged<nint, nint> PyObject_Repr;                 // new
-    public static delegate* unmanaged<nint, int> PyCallable_Check;
     public static delegate* unmanaged<nint, nint, int> PyObject_IsInstance;
     public static delegate* unmanaged<nint, nuint> PyType_GetFlags;
     public static delegate* unmanaged<nint, nint> PyType_FromSpec;               // new
@@ -60,7 +57,6 @@ internal static unsafe class PyApi
     public static delegate* unmanaged<nint, nint, nint> PyType_GenericAlloc;     // new
 
     // str / bytes
-    public static delegate* unmanaged<byte*, nint, byte*, nint> PyUnicode_DecodeLatin1;   // new
     public static delegate* unmanaged<nint, nint> PyUnicode_AsLatin1String;               // new bytes
     public static delegate* unmanaged<byte*, nint, nint> PyUnicode_FromStringAndSize;     // new (UTF-8)
     public static delegate* unmanaged<nint, nint*, byte*> PyUnicode_AsUTF8AndSize;        // borrowed buffer
@@ -105,7 +101,7 @@ internal static unsafe class PyApi
 
     // Exception types (values of the exported PyObject* variables)
     public static nint ExcTypeError, ExcValueError, ExcRuntimeError, ExcOSError, ExcAssertionError,
-        ExcAttributeError, ExcStopIteration, ExcKeyboardInterrupt, ExcSystemExit, ExcBaseException, ExcException;
+        ExcAttributeError, ExcStopIteration, ExcKeyboardInterrupt, ExcSystemExit, ExcBaseException;
 
     internal static void Bind(LibPython lib)
     {
@@ -141,22 +137,18 @@ internal static unsafe class PyApi
         PyImport_ImportModule = (delegate* unmanaged<byte*, nint>)lib.Get("PyImport_ImportModule");
         PyObject_GetAttrString = (delegate* unmanaged<nint, byte*, nint>)lib.Get("PyObject_GetAttrString");
         PyObject_GetAttr = (delegate* unmanaged<nint, nint, nint>)lib.Get("PyObject_GetAttr");
-        PyObject_SetAttrString = (delegate* unmanaged<nint, byte*, nint, int>)lib.Get("PyObject_SetAttrString");
         PyObject_Call = (delegate* unmanaged<nint, nint, nint, nint>)lib.Get("PyObject_Call");
         PyObject_CallObject = (delegate* unmanaged<nint, nint, nint>)lib.Get("PyObject_CallObject");
         PyObject_GetIter = (delegate* unmanaged<nint, nint>)lib.Get("PyObject_GetIter");
         PyIter_Next = (delegate* unmanaged<nint, nint>)lib.Get("PyIter_Next");
-        PyObject_IsTrue = (delegate* unmanaged<nint, int>)lib.Get("PyObject_IsTrue");
         PyObject_Str = (delegate* unmanaged<nint, nint>)lib.Get("PyObject_Str");
         PyObject_Repr = (delegate* unmanaged<nint, nint>)lib.Get("PyObject_Repr");
-        PyCallable_Check = (delegate* unmanaged<nint, int>)lib.Get("PyCallable_Check");
         PyObject_IsInstance = (delegate* unmanaged<nint, nint, int>)lib.Get("PyObject_IsInstance");
         PyType_GetFlags = (delegate* unmanaged<nint, nuint>)lib.Get("PyType_GetFlags");
         PyType_FromSpec = (delegate* unmanaged<nint, nint>)lib.Get("PyType_FromSpec");
         PyType_GetSlot = (delegate* unmanaged<nint, int, nint>)lib.Get("PyType_GetSlot");
         PyType_GenericAlloc = (delegate* unmanaged<nint, nint, nint>)lib.Get("PyType_GenericAlloc");
 
-        PyUnicode_DecodeLatin1 = (delegate* unmanaged<byte*, nint, byte*, nint>)lib.Get("PyUnicode_DecodeLatin1");
         PyUnicode_AsLatin1String = (delegate* unmanaged<nint, nint>)lib.Get("PyUnicode_AsLatin1String");
         PyUnicode_FromStringAndSize = (delegate* unmanaged<byte*, nint, nint>)lib.Get("PyUnicode_FromStringAndSize");
         PyUnicode_AsUTF8AndSize = (delegate* unmanaged<nint, nint*, byte*>)lib.Get("PyUnicode_AsUTF8AndSize");
@@ -211,6 +203,5 @@ internal static unsafe class PyApi
         ExcKeyboardInterrupt = Exc(lib, "PyExc_KeyboardInterrupt");
         ExcSystemExit = Exc(lib, "PyExc_SystemExit");
         ExcBaseException = Exc(lib, "PyExc_BaseException");
-        ExcException = Exc(lib, "PyExc_Exception");
     }
 }
