@@ -95,10 +95,14 @@ public abstract class WsgiExchange
     public abstract void ClearResponseHeaders();
     /// <summary>Adds one response header (a repeated name adds another value).</summary>
     public abstract void AddResponseHeader(string name, string value);
+    /// <summary>Where the app's body goes; read again after <see cref="CommitHead"/>, which may change it (a host
+    /// that compresses hands out its own pipe from then on).</summary>
     public abstract PipeWriter ResponseBody { get; }
     /// <summary>The head is complete (status, the app's headers, the length rule's): the host adds what it says on
-    /// every response (its policy), before the head goes out with the first body bytes or at the end.</summary>
-    public virtual void CommitHead() { }
+    /// every response (its policy), before the head goes out with the first body bytes or at the end. The host may
+    /// answer that it will not send the app's body (it sends something else in its place, such as a file the app
+    /// named): the gateway then drops the body, as for HEAD, and checks no length against it.</summary>
+    public virtual BodyDisposition CommitHead(in ResponseHead head) => BodyDisposition.Send;
 
     /// <summary>Makes a pending body read or response flush return at once (the request timed out).</summary>
     public abstract void CancelPendingIo();
@@ -108,6 +112,25 @@ public abstract class WsgiExchange
     /// <summary>The gateway is done: called exactly once, on a Python thread or on the thread that drained a
     /// spool.</summary>
     public abstract void Finish(ExchangeResult result);
+}
+
+/// <summary>What the gateway knows of a head it commits, so the host need not parse it again.</summary>
+/// <param name="Status">The status code.</param>
+/// <param name="ContentLength">The Content-Length the head says (the app's, or the one the gateway added for a body
+/// of known size); -1 when the body's length is unknown (it is chunked, or ends with the stream).</param>
+/// <param name="BodyAllowed">Whether the response may carry content (not for HEAD, 1xx, 204, 205, 304).</param>
+/// <param name="LiveStream">text/event-stream or X-Accel-Buffering: no: each chunk must reach the client at once.
+/// </param>
+public readonly record struct ResponseHead(int Status, long ContentLength, bool BodyAllowed, bool LiveStream);
+
+/// <summary>What the host does with the app's body once the head is committed.</summary>
+public enum BodyDisposition
+{
+    /// <summary>The body goes to the client through <see cref="WsgiExchange.ResponseBody"/>.</summary>
+    Send,
+    /// <summary>The host sends something else in its place: the gateway drops the body (it still iterates and
+    /// closes it, as PEP 3333 wants) and finishes the exchange as usual.</summary>
+    Discard,
 }
 
 /// <summary>Stopwatch timestamps of one request's way through the gateway (0: not reached).</summary>

@@ -164,8 +164,34 @@ public static class Program
             if (!Directory.Exists(dir))
                 throw new StartupException(Hosting.StaticFiles.DescribeBadDirectory(spec, dir));
         }
+        CheckFileLocations(settings);
         if (settings.MinRateGrace <= 1 && (settings.MinUploadRate > 0 || settings.MinDownloadRate > 0))
             throw new UsageException($"--min-rate-grace must be more than 1 second, got {settings.MinRateGrace}");
+    }
+
+    /// <summary>--internal and --x-sendfile-root directories exist, and no --internal prefix shadows a --static one
+    /// (a request from outside under an internal prefix gets 404, so the static files would never be reached).
+    /// </summary>
+    private static void CheckFileLocations(ServerSettings settings)
+    {
+        foreach (var spec in settings.InternalLocations)
+        {
+            var (prefix, dir) = Hosting.StaticFiles.ParseMount(spec);
+            if (!Directory.Exists(dir))
+                throw new StartupException(Hosting.FileRedirects.DescribeBadDirectory("--internal " + spec, dir));
+            foreach (var staticSpec in settings.StaticMounts)
+            {
+                var staticPrefix = Hosting.StaticFiles.ParseMount(staticSpec).Prefix;
+                if (prefix.StartsWith(staticPrefix, StringComparison.Ordinal) ||
+                    staticPrefix.StartsWith(prefix, StringComparison.Ordinal))
+                    throw new UsageException($"--internal {spec} overlaps --static {staticSpec}: a location is " +
+                        "either public (--static) or reachable only through the app's X-Accel-Redirect " +
+                        "(--internal); give them prefixes that do not contain each other");
+            }
+        }
+        foreach (var dir in settings.XSendfileRoots)
+            if (!Directory.Exists(dir))
+                throw new StartupException(Hosting.FileRedirects.DescribeBadDirectory("--x-sendfile-root " + dir, dir));
     }
 
     /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find

@@ -30,7 +30,8 @@ public sealed class ResponseBuffering
 /// (the host frames a body of unknown length), and <c>Connection: close</c>. It also decides how bytes reach the
 /// client: into the host's pipe, whose in-memory buffer absorbs a slow client; past it into a spool drained by
 /// <see cref="ResponseDrain"/>; and, for a live stream, straight to the client with the Python thread waiting at most
-/// the send timeout. Used on the request's Python thread only.
+/// the send timeout. A host that sends something else in the body's place says so when the head is committed; the
+/// body is then dropped as for HEAD. Used on the request's Python thread only.
 /// </summary>
 public sealed class ResponseWriter
 {
@@ -64,9 +65,12 @@ public sealed class ResponseWriter
     /// <summary>Content-Type text/event-stream or X-Accel-Buffering: no: every chunk goes to the client at
     /// once.</summary>
     public bool LiveStream { get; private set; }
+    /// <summary>The host sends something else in the body's place (it said so when the head was committed): what
+    /// the app returns is dropped and no length is checked against it.</summary>
+    public bool BodyDiscarded { get; private set; }
     /// <summary>May the response carry content? Not after a HEAD request, nor a 1xx, 204, 205 or 304 (RFC 9110
     /// 6.4.1, 15.3.6): what the app returns for those is dropped.</summary>
-    public bool BodyAllowed => !_isHead && Status >= 200 && Status is not (204 or 205 or 304);
+    public bool BodyAllowed => !BodyDiscarded && !_isHead && Status >= 200 && Status is not (204 or 205 or 304);
     /// <summary>May the head say Content-Length? Not for a 2xx CONNECT (a tunnel: nothing to frame), a 1xx or a 204
     /// (RFC 9110 8.6); a 205's is always 0, whatever the app said (15.3.6: Kestrel drops the connection
     /// otherwise).</summary>
@@ -134,7 +138,8 @@ public sealed class ResponseWriter
                 _exchange.AddResponseHeader("Content-Length", knownLength.ToString());
                 DeclaredLength = knownLength;
             }
-            _exchange.CommitHead();
+            var head = new ResponseHead(Status, Status == 205 ? 0 : DeclaredLength, BodyAllowed, LiveStream);
+            BodyDiscarded = _exchange.CommitHead(head) == BodyDisposition.Discard;
         }
         finally { _lease.Exit(); }
         HeadersSent = true; // the host sends the head with the first body bytes, or when the exchange finishes
@@ -147,7 +152,7 @@ public sealed class ResponseWriter
     {
         if (data.Length == 0) return;
         if (!HeadersSent) SendHeaders();
-        if (Overrun) return;
+        if (Overrun || BodyDiscarded) return;
         if (DeclaredLength >= 0 && BytesSent + data.Length > DeclaredLength)
         {
             data = data[..(int)(DeclaredLength - BytesSent)];
@@ -253,6 +258,11 @@ public sealed class ResponseWriter
     /// </summary>
     internal void SendFile(SafeFileHandle file, long offset, long count)
     {
+        if (BodyDiscarded)
+        {
+            file.Dispose();
+            return;
+        }
         if (DeclaredLength >= 0) count = Math.Min(count, DeclaredLength - BytesSent);
         if (count <= 0 || !BodyAllowed || _drain != null)
         {

@@ -17,7 +17,8 @@ public enum AnswerCause
     AppError,
     /// <summary>This worker's Python stopped responding and no sibling could take the request.</summary>
     WorkerStalled,
-    /// <summary>A --static answer that is not the file (404, 416, a read error).</summary>
+    /// <summary>A file answer that is not the file (404, 416, a read error): --static, an --internal location
+    /// asked for from outside, or a file the app named with X-Accel-Redirect or X-Sendfile.</summary>
     StaticFile,
 }
 
@@ -48,6 +49,10 @@ public sealed record ServerAnswer(int Status, string Reason, AnswerCause Cause, 
         "this worker's Python is not responding; try again", AnswerCause.WorkerStalled, Close: true, RetryAfter: 1);
 
     public static readonly ServerAnswer NoStaticFile = new(404, "no such static file", AnswerCause.StaticFile);
+
+    /// <summary>No file for an X-Accel-Redirect or X-Sendfile, or an --internal location asked for from outside.
+    /// The words say no more than that: why is in the error log, not for the client.</summary>
+    public static readonly ServerAnswer NoSuchFile = new(404, "no such file", AnswerCause.StaticFile);
 
     public static readonly ServerAnswer StaticFileUnreadable =
         new(500, "the static file cannot be read", AnswerCause.StaticFile);

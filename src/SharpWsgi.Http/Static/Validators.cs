@@ -29,6 +29,11 @@ public static class Validators
         return HttpDate(value) is { } date && date == lastModified;
     }
 
+    /// <summary>A strong ETag made weak (W/"x"), as a transformed representation must carry (RFC 9110 8.8.1:
+    /// the compressed bytes are not the ones the tag was made for); a weak one or an empty value unchanged.</summary>
+    public static string Weaken(string etag) =>
+        etag.StartsWith('"') ? "W/" + etag : etag;
+
     private static bool WeakEquals(string a, string b) =>
         (a.StartsWith("W/", StringComparison.Ordinal) ? a[2..] : a) == b;
 

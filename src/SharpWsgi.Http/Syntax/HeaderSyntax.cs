@@ -26,6 +26,27 @@ public static class HeaderSyntax
     /// <summary>Where the first control character other than HTAB is in a field value, or -1.</summary>
     public static int IndexOfControl(ReadOnlySpan<char> value) => value.IndexOfAny(Controls);
 
+    /// <summary>Whether a comma-separated list (Vary, Cache-Control, Connection) names the token; a member's
+    /// parameters (max-age=60) are not part of its name.</summary>
+    public static bool ListContains(string? list, string token)
+    {
+        if (string.IsNullOrEmpty(list)) return false;
+        foreach (var member in list.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var end = member.IndexOfAny(['=', ';', ' ']);
+            if ((end < 0 ? member : member[..end]).Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The list with the token added unless it is there already (or the list is "*", which covers it).
+    /// </summary>
+    public static string AddToList(string? list, string token)
+    {
+        if (string.IsNullOrWhiteSpace(list)) return token;
+        return ListContains(list, token) || list.Trim() == "*" ? list : list + ", " + token;
+    }
+
     /// <summary>Visible ASCII only (no space, no control, nothing above 0x7E).</summary>
     public static bool IsVisibleAscii(ReadOnlySpan<char> s)
     {

@@ -245,6 +245,13 @@ public sealed class ServerSettings
     public int StaticMaxAge => Int("static-max-age");
     public bool StaticFallthrough => Get("static-fallthrough")!.Equals("on", StringComparison.OrdinalIgnoreCase);
     public bool Sendfile => !Flag("no-sendfile");
+    public IReadOnlyList<string> InternalLocations => GetAll("internal");
+    public IReadOnlyList<string> XSendfileRoots => GetAll("x-sendfile-root");
+    /// <summary>The server sends files itself (--static, --internal, --x-sendfile-root): where sendfile(2) can be
+    /// used, cleartext connections get the transport that does it.</summary>
+    public bool ServesFiles => StaticMounts.Count > 0 || InternalLocations.Count > 0 || XSendfileRoots.Count > 0;
+    public bool Compress => Flag("compress");
+    public long CompressMinSize => Bytes("compress-min-size");
     public double SendTimeout => Seconds("send-timeout");
     public long MinUploadRate => Bytes("min-upload-rate");
     public long MinDownloadRate => Bytes("min-download-rate");

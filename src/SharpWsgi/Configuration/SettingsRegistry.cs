@@ -69,7 +69,8 @@ public sealed record Setting(
             ? null : $"expected one of {string.Join(", ", Choices!)}",
         SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
-        SettingKind.Text when Name == "static" => SharpWsgi.Hosting.StaticFiles.Validate(value),
+        SettingKind.Text when Name is "static" or "internal" => SharpWsgi.Hosting.StaticFiles.Validate(value),
+        SettingKind.Text when Name == "x-sendfile-root" => SharpWsgi.Hosting.FileRedirects.ValidateRoot(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -243,6 +244,27 @@ public static class SettingsRegistry
             "Send --static files by copying them through Kestrel instead of sendfile(2) (gunicorn's flag). By " +
             "default a file over 64 KiB on a cleartext HTTP/1.1 connection goes from the page cache to the socket " +
             "without passing through the process; TLS and HTTP/2 connections always copy.", Section: "Static files"),
+        new("internal", null, "URL_PREFIX=DIR", null, SettingKind.Text,
+            "A location the app may send files from with the response header X-Accel-Redirect: URL_PREFIX/name " +
+            "(nginx's internal location; django-sendfile2's nginx backend): the app's body is dropped and the " +
+            "file under DIR is sent as --static sends it (validators and 304, one range, sendfile), with the " +
+            "app's other headers (Content-Disposition, Cache-Control) kept and the file's status. A request from " +
+            "outside under URL_PREFIX gets 404. Repeat for several.", Repeatable: true, Section: "Static files"),
+        new("x-sendfile-root", null, "DIR", null, SettingKind.Text,
+            "A directory the app may send files from with the response header X-Sendfile: /absolute/path (Apache's " +
+            "mod_xsendfile), sent as for --internal. A path outside every such DIR (symlinks resolved) gets 404. " +
+            "Repeat for several.", Repeatable: true, Section: "Static files"),
+        new("compress", null, "", "false", SettingKind.Flag,
+            "Compress the app's responses on the fly, br or gzip by the client's Accept-Encoding (br when it rates " +
+            "br at least as high as gzip): text/*, JSON, JavaScript, XML and SVG (a small built-in table) of at " +
+            "least --compress-min-size, or of unknown length, with Vary: Accept-Encoding; streamed bodies are " +
+            "compressed as they flow. Never for ranges, HEAD, 204/304, bodies with a Content-Encoding, live streams " +
+            "(text/event-stream, X-Accel-Buffering: no), Cache-Control: no-transform, or HTTP/1.0 clients. Files " +
+            "the server sends itself (--static, X-Accel-Redirect) are not compressed on the fly: give them " +
+            ".br/.gz siblings.", Section: "Compression"),
+        new("compress-min-size", null, "BYTES", "1024", SettingKind.Bytes,
+            "With --compress, responses whose Content-Length is smaller than this are sent as they are (below a " +
+            "packet or two there is nothing to win).", Section: "Compression"),
         new("send-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "A client that takes nothing of what the server has for it for this long is dropped, whatever holds " +
             "the bytes (Kestrel's buffer, a response spool, a static file, TLS, HTTP/2): per TCP connection, by " +

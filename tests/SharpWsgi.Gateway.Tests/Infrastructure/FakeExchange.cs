@@ -132,6 +132,20 @@ public sealed class FakeExchange : WsgiExchange
         lock (_responseHeaders) _responseHeaders.Add((name, value));
     }
 
+    /// <summary>What the host answers when the head is committed (<see cref="BodyDisposition.Discard"/> plays a
+    /// host that sends a file in the body's place).</summary>
+    public BodyDisposition Disposition { get; set; } = BodyDisposition.Send;
+    /// <summary>The head as the gateway committed it; null before.</summary>
+    public ResponseHead? CommittedHead { get; private set; }
+    public int CommitCount { get; private set; }
+
+    public override BodyDisposition CommitHead(in ResponseHead head)
+    {
+        CommittedHead = head;
+        CommitCount++;
+        return Disposition;
+    }
+
     private void ThrowIfStarted()
     {
         if (Started) throw new InvalidOperationException("the response has started: headers are read-only");

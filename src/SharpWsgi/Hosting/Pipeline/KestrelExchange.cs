@@ -21,14 +21,16 @@ public sealed class KestrelExchange : WsgiExchange
     private readonly IHttpResponseBodyFeature _responseBody;
     private readonly IHttpConnectionFeature _connection;
     private readonly WorkerLifecycle _lifecycle;
+    private readonly AppHeadPolicy? _appHeads;
     private readonly TaskCompletionSource<ExchangeResult> _done =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PipeReader? _requestBody;
     private string? _requestId;
     private bool _echoRequestId;
 
-    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle)
+    public KestrelExchange(IFeatureCollection features, WorkerLifecycle lifecycle, AppHeadPolicy? appHeads = null)
     {
+        _appHeads = appHeads;
         StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _features = features;
         _lifecycle = lifecycle;
@@ -65,7 +67,23 @@ public sealed class KestrelExchange : WsgiExchange
         else if (closeConnection || _lifecycle.Draining) headers.Connection = "close";
     }
 
-    public override void CommitHead() => ApplyHeadPolicy(closeConnection: false);
+    public override BodyDisposition CommitHead(in ResponseHead head)
+    {
+        ApplyHeadPolicy(closeConnection: false);
+        return _appHeads?.Commit(this, head) ?? BodyDisposition.Send;
+    }
+
+    /// <summary>The file the app's head named in place of its body (X-Accel-Redirect, X-Sendfile), sent by the host
+    /// once the gateway is done.</summary>
+    internal FileRedirect? Redirect { get; set; }
+
+    /// <summary>The app's body is compressed on its way to Kestrel (--compress).</summary>
+    internal CompressedBody? Compressed { get; private set; }
+
+    internal void UseCompressedBody(CompressedBody body) => Compressed = body;
+
+    /// <summary>The host has work left when the gateway finishes: a file to send, or a compressor to end.</summary>
+    internal bool HostFinishes => Redirect != null || Compressed != null;
 
     /// <summary>The request's Content-Length, when it declared one.</summary>
     internal long? DeclaredRequestLength => _request.Headers.ContentLength;
@@ -188,11 +206,12 @@ public sealed class KestrelExchange : WsgiExchange
         else target[name] = value;
     }
 
-    public override PipeWriter ResponseBody => _responseBody.Writer;
+    public override PipeWriter ResponseBody => Compressed?.Writer ?? _responseBody.Writer;
 
     public override void CancelPendingIo()
     {
         _requestBody?.CancelPendingRead();
+        Compressed?.CancelPendingFlush();
         _responseBody.Writer.CancelPendingFlush();
     }
 

@@ -42,11 +42,14 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     /// <summary>--static: files answered on Kestrel's thread before anything Python-bound happens.</summary>
     internal StaticFiles? Static { get; init; }
 
+    /// <summary>--internal, --x-sendfile-root and --compress: what the host does with the app's heads.</summary>
+    internal AppHeadPolicy? AppHeads { get; init; }
+
     /// <summary>Sends requests of a frozen worker to its siblings, and trusts theirs.</summary>
     internal StallHandover? Handover { get; init; }
 
     public KestrelExchange CreateContext(IFeatureCollection contextFeatures) =>
-        new(contextFeatures, _lifecycle);
+        new(contextFeatures, _lifecycle, AppHeads);
 
     public Task ProcessRequestAsync(KestrelExchange exchange)
     {
@@ -55,6 +58,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         // HTTP/2's Connection: close is GOAWAY: the streams in flight finish, the client opens a new connection.
         if (_lifecycle.Draining && exchange.IsHttp2) exchange.CloseAfterResponse();
         if (_limits.Check(exchange) is { } refusal) return RefuseAsync(exchange, refusal);
+        if (AppHeads?.Redirects is { } redirects && redirects.IsInternal(exchange.RawTarget))
+            return redirects.RefuseOutsideAsync(exchange);
         // A static file is no Python request: it does not count towards --max-requests.
         if (Static?.TryServe(exchange) is { } served) return served;
         _lifecycle.CountRequest();
@@ -86,7 +91,8 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
         if (Handover is { Stalled: true } handover) return handover.SendAsync(exchange);
         if (!_gateway.TryDispatch(exchange)) return RefuseBusyAsync(exchange);
         var completion = exchange.Completion;
-        if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.Completed)
+        if (completion.IsCompletedSuccessfully && completion.Result.Outcome == ExchangeOutcome.Completed &&
+            !exchange.HostFinishes)
             return Task.CompletedTask;
         return FinishAsync(exchange, completion);
     }
@@ -94,6 +100,26 @@ public sealed class WsgiHttpApplication : IHttpApplication<KestrelExchange>
     private async Task FinishAsync(KestrelExchange exchange, Task<ExchangeResult> completion)
     {
         var result = await completion.ConfigureAwait(false);
+        var appDone = result.Outcome is ExchangeOutcome.Completed or ExchangeOutcome.CompletedThenClose;
+        if (exchange.Compressed is { } compressed)
+        {
+            var complete = await compressed.EndAsync(sendRest: appDone).ConfigureAwait(false);
+            // The log and the metrics count what went on the wire.
+            exchange.CountBodyBytes(compressed.CompressedBytes - exchange.BodyBytes);
+            if (appDone && !complete) result = ExchangeResult.Aborted;
+        }
+        else if (exchange.Redirect is { } redirect)
+        {
+            if (appDone)
+            {
+                // Nothing of the app's body went out: the file is the whole response, and the stream is in step.
+                await AppHeads!.Redirects!.ServeAsync(exchange, redirect).ConfigureAwait(false);
+                return;
+            }
+            // The app raised after naming the file (logged): nothing went out yet, so the client can still be told.
+            if (result.Outcome == ExchangeOutcome.Aborted && exchange.Timings.AppRaised)
+                result = ExchangeResult.Plain(ServerAnswer.AppFailed);
+        }
         switch (result.Outcome)
         {
             case ExchangeOutcome.Aborted:

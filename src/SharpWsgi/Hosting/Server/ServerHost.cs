@@ -124,8 +124,8 @@ public sealed class ServerHost
             errorLog.KestrelRefusal = refusals.Record;
         }
         var transportOptions = new SocketTransportOptions { Backlog = settings.Backlog };
-        // Only where a static file can use it: without --static every connection keeps Kestrel's own sender.
-        var sendfile = settings.StaticMounts.Count > 0 && settings.Sendfile
+        // Only where a file the server sends can use it: otherwise every connection keeps Kestrel's own sender.
+        var sendfile = settings.ServesFiles && settings.Sendfile
             ? new SendfileOptions(transportOptions.MaxWriteBufferSize ?? 0, settings.MinDownloadRate, grace,
                 loggers.CreateLogger("sharpwsgi.static"),
                 metrics == null ? null : n => metrics.Add(Metrics.MetricsTable.StaticSendfileBytes, n))
@@ -210,6 +210,7 @@ public sealed class ServerHost
             new RequestLimits(settings), forwarded, accessLog, requestIds, metrics)
         {
             Static = StaticFiles.Create(settings, lifecycle, loggers.CreateLogger("sharpwsgi.static")),
+            AppHeads = AppHeadPolicy.Create(settings, loggers),
             // Siblings share the sockets handed down; a worker with only --reuse-port sockets of its own has none.
             Handover = inherited.Count > 0
                 ? new StallHandover(gateway, handoverKey, settings.ProxyProtocol != "off",
