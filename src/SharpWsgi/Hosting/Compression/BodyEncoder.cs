@@ -9,11 +9,12 @@ namespace SharpWsgi.Hosting;
 /// </summary>
 internal abstract class BodyEncoder : IDisposable
 {
-    /// <summary>nginx's gzip_comp_level default: most of the size gain for the least CPU.</summary>
-    public const int GzipLevel = 1;
-    /// <summary>Brotli's quality for on-the-fly use: smaller than gzip level 1 at a similar CPU cost (measured in
-    /// bench/compress.sh); the higher qualities are for files compressed once, ahead of time.</summary>
-    public const int BrotliQuality = 4;
+    /// <summary>zlib-ng's level 4 (.NET's zlib): about the size of nginx's gzip_comp_level 6 for about the CPU of its
+    /// default level 1 (bench/compress.sh); zlib-ng's level 1 is quicker but a quarter larger on HTML.</summary>
+    public const int GzipLevel = 4;
+    /// <summary>Brotli's quality for on-the-fly use: within a few percent of quality 4's size at a fraction of its
+    /// CPU (bench/compress.sh); the higher qualities are for files compressed once, ahead of time.</summary>
+    public const int BrotliQuality = 2;
     /// <summary>log2 of brotli's window: 256 KB, so a response holds a bounded encoder state (the default 4 MB
     /// window costs memory per concurrent response for no gain on HTML and JSON of ordinary size).</summary>
     public const int BrotliWindow = 18;
@@ -37,6 +38,8 @@ internal abstract class BodyEncoder : IDisposable
     };
 
     public abstract void Write(ReadOnlySpan<byte> data);
+    /// <summary>Everything written so far, out now (a block boundary; the stream goes on).</summary>
+    public abstract void Flush();
     /// <summary>The last block and the format's trailer.</summary>
     public abstract void Finish();
     public abstract void Dispose();
@@ -82,6 +85,19 @@ internal abstract class BodyEncoder : IDisposable
         public override void Write(ReadOnlySpan<byte> data) => Run(data, isFinalBlock: false);
         public override void Finish() => Run(default, isFinalBlock: true);
 
+        public override void Flush()
+        {
+            if (_discard) return;
+            while (true)
+            {
+                var status = _encoder.Flush(OutputSpan(), out var written);
+                Produced(written);
+                if (status == System.Buffers.OperationStatus.Done) return;
+                if (status == System.Buffers.OperationStatus.InvalidData)
+                    throw new InvalidOperationException("the brotli encoder failed");
+            }
+        }
+
         private void Run(ReadOnlySpan<byte> data, bool isFinalBlock)
         {
             if (_discard) return;
@@ -107,6 +123,7 @@ internal abstract class BodyEncoder : IDisposable
             _stream = new GZipStream(new Sink(this), new ZLibCompressionOptions { CompressionLevel = GzipLevel });
 
         public override void Write(ReadOnlySpan<byte> data) => _stream.Write(data);
+        public override void Flush() => _stream.Flush(); // zlib's sync flush
         public override void Finish() => _stream.Dispose();
         public override void Dispose() => _stream.Dispose();
 

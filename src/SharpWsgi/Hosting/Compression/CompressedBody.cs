@@ -9,11 +9,18 @@ namespace SharpWsgi.Hosting;
 /// --response-buffer-size, as Kestrel's own does: a flush the client cannot take at once stays pending, and the
 /// gateway spools the rest as it would without compression (a slow client holds no Python thread). Nothing is
 /// compressed until the first flush; a body written whole (a list the app returned) is compressed at the end on
-/// Kestrel's thread, without a hop. The host ends it once the gateway is done (<see cref="EndAsync"/>): the trailer
-/// goes out, or nothing more when the response failed.
+/// Kestrel's thread, without a hop. A compressor holds its input back for a better ratio (brotli and zlib alike
+/// hold hundreds of KB of HTML); when the app pauses with bytes held, they are flushed out after
+/// <see cref="HoldAtMost"/>, so a slow stream reaches the client as it flows while a fast one keeps whole blocks.
+/// The host ends it once the gateway is done (<see cref="EndAsync"/>): the trailer goes out, or nothing more when
+/// the response failed.
 /// </summary>
 internal sealed class CompressedBody
 {
+    /// <summary>How long bytes the app has written may wait in the compressor while it writes nothing more.
+    /// </summary>
+    public static readonly TimeSpan HoldAtMost = TimeSpan.FromMilliseconds(20);
+
     private readonly Pipe _input;
     private readonly PipeWriter _output;
     private readonly BodyEncoder _encoder;
@@ -73,28 +80,36 @@ internal sealed class CompressedBody
     private async Task PumpAsync()
     {
         var reader = _input.Reader;
+        var holding = false;
         try
         {
             while (true)
             {
-                var read = await reader.ReadAsync().ConfigureAwait(false);
+                var pending = reader.ReadAsync();
+                if (holding && !pending.IsCompleted)
+                {
+                    // The app paused with bytes still in the compressor: out with them if it stays quiet.
+                    var next = pending.AsTask();
+                    if (await Task.WhenAny(next, Task.Delay(HoldAtMost)).ConfigureAwait(false) != next)
+                    {
+                        _encoder.Flush();
+                        holding = false;
+                        if (!await FlushOutputAsync().ConfigureAwait(false)) return;
+                    }
+                    pending = new ValueTask<ReadResult>(next);
+                }
+                var read = await pending.ConfigureAwait(false);
                 if (_stopping || read.IsCanceled) return;
                 var buffer = read.Buffer;
                 foreach (var segment in buffer) _encoder.Write(segment.Span);
+                holding |= !buffer.IsEmpty;
                 reader.AdvanceTo(buffer.End);
                 if (read.IsCompleted)
                 {
                     _encoder.Finish(); // Kestrel flushes it with the end of the response
                     return;
                 }
-                // A compressor holds back small inputs: flush only what it produced.
-                if (_encoder.TakeUnflushed() == 0) continue;
-                var flush = await _output.FlushAsync().ConfigureAwait(false);
-                if (flush.IsCompleted || flush.IsCanceled)
-                {
-                    _failed = true;
-                    return;
-                }
+                if (!await FlushOutputAsync().ConfigureAwait(false)) return;
             }
         }
         catch (Exception)
@@ -106,6 +121,17 @@ internal sealed class CompressedBody
             // The gateway's pending and later flushes report the client gone.
             await reader.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Flushes Kestrel's pipe when the compressor produced something; false when the client is gone.
+    /// </summary>
+    private async ValueTask<bool> FlushOutputAsync()
+    {
+        if (_encoder.TakeUnflushed() == 0) return true;
+        var flush = await _output.FlushAsync().ConfigureAwait(false);
+        if (!flush.IsCompleted && !flush.IsCanceled) return true;
+        _failed = true;
+        return false;
     }
 
     /// <summary>Our pipe's writer, which starts the pump with the first flush.</summary>
