@@ -44,6 +44,9 @@ USE_TZ = True
 LANGUAGE_CODE = 'en-us'
 TIME_ZONE = 'UTC'
 
+# The download view's stand-in for a permission check (see views.download).
+DOWNLOAD_TOKEN = os.environ.get('DJANGO_DOWNLOAD_TOKEN', 'let-me-in')
+
 STATIC_URL = '/static/'
 STATIC_ROOT = os.environ.get('DJANGO_STATIC_ROOT', str(BASE_DIR / 'staticfiles'))
 # Hashed names (base.0123456789ab.css) that the server caches for a year, immutable.

@@ -8,4 +8,5 @@ urlpatterns = [
     path('form/', views.form, name='form'),
     path('thanks/', views.thanks, name='thanks'),
     path('old/', RedirectView.as_view(url='/', permanent=False), name='old'),
+    path('download/<path:name>', views.download, name='download'),
 ]
