@@ -1,9 +1,9 @@
 """Plain WSGI app for --compress. Query parameters: size (bytes of HTML-like text), type (Content-Type), chunks (a
-generator of that many chunks of size bytes each, else one list item), pause (seconds the generator waits, by a
-threading.Event the test sets through /release, before its last chunk), length=0 (no Content-Length: a stream of
-unknown length), status, encoding (a Content-Encoding of its own), cache (Cache-Control), etag, buffering (an
-X-Accel-Buffering value), vary, random=1 (random hex digits, which compress to about half: a body too large for the
-socket buffers once compressed). /release sets the event a paused generator waits for.
+generator of that many chunks of size bytes each, else one list item with its Content-Length), pause (seconds the
+generator waits, by a threading.Event the test sets through /release, before its last chunk), status, encoding (a
+Content-Encoding of its own), cache (Cache-Control), etag, buffering (an X-Accel-Buffering value), vary, random=1
+(random hex digits, which compress to about half: a body too large for the socket buffers once compressed).
+/release sets the event a paused generator waits for.
 """
 import random as _random
 import threading
@@ -36,8 +36,7 @@ def application(environ, start_response):
             headers.append((name, q[param]))
     if chunks == 0:
         body = _text(size, noisy=noisy)
-        if q.get('length') != '0':
-            headers.append(('Content-Length', str(len(body))))
+        headers.append(('Content-Length', str(len(body))))
         start_response(q.get('status', '200 OK'), headers)
         return [body]
     start_response(q.get('status', '200 OK'), headers)
