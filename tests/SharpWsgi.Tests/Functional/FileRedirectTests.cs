@@ -307,6 +307,37 @@ public sealed class FileRedirectTests : IClassFixture<FileRedirectFixture>
         Assert.Equal(_f.Large.AsSpan(299_000).ToArray(), File.ReadAllBytes(file + ".range"));
     }
 
+    // ---- settings that cannot work: one paragraph and a non-zero exit before any worker --------------------------
+
+    [Theory]
+    [InlineData(2, "--internal", "/protected/", "expected URL_PREFIX=DIR")]
+    [InlineData(2, "--internal", "/pro%74ected/=/tmp", "must be a plain path")]
+    [InlineData(2, "--x-sendfile-root", "relative/dir", "expected an absolute directory path")]
+    [InlineData(1, "--internal", "/protected/=/nonexistent/sharpwsgi-accel", "is not a directory")]
+    [InlineData(1, "--x-sendfile-root", "/nonexistent/sharpwsgi-accel", "is not a directory")]
+    [InlineData(2, "--compress-min-size", "1 KB", "expected a size in bytes")]
+    public void Start_BadFileOrCompressionSetting_RefusedWithWhy(int exitCode, string flag, string value, string why)
+    {
+        var (code, output) = ServerProcess.RunToExit(new[]
+            { flag, value, Path.Combine(ServerProcess.AppsDir, "file_redirects.py") },
+            timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(exitCode, code);
+        Assert.Contains(why, output);
+        Assert.DoesNotContain("Booting worker", output);
+    }
+
+    [Fact]
+    public void Start_InternalPrefixInsideAStaticOne_RefusedAsAUsageError()
+    {
+        var (code, output) = ServerProcess.RunToExit(new[]
+        {
+            "--static", $"/files/={_f.SendfileRoot}", "--internal", $"/files/private/={_f.Protected}",
+            Path.Combine(ServerProcess.AppsDir, "file_redirects.py"),
+        }, timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(2, code);
+        Assert.Contains("overlaps --static", output);
+    }
+
     // ---- Django: the app authorises, the server sends ----------------------------------------------------------
 
     [Fact]
