@@ -9,9 +9,10 @@ namespace SharpWsgi.Hosting;
 /// </summary>
 internal abstract class BodyEncoder : IDisposable
 {
-    /// <summary>zlib-ng's level 4 (.NET's zlib): about the size of nginx's gzip_comp_level 6 for about the CPU of its
-    /// default level 1 (bench/compress.sh); zlib-ng's level 1 is quicker but a quarter larger on HTML.</summary>
-    public const int GzipLevel = 4;
+    /// <summary>zlib-ng's level 2 (.NET's zlib, its "fast" strategy): a little smaller than nginx's default
+    /// gzip_comp_level 1 (classic zlib) for about its CPU (bench/compress.sh); zlib-ng's level 1 is quicker but a
+    /// third larger on HTML, its levels 3 and up cost twice the CPU for a few percent.</summary>
+    public const int GzipLevel = 2;
     /// <summary>Brotli's quality for on-the-fly use: within a few percent of quality 4's size at a fraction of its
     /// CPU (bench/compress.sh); the higher qualities are for files compressed once, ahead of time.</summary>
     public const int BrotliQuality = 2;
