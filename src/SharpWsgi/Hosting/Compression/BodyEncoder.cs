@@ -5,7 +5,8 @@ namespace SharpWsgi.Hosting;
 
 /// <summary>
 /// One response body's compressor (.NET's own zlib and brotli), writing straight into the response pipe's buffers
-/// and counting the bytes it produced (the access log's and the metrics' count of a compressed response).
+/// and counting the bytes it produced (the access log's and the metrics' count of a compressed response). The
+/// native encoder is made on first use: the head is committed on a Python thread, the compressing is the pump's.
 /// </summary>
 internal abstract class BodyEncoder : IDisposable
 {
@@ -81,7 +82,8 @@ internal abstract class BodyEncoder : IDisposable
 
     private sealed class Brotli(IBufferWriter<byte> output) : BodyEncoder(output)
     {
-        private BrotliEncoder _encoder = new(BrotliQuality, BrotliWindow);
+        private BrotliEncoder _encoder;
+        private bool _made;
 
         public override void Write(ReadOnlySpan<byte> data) => Run(data, isFinalBlock: false);
         public override void Finish() => Run(default, isFinalBlock: true);
@@ -89,6 +91,7 @@ internal abstract class BodyEncoder : IDisposable
         public override void Flush()
         {
             if (_discard) return;
+            Make();
             while (true)
             {
                 var status = _encoder.Flush(OutputSpan(), out var written);
@@ -102,6 +105,7 @@ internal abstract class BodyEncoder : IDisposable
         private void Run(ReadOnlySpan<byte> data, bool isFinalBlock)
         {
             if (_discard) return;
+            Make();
             while (true)
             {
                 var status = _encoder.Compress(data, OutputSpan(), out var consumed, out var written, isFinalBlock);
@@ -113,20 +117,30 @@ internal abstract class BodyEncoder : IDisposable
             }
         }
 
-        public override void Dispose() => _encoder.Dispose();
+        private void Make()
+        {
+            if (_made) return;
+            _encoder = new BrotliEncoder(BrotliQuality, BrotliWindow);
+            _made = true;
+        }
+
+        public override void Dispose()
+        {
+            if (_made) _encoder.Dispose();
+        }
     }
 
-    private sealed class Gzip : BodyEncoder
+    private sealed class Gzip(IBufferWriter<byte> output) : BodyEncoder(output)
     {
-        private readonly GZipStream _stream;
+        private GZipStream? _stream;
 
-        public Gzip(IBufferWriter<byte> output) : base(output) =>
-            _stream = new GZipStream(new Sink(this), new ZLibCompressionOptions { CompressionLevel = GzipLevel });
+        private GZipStream Stream =>
+            _stream ??= new GZipStream(new Sink(this), new ZLibCompressionOptions { CompressionLevel = GzipLevel });
 
-        public override void Write(ReadOnlySpan<byte> data) => _stream.Write(data);
-        public override void Flush() => _stream.Flush(); // zlib's sync flush
-        public override void Finish() => _stream.Dispose();
-        public override void Dispose() => _stream.Dispose();
+        public override void Write(ReadOnlySpan<byte> data) => Stream.Write(data);
+        public override void Flush() => Stream.Flush(); // zlib's sync flush
+        public override void Finish() => Stream.Dispose(); // an empty body still gets gzip's header and trailer
+        public override void Dispose() => _stream?.Dispose();
 
         /// <summary>What GZipStream writes goes into the pipe's buffers (no flush: the pump decides).</summary>
         private sealed class Sink(Gzip owner) : Stream
