@@ -16,6 +16,8 @@ namespace SharpWsgi.Worker;
 /// </summary>
 public static class WorkerMain
 {
+    /// <summary>The worker from boot to exit, step by step; the host is null until the server starts (the
+    /// SIGABRT handler and a stuck report may come before).</summary>
     public static int Run(ServerSettings settings, ErrorLogProvider loggers, ILogger log, string version)
     {
         var control = ControlChannel.FromEnvironment();
