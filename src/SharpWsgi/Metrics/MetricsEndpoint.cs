@@ -18,7 +18,7 @@ public readonly record struct WorkerView(int Pid, int Slot, bool Ready);
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
-    public static readonly string[] ExitReasons =
+    private static readonly string[] ExitReasons =
         { "crash", "boot", "heartbeat", "max-requests", "max-lifetime", "max-rss", "reload", "stuck", "scale-down",
           "shutdown" };
 

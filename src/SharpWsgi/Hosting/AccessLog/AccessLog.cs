@@ -33,7 +33,6 @@ public sealed class AccessLog : IDisposable
         _sink = new LogSink(path, report);
     }
 
-    public LogSink Sink => _sink;
     public void Reopen() => _sink.Reopen();
     public void Dispose() => _sink.Dispose();
 
