@@ -152,8 +152,10 @@ public static class SettingsRegistry
             "(--forwarded-allow-ips) X-Request-ID, else a new one; the app sees it as HTTP_X_REQUEST_ID.",
             Section: "Logging"),
         new("config", "-c", "FILE", null, SettingKind.Text,
-            "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment). " +
-            "Read at start and again on SIGHUP.", Section: "Server"),
+            "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment), " +
+            "or gunicorn's Python config file (FILE.py, or python:MODULE) with its settings under gunicorn's names " +
+            "and its server hooks (docs/gunicorn.md). Without it, ./gunicorn.conf.py is read when it exists, as " +
+            "gunicorn does. Read at start and again on SIGHUP.", Section: "Server"),
 
         new("workers", "-w", "N", "1", SettingKind.Workers,
             "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.",
@@ -375,6 +377,11 @@ public static class SettingsRegistry
 
         new("pid", "-p", "FILE", null, SettingKind.Text,
             "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
+        new("hook-timeout", null, "SECONDS", "30", SettingKind.Seconds,
+            "How long the supervisor waits for one call of a Python config file's supervisor-side hook (on_starting, " +
+            "when_ready, pre_fork, child_exit, nworkers_changed, on_reload, on_exit), which runs in its hook host " +
+            "process; past it the call is given up, logged, and the hook host started afresh for the next one. " +
+            "0: no limit.", Section: "Server"),
     };
 
     public static Setting? ByFlag(string flag) =>
