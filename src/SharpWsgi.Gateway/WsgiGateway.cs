@@ -304,7 +304,8 @@ internal sealed class InterpreterGateway
         var objects = new WsgiObjects(appLog);
         WsgiGateway.RouteLogging(objects);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
-        var runner = new RequestRunner(app, objects, environ, appLog, options, timeoutClass, buffering);
+        var runner = new RequestRunner(app, objects, environ, appLog, options, timeoutClass, buffering,
+            options.RequestHooks?.Invoke());
         var watchdog = new RequestWatchdog(options, appLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog,
             interpreter);

@@ -108,6 +108,7 @@ public static class Program
         }
         var loggers = new ErrorLogProvider(level, errorLog, settings.JsonLogs);
         var log = loggers.CreateLogger("sharpwsgi");
+        if (!WorkerProtocol.IsWorker) settings.LogConfigMessages(log);
         try
         {
             return Serve(args, settings, loggers, log);

@@ -239,6 +239,88 @@ public static class GunicornSettings
     public static IEnumerable<string> KnownNames() => All.Select(g => g.Name).Concat(
         SettingsRegistry.All.Select(s => s.Name.Replace('-', '_')).Where(n => NativeSetting(n) != null));
 
+    /// <summary>
+    /// The hooks' cfg as JSON: every gunicorn setting by its name with the value SharpWsgi runs with (for a
+    /// setting it does not take, the file's value, else gunicorn's default), SharpWsgi's own settings by their
+    /// names with '_', and the facts gunicorn's Config derives (is_ssl, address, worker_class_str, env).
+    /// </summary>
+    public static string EffectiveConfigJson(ServerSettings settings)
+    {
+        var fileValues = settings.PythonConfig?.Values;
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var def in SettingsRegistry.All)
+            {
+                var name = def.Name.Replace('-', '_');
+                if (NativeSetting(name) == null) continue;
+                writer.WritePropertyName(name);
+                WriteValue(writer, NativeValue(def, settings));
+            }
+            foreach (var g in All)
+            {
+                if (g.Treatment == GunicornTreatment.Hook) continue;
+                writer.WritePropertyName(g.Name);
+                if (g.Effective != null) WriteValue(writer, g.Effective(settings));
+                else if (fileValues != null && fileValues.TryGetValue(g.Name, out var given)) given.WriteTo(writer);
+                else writer.WriteRawValue(g.DefaultJson);
+            }
+            writer.WriteBoolean("is_ssl", settings.CertFile != null);
+            writer.WritePropertyName("address");
+            WriteValue(writer, settings.Binds.ToList<object?>());
+            writer.WriteString("worker_class_str", settings.Threads > 1 ? "gthread" : "sync");
+            writer.WritePropertyName("env");
+            writer.WriteStartObject();
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static object? NativeValue(Setting def, ServerSettings settings)
+    {
+        if (def.Repeatable) return settings.GetAll(def.Name).ToList<object?>();
+        var text = settings.Get(def.Name);
+        if (text == null) return null;
+        return def.Kind switch
+        {
+            SettingKind.PositiveInt or SettingKind.NonNegativeInt when long.TryParse(text, out var n) => n,
+            SettingKind.Seconds when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture,
+                out var seconds) => Seconds(seconds),
+            SettingKind.Flag => text is "true" or "1" or "yes",
+            _ => text,
+        };
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case null: writer.WriteNullValue(); break;
+            case bool b: writer.WriteBooleanValue(b); break;
+            case int i: writer.WriteNumberValue(i); break;
+            case long l: writer.WriteNumberValue(l); break;
+            case double d: writer.WriteNumberValue(d); break;
+            case string s: writer.WriteStringValue(s); break;
+            case IDictionary<string, object?> map:
+                writer.WriteStartObject();
+                foreach (var (k, v) in map)
+                {
+                    writer.WritePropertyName(k);
+                    WriteValue(writer, v);
+                }
+                writer.WriteEndObject();
+                break;
+            case IEnumerable<object?> items:
+                writer.WriteStartArray();
+                foreach (var item in items) WriteValue(writer, item);
+                writer.WriteEndArray();
+                break;
+            default: writer.WriteStringValue(value.ToString()); break;
+        }
+    }
+
     /// <summary>True when the value asks for nothing beyond gunicorn's default (so no warning is due).</summary>
     public static bool IsDefault(GunicornSetting setting, JsonElement value)
     {

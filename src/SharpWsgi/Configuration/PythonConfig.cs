@@ -92,8 +92,20 @@ public sealed class PythonConfig
         }
         var answer = Evaluate(location, python(), workingDirectory);
         var config = new PythonConfig(location, answer);
+        ApplyEnvironmentChanges(answer);
         Environment.SetEnvironmentVariable(HandedDownVariable, config.HandedDown());
         return config;
+    }
+
+    /// <summary>The file's changes to os.environ, made here too: gunicorn's workers inherit them from the master
+    /// by fork; these workers and the hook host inherit them from the supervisor.</summary>
+    private static void ApplyEnvironmentChanges(string answer)
+    {
+        using var doc = JsonDocument.Parse(answer);
+        if (doc.RootElement.TryGetProperty("environ", out var set))
+            foreach (var p in set.EnumerateObject()) Environment.SetEnvironmentVariable(p.Name, p.Value.GetString());
+        if (doc.RootElement.TryGetProperty("unset", out var unset))
+            foreach (var name in unset.EnumerateArray()) Environment.SetEnvironmentVariable(name.GetString()!, null);
     }
 
     private string HandedDown()

@@ -133,6 +133,14 @@ public sealed class ServerSettings
     /// each), and that gunicorn's default file was read (information). Logged once, by the supervisor.</summary>
     public IReadOnlyList<(bool Warning, string Text)> ConfigMessages => _configMessages;
 
+    /// <summary>Writes <see cref="ConfigMessages"/> to the log (the supervisor's, once).</summary>
+    public void LogConfigMessages(Microsoft.Extensions.Logging.ILogger log)
+    {
+        foreach (var (warning, text) in _configMessages)
+            if (warning) Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "{Message}", text);
+            else Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(log, "{Message}", text);
+    }
+
     /// <summary>gunicorn reads this file from the working directory when no -c is given; so does SharpWsgi.</summary>
     public const string GunicornDefaultConfig = "gunicorn.conf.py";
 

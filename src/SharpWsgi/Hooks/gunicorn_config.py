@@ -182,6 +182,7 @@ def assignment_lines(filename):
 
 def evaluate(location, known):
     filename = None
+    before = dict(os.environ)
     try:
         filename = config_filename(location)
         module = load(location)
@@ -197,6 +198,10 @@ def evaluate(location, known):
         "settings": settings,
         "hooks": sorted(hooks),
         "lines": assignment_lines(filename) if filename and filename.endswith(".py") else {},
+        # What the file did to os.environ: gunicorn's workers inherit it from the master by fork; here the
+        # supervisor applies it to its own environment, which its workers and hook host inherit.
+        "environ": {k: v for k, v in os.environ.items() if before.get(k) != v},
+        "unset": [k for k in before if k not in os.environ],
     }
 
 
@@ -310,7 +315,7 @@ class Server:
         self.update(state)
 
     def update(self, state):
-        self.pid = state["pid"]
+        self.pid = state.get("pid") or os.getppid()
         self.num_workers = state["num_workers"]
         self.worker_age = state.get("worker_age", 0)
         known = self.WORKERS
@@ -415,13 +420,14 @@ class WorkerSide:
     """The hooks of one interpreter of a worker: the file executed there, its worker-side hooks, and the objects
     they are handed. The worker calls these methods from C# with the GIL held."""
 
-    def __init__(self, location, cfg_values, emit, state):
+    def __init__(self, location, cfg_json, emit, state_json):
+        state = json.loads(state_json)
         self.log = Log(emit)
-        self.cfg = Config(cfg_values)
+        self.cfg = Config(json.loads(cfg_json))
         self.module = load(location)
         self.hooks = hooks_of(self.module)
         self.server = Server(self.cfg, self.log, state)
-        self.worker = Worker(self.cfg, self.log, state["age"], os.getpid(), state["pid"], state.get("max_requests"))
+        self.worker = Worker(self.cfg, self.log, state["age"], os.getpid(), self.server.pid, state.get("max_requests"))
         self.pre_request_hook = self.hooks.get("pre_request")
         self.post_request_hook = self.hooks.get("post_request")
         self.wants_requests = self.pre_request_hook is not None or self.post_request_hook is not None
@@ -448,11 +454,18 @@ class WorkerSide:
             self.pre_request_hook(self.worker, req)
         return req
 
-    def request_finished(self, req, environ, status, headers, sent, length):
-        """post_request, after the response went out; an exception is logged, as gunicorn does."""
+    def request_finished(self, req, environ, status, code, headers, sent, length):
+        """post_request, after the response went out (status None: the server answered CODE itself); an
+        exception is logged, as gunicorn does."""
         if self.post_request_hook is None:
             return
         try:
+            if status is None:
+                from http import HTTPStatus
+                try:
+                    status = "%d %s" % (code, HTTPStatus(code).phrase)
+                except ValueError:
+                    status = str(code)
             resp = Response(status, list(headers) if headers is not None else [], sent, length, req.version)
             self.post_request_hook(self.worker, req, environ, resp)
         except BaseException:

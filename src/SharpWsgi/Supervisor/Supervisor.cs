@@ -50,6 +50,7 @@ public sealed class Supervisor
     private MetricsTable? _metricsTable;
     private string? _metricsPath;
     private MetricsEndpoint? _metrics;
+    private readonly Hooks.SupervisorHooks _hooks; // the Python config file's on_starting, pre_fork, child_exit...
 
     // What a worker is started as: the chosen interpreter, and the library its bootstrap loads.
     private string _python;
@@ -64,10 +65,12 @@ public sealed class Supervisor
         _loggers = loggers;
         _log = log;
         _target = settings.Workers;
+        _hooks = new Hooks.SupervisorHooks(settings, log);
     }
 
     public int Run()
     {
+        _hooks.Starting();
         // A bad certificate, key or password stops the start here, before any socket or worker.
         TlsSetup.Load(_settings);
         _sockets = ListenSockets.Open(_settings);
@@ -98,8 +101,11 @@ public sealed class Supervisor
         using var watcher = _settings.Reload ? StartReloadWatcher() : null;
         try
         {
+            _hooks.Ready();
             Reconcile();
-            return Loop();
+            var code = Loop();
+            _hooks.Exiting();
+            return code;
         }
         finally
         {
@@ -115,6 +121,7 @@ public sealed class Supervisor
             _metrics?.Dispose();
             _metricsTable?.Dispose();
             if (_metricsPath != null) try { File.Delete(_metricsPath); } catch (IOException) { }
+            _hooks.Dispose();
         }
     }
 
@@ -241,6 +248,7 @@ public sealed class Supervisor
             _python = ChoosePython(fresh, _log);
             _settings = fresh;
             _target = _settings.Workers;
+            _hooks.Reloaded(fresh);
         }
         catch (Exception e) when (e is StartupException or PythonStartupException)
         {
@@ -314,6 +322,7 @@ public sealed class Supervisor
         else if (_stopping == null && (w.Ready || w.Killed))
             _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
         else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) exited while booting: {How}", w.Pid, how);
+        _hooks.Exited(w.Pid);
         if (w.ReplacedBy is { } successor) successor.Replaces = null;
         // The replacement failed: the old one serves on.
         if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null;
@@ -441,6 +450,7 @@ public sealed class Supervisor
     private void Reconcile()
     {
         if (_balance != null) _balance.Workers = _target;
+        _hooks.WorkerCount(_target);
         if (_stopping != null || _haltCode != null) return;
         var live = 0;
         foreach (var w in _workers) if (w.IsLive) live++; // no LINQ on the every-tick path: it allocates
@@ -501,9 +511,11 @@ public sealed class Supervisor
             var jitter = _settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0;
             env[WorkerProtocol.MaxRequestsVariable] = (_settings.MaxRequests + jitter).ToString();
         }
+        _hooks.BeforeSpawn(env);
         var process = StartWorkerProcess(psi);
         pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
         var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
+        _hooks.Spawned(worker.Pid);
         _workers.Add(worker);
         _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
         _metrics?.CountStart();

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using SharpWsgi.Configuration;
 using SharpWsgi.Gateway;
+using SharpWsgi.Hooks;
 using SharpWsgi.Hosting;
 using SharpWsgi.Logging;
 using SharpWsgi.Python;
@@ -24,45 +25,60 @@ public static class WorkerMain
         var balance = AcceptBalance.FromEnvironment();
         using var metrics = Metrics.WorkerMetrics.FromEnvironment();
         ServerHost? host = null;
-        using var heartbeatKill = ExitOnHeartbeatKill(log, () => host);
+        WorkerHooks? hooks = null;
+        using var heartbeatKill = ExitOnHeartbeatKill(log, () => host, () => hooks);
         var handedDown = HandedDown.Take();
 
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         var python = AttachToPython(settings, log);
         if (handedDown.Check) return CheckApp(settings, version, python);
-        var options = GatewayOptions(settings, version, handedDown.Multiprocess, balance);
-        var gateway = LoadApp(settings, options, loggers, log, version);
-
-        var lifecycle = new WorkerLifecycle(handedDown.MaxRequests);
-        AskForReplacementWhenDue(lifecycle, handedDown.MaxRequests, gateway, control, () => host);
-        using var accessLog = OpenAccessLog(settings, loggers);
-        host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, handedDown.Listeners,
-                handedDown.ReusePortAddresses, balance, accessLog, metrics, handedDown.HandoverKey)
-            .GetAwaiter().GetResult();
-        using var stall = StartHeartbeat(host, gateway, control, options.HeartbeatInterval, log);
-
-        using var signals = new WorkerSignals(reopenLogs: () =>
+        // gunicorn's post_fork: here, in the worker's own Python, before the app is imported (there is no fork).
+        hooks = WorkerHooks.Start(settings, loggers, handedDown.MaxRequests);
+        try
         {
-            loggers.Reopen();
-            accessLog?.Reopen();
-        });
-        control.Send(WorkerMessage.Ready);
-        log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
+            var options = GatewayOptions(settings, version, handedDown.Multiprocess, balance) with
+            {
+                RequestHooks = hooks?.RequestHooks,
+            };
+            var gateway = LoadApp(settings, options, loggers, log, version, hooks);
 
-        var graceful = signals.WaitForStop();
-        Stop(host, gateway, lifecycle, graceful, settings.GracefulTimeout, log);
-        log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
-        return 0;
+            var lifecycle = new WorkerLifecycle(handedDown.MaxRequests);
+            AskForReplacementWhenDue(lifecycle, handedDown.MaxRequests, gateway, control, () => host);
+            using var accessLog = OpenAccessLog(settings, loggers);
+            host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle, handedDown.Listeners,
+                    handedDown.ReusePortAddresses, balance, accessLog, metrics, handedDown.HandoverKey)
+                .GetAwaiter().GetResult();
+            using var stall = StartHeartbeat(host, gateway, control, options.HeartbeatInterval, log);
+
+            using var signals = new WorkerSignals(reopenLogs: () =>
+            {
+                loggers.Reopen();
+                accessLog?.Reopen();
+            });
+            control.Send(WorkerMessage.Ready);
+            log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
+
+            var graceful = signals.WaitForStop();
+            if (!graceful) hooks?.Signalled("worker_int");
+            Stop(host, gateway, lifecycle, graceful, settings.GracefulTimeout, log);
+            log.LogInformation("Worker exiting (pid: {Pid})", Environment.ProcessId);
+            return 0;
+        }
+        finally { hooks?.Exiting(); } // gunicorn's worker_exit, on every way out of a booted worker
     }
 
     /// <summary>SIGABRT is the supervisor's heartbeat kill: stop taking connections at once and exit, even while
     /// a C call holds the GIL (nothing here needs Python). SIGKILL follows if this does not finish.</summary>
-    private static PosixSignalRegistration ExitOnHeartbeatKill(ILogger log, Func<ServerHost?> host) =>
+    private static PosixSignalRegistration ExitOnHeartbeatKill(ILogger log, Func<ServerHost?> host,
+        Func<WorkerHooks?> hooks) =>
         PosixSignalRegistration.Create((PosixSignal)Libc.SIGABRT, c =>
         {
             c.Cancel = true;
             log.LogCritical("Worker {Pid} received SIGABRT (heartbeat timeout): exiting", Environment.ProcessId);
             try { host()?.StopAcceptingAsync().Wait(200); } catch (Exception) { }
+            // gunicorn's worker_abort, then worker_exit as its SystemExit unwinds; each waited for briefly.
+            hooks()?.Signalled("worker_abort");
+            hooks()?.Exiting(TimeSpan.FromMilliseconds(500));
             Environment.Exit(WorkerProtocol.ExitHeartbeatAbort);
         });
 
@@ -137,12 +153,14 @@ public static class WorkerMain
     /// <summary>Imports the app in every interpreter and builds the gateway around it (its Python threads start
     /// waiting for requests; the monitors start with the heartbeat).</summary>
     private static WsgiGateway LoadApp(ServerSettings settings, WsgiOptions options, ErrorLogProvider loggers,
-        ILogger log, string version)
+        ILogger log, string version, WorkerHooks? hooks)
     {
         var appLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.app"));
         var gatewayLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.gateway"));
-        var gateway = WsgiGateway.Create(settings.Interpreters, () => AppLoader.Load(settings.App, version),
-            options, appLog, gatewayLog);
+        Func<PyOwned> load = () => AppLoader.Load(settings.App, version);
+        // gunicorn's post_worker_init: right after the app is loaded.
+        if (hooks != null) load = hooks.AfterAppLoad(load);
+        var gateway = WsgiGateway.Create(settings.Interpreters, load, options, appLog, gatewayLog);
         if (settings.Interpreters > 1)
             log.LogInformation("Serving with {Interpreters} Python interpreters, each with its own GIL and {Threads} " +
                 "thread(s)", settings.Interpreters, settings.Threads);
