@@ -37,6 +37,7 @@ internal sealed class SupervisorHooks : IDisposable
     public void Starting()
     {
         _workerCount = _settings.Workers;
+        StartHostEarly();
         if (Defines("nworkers_changed")) CallOrStop("nworkers_changed", args: $"[{_workerCount},null]");
         if (Defines("on_starting")) CallOrStop("on_starting");
     }
@@ -88,7 +89,22 @@ internal sealed class SupervisorHooks : IDisposable
         _host?.Dispose();
         _host = null;
         _hostBroken = false;
+        StartHostEarly();
         if (Defines("on_reload")) Call("on_reload");
+    }
+
+    /// <summary>The hook host is started as soon as the file is known, not lazily at its first hook: a first
+    /// pre_fork would start it in the middle of a worker's spawn.</summary>
+    private void StartHostEarly()
+    {
+        if (_settings.PythonConfig?.HasSupervisorHooks != true) return;
+        var timeout = _settings.HookTimeout > 0 ? TimeSpan.FromSeconds(_settings.HookTimeout) : TimeSpan.Zero;
+        try { _host = StartHost(timeout); }
+        catch (HookHostException e)
+        {
+            _hostBroken = true;
+            _log.LogError("The hooks of {File} cannot run: {Message}", ConfigName, e.Message);
+        }
     }
 
     /// <summary>on_exit(server), as the supervisor ends.</summary>

@@ -107,6 +107,18 @@ def hooks_of(module):
     return found
 
 
+def _own_frames_trimmed(tb):
+    """A traceback without its first frames when they are this module's (run as "<string>"): the hook's own
+    frames are what its author needs."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+        tb = tb.tb_next
+    return tb
+
+
+def format_error(error):
+    return "".join(traceback.format_exception(type(error), error, _own_frames_trimmed(error.__traceback__))).rstrip()
+
+
 def describe_error(error, filename):
     """An exception raised while loading the file: its type and message, and where (the innermost line of the
     config file itself, else the innermost line at all), for a one-paragraph report."""
@@ -197,7 +209,7 @@ def evaluate(location, known):
         "file": filename,
         "settings": settings,
         "hooks": sorted(hooks),
-        "lines": assignment_lines(filename) if filename and filename.endswith(".py") else {},
+        "lines": assignment_lines(filename) if filename and not filename.endswith(".pyc") else {},
         # What the file did to os.environ: gunicorn's workers inherit it from the master by fork; here the
         # supervisor applies it to its own environment, which its workers and hook host inherit.
         "environ": {k: v for k, v in os.environ.items() if before.get(k) != v},
@@ -226,7 +238,8 @@ class Log:
             elif not isinstance(exc_info, tuple):
                 exc_info = sys.exc_info()
             if exc_info[0] is not None:
-                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+                text += "\n" + "".join(traceback.format_exception(
+                    exc_info[0], exc_info[1], _own_frames_trimmed(exc_info[2]))).rstrip()
         self._emit(levelno, text)
 
     def critical(self, msg, *args, **kwargs):
@@ -492,7 +505,7 @@ class WorkerSide:
         try:
             hook(self.server, self.worker)
         except BaseException:
-            self.log.warning("Exception during worker exit:\n%s", traceback.format_exc().rstrip())
+            self.log.warning("Exception during worker exit:\n%s", format_error(sys.exc_info()[1]))
 
 
 # --------------------------------------------------------------------------------------------------- host mode
@@ -520,6 +533,9 @@ def _route_logging(log):
 def host(location):
     """The supervisor-side hooks, one call per JSON line on stdin; replies (log lines, then done or error) on
     the original stdout. The hooks' own prints go to stderr, and stdin reads as empty to them."""
+    # Descriptors the supervisor had open when it started this process (listening sockets, a worker's control
+    # pipe) are not the hooks' business, and holding them would keep them open after their owner is done.
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     sys.stdout.flush()
@@ -566,8 +582,7 @@ def host(location):
                 hook(*args)
             send({"done": name})
         except BaseException as error:
-            send({"failed": name, "traceback": "".join(traceback.format_exception(
-                type(error), error, error.__traceback__)).rstrip()})
+            send({"failed": name, "traceback": format_error(error)})
             if isinstance(error, (SystemExit, KeyboardInterrupt)):
                 return 1
     return 0
