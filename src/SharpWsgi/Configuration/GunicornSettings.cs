@@ -395,7 +395,8 @@ public static class GunicornSettings
     private static string? Int(JsonElement v)
     {
         if (v.ValueKind == JsonValueKind.Null) return null;
-        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n)) return n.ToString(CultureInfo.InvariantCulture);
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n))
+            return n.ToString(CultureInfo.InvariantCulture);
         if (v.ValueKind == JsonValueKind.String && long.TryParse(v.GetString()!.Trim(), NumberStyles.None,
                 CultureInfo.InvariantCulture, out var parsed))
             return parsed.ToString(CultureInfo.InvariantCulture);

@@ -240,7 +240,8 @@ public sealed class GunicornConfigTests : WorkerTestBase
     {
         using var server = Start(new[] { "-c", Fixture("raising.conf.py"), PidApp });
         var worker = ReadyPids(server).Single();
-        server.WaitForOutput("Exception in the pre_fork hook of .*raising.conf.py \\(the server goes on\\)", LogTimeout);
+        server.WaitForOutput(@"Exception in the pre_fork hook of .*raising\.conf\.py \(the server goes on\)",
+            LogTimeout);
         Assert.Matches(@"raising\.conf\.py"", line \d+, in pre_fork", server.Output);
         Assert.Contains("RuntimeError: pre_fork failed on purpose", server.Output);
 
@@ -383,6 +384,20 @@ public sealed class GunicornConfigTests : WorkerTestBase
         (code, output) = ServerProcess.RunToExit(new[] { "-c", conf, PidApp });
         Assert.Equal(2, code);
         Assert.Contains($"pre_request must take 2 argument(s), as gunicorn calls it; it takes 1 ({conf}:1)", output);
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public void NoConfigOption_GunicornConfPyInTheWorkingDirectory_IsRead()
+    {
+        var dir = TempDir("hooks-default");
+        File.WriteAllText(Path.Combine(dir, "gunicorn.conf.py"), "backlog = 123\n");
+        var result = Proc.Run(ServerProcess.Executable, new[] { "--print-config" }, workingDirectory: dir);
+        Out.WriteLine(result.Stdout + result.Stderr);
+        Assert.Equal(0, result.ExitCode);
+        Assert.Matches($@"backlog += 123 +# file {Regex.Escape(Path.Combine(dir, "gunicorn.conf.py"))}:1",
+            result.Stdout);
+        Assert.Contains("# note: Reading ./gunicorn.conf.py, gunicorn's default config file", result.Stdout);
         Directory.Delete(dir, recursive: true);
     }
 
