@@ -147,7 +147,10 @@ public sealed class ServerSettings
     private void ReadConfigFile(IReadOnlyList<string> args, IDictionary<string, string?> environment)
     {
         var location = FindConfigPath(args, environment);
-        if (location == null && File.Exists(GunicornDefaultConfig))
+        // --help and --version work anywhere, without Python: a file nobody named is not executed for them.
+        var informationOnly = args.Any(a => a is "-h" or "--help" or "-v" or "--version" or
+            "--print-settings-markdown" or "--print-man-page");
+        if (location == null && !informationOnly && File.Exists(GunicornDefaultConfig))
         {
             location = GunicornDefaultConfig;
             _configMessages.Add((false, $"Reading ./{GunicornDefaultConfig}, gunicorn's default config file " +

@@ -123,6 +123,7 @@ internal sealed class SupervisorHooks : IDisposable
     {
         var (outcome, detail) = Run(hook, null, true, args);
         if (outcome == HookOutcome.Done) return;
+        Dispose(); // the start stops here: the hook host goes with it
         throw new StartupException($"The {hook} hook of {ConfigName} " + outcome switch
         {
             HookOutcome.Raised => $"raised, so the server does not start (as in gunicorn):\n{detail}",

@@ -346,6 +346,44 @@ public sealed class GunicornConfigTests : WorkerTestBase
     }
 
     [Fact]
+    public void PrintConfig_GunicornValues_BecomeTheSharpWsgiSettings()
+    {
+        var dir = TempDir("hooks-values");
+        var conf = Path.Combine(dir, "gunicorn.conf.py");
+        File.WriteAllText(conf, string.Join("\n",
+            "import ssl",
+            "cert_reqs = ssl.CERT_REQUIRED",
+            "proxy_protocol = True",
+            "sendfile = False",
+            "http_protocols = 'h1'",
+            "pythonpath = '/srv/lib,/srv/vendor'",
+            "reload_extra_files = ['/srv/a.yaml', '/srv/b.yaml']",
+            "worker_class = 'sync'",
+            "loglevel = 'WARNING'",
+            "bind = ['127.0.0.1:9001', 'unix:/tmp/app.sock']",
+            "request_timeout = 12.5",
+            "wsgi_app = 'myproject.wsgi:application'",
+            ""));
+        var (code, output) = ServerProcess.RunToExit(new[] { "--print-config", "-c", conf });
+        Out.WriteLine(output);
+        Assert.Equal(0, code);
+        string Values(string name) => string.Join(",", output.Split('\n').Where(l => l.StartsWith(name + " "))
+            .Select(l => l.Split('=', 2)[1].Split('#')[0].Trim()));
+        Assert.Equal("required", Values("cert-reqs"));
+        Assert.Equal("optional", Values("proxy-protocol"));
+        Assert.Equal("true", Values("no-sendfile"));
+        Assert.Equal("off", Values("http2"));
+        Assert.Equal("/srv/lib,/srv/vendor", Values("pythonpath"));
+        Assert.Equal("/srv/a.yaml,/srv/b.yaml", Values("reload-extra-file"));
+        Assert.Equal("1", Values("threads")); // sync without threads: one request at a time, as gunicorn's worker
+        Assert.Equal("warning", Values("log-level"));
+        Assert.Equal("127.0.0.1:0", Values("bind")); // the test harness's --bind: the command line wins
+        Assert.Equal("12.5", Values("request-timeout")); // SharpWsgi's own settings, with '_'
+        Assert.Equal("myproject.wsgi:application", Values("app"));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
     public void PythonModuleConfig_AndAFileWithoutPyExtension_AreReadAsPython()
     {
         var dir = TempDir("hooks-module");
