@@ -242,8 +242,9 @@ public sealed class GunicornConfigTests : WorkerTestBase
         var worker = ReadyPids(server).Single();
         server.WaitForOutput(@"Exception in the pre_fork hook of .*raising\.conf\.py \(the server goes on\)",
             LogTimeout);
-        Assert.Matches(@"raising\.conf\.py"", line \d+, in pre_fork", server.Output);
-        Assert.Contains("RuntimeError: pre_fork failed on purpose", server.Output);
+        // A log entry's lines reach the output one by one: each is waited for.
+        server.WaitForOutput(@"raising\.conf\.py"", line \d+, in pre_fork", LogTimeout);
+        server.WaitForOutput("RuntimeError: pre_fork failed on purpose", LogTimeout);
 
         Assert.Equal(200, Http.Get(server.Port, "/").Status);
         server.WaitForOutput($@"\[{worker}\] \[ERROR\] Exception in post_request hook", LogTimeout);
@@ -253,13 +254,13 @@ public sealed class GunicornConfigTests : WorkerTestBase
         var refused = Http.Get(server.Port, "/refused");
         Assert.Equal(500, refused.Status);
         server.WaitForOutput(@"\(running the pre_request hook\)", LogTimeout);
-        Assert.Contains("PermissionError: pre_request refused /refused", server.Output);
+        server.WaitForOutput("PermissionError: pre_request refused /refused", LogTimeout);
         Assert.Equal(200, Http.Get(server.Port, "/").Status);
 
         // child_exit raising in the hook host: logged, and the replacement serves.
         Signals.Send(worker, Signals.SIGKILL);
         server.WaitForOutput("Exception in the child_exit hook", LogTimeout);
-        Assert.Contains("KeyError: 'no such key'", server.Output);
+        server.WaitForOutput("KeyError: 'no such key'", LogTimeout);
         var next = WaitForNewReadyWorker(server, new[] { worker });
         Assert.Equal(next, PidOf(Info(server)));
         StartupOutput.AssertNoDotNetStackTrace(server.Output);
