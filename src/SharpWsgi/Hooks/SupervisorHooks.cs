@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SharpWsgi.Configuration;
 using SharpWsgi.Hosting;

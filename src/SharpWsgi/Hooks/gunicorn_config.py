@@ -533,6 +533,11 @@ def _route_logging(log):
 def host(location):
     """The supervisor-side hooks, one call per JSON line on stdin; replies (log lines, then done or error) on
     the original stdout. The hooks' own prints go to stderr, and stdin reads as empty to them."""
+    # The supervisor's signals are the supervisor's: Ctrl-C in a terminal or systemd's TERM reach the whole group,
+    # and the host must live to run child_exit and on_exit as the supervisor stops. It ends when stdin does.
+    import signal
+    for name in ("SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTTIN", "SIGTTOU", "SIGWINCH"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     # Descriptors the supervisor had open when it started this process (listening sockets, a worker's control
     # pipe) are not the hooks' business, and holding them would keep them open after their owner is done.
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))

@@ -186,6 +186,28 @@ public sealed class GunicornConfigTests : WorkerTestBase
         Directory.Delete(dir, recursive: true);
     }
 
+    [SkippableFact]
+    public void Interpreters_Two_EachExecutesTheFileForItsOwnRequestHooks()
+    {
+        var python = Interpreters.FindPyenv(12, out var reason) ?? throw new SkipException($"3.12: {reason}");
+        var dir = TempDir("hooks-interpreters");
+        var recordFile = Path.Combine(dir, "hooks.jsonl");
+        var env = new Dictionary<string, string?> { ["HOOKS_TEST_LOG"] = recordFile };
+        using var server = Start(new[]
+        {
+            "--python", python, "-c", Fixture("every_hook.conf.py"), "--workers", "1", "--interpreters", "2",
+            Path.Combine(ServerProcess.AppsDir, "interpreters_app.py"),
+        }, env);
+        for (var i = 0; i < 6; i++) Assert.Equal(200, Http.Get(server.Port, $"/r{i}").Status);
+        var records = PollRecords(recordFile, r => Of(r, "post_request").Count == 6 ? r : null);
+        var pre = Of(records, "pre_request");
+        Assert.Equal(6, pre.Count);
+        // Sequential requests go to the two interpreters in turn, and each counts its own (worker.nr).
+        Assert.Equal(new[] { 1, 1, 2, 2, 3, 3 }, pre.Select(r => r.GetProperty("nr").GetInt32()).OrderBy(n => n));
+        Assert.Single(Of(records, "post_fork")); // the main interpreter's, before the app's import
+        Directory.Delete(dir, recursive: true);
+    }
+
     [Fact]
     public void WorkerAbort_HeartbeatKill_RunsWorkerAbortThenWorkerExit()
     {
