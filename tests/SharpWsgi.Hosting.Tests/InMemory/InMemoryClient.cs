@@ -73,7 +73,8 @@ public sealed class InMemoryClient
         return Take(_held.Length);
     }
 
-    private async Task<byte[]> ReadExactlyAsync(int count)
+    /// <summary>The next <paramref name="count"/> bytes, whatever they are (an HTTP/2 frame, say).</summary>
+    public async Task<byte[]> ReadExactlyAsync(int count)
     {
         while (_held.Length < count)
             if (!await FillAsync().ConfigureAwait(false))
