@@ -7,7 +7,7 @@ namespace SharpWsgi.Hosting.Tests.InMemory;
 /// <summary>
 /// A worker's server without the worker process: <see cref="ServerHost"/> starts the real KestrelServer with the
 /// real edge chain and request pipeline, built from command-line flags as a worker does, but its one listener is
-/// on an <see cref="InMemoryTransport"/> (a cleartext listener, facts from the settings). Clients connect as if
+/// on an <see cref="InMemoryTransport"/> (cleartext or TLS, its other facts from the settings). Clients connect as if
 /// from the address a test names, which is what the PROXY and forwarded-header rules look at.
 /// </summary>
 public sealed class HostedServer : IAsyncDisposable
@@ -31,11 +31,19 @@ public sealed class HostedServer : IAsyncDisposable
     public TestLoggers Log { get; }
 
     /// <param name="flags">Command-line settings, e.g. "--limit-request-body", "10".</param>
-    public static async Task<HostedServer> StartAsync(WsgiGateway gateway, params string[] flags)
+    public static Task<HostedServer> StartAsync(WsgiGateway gateway, params string[] flags) =>
+        StartAsync(gateway, tls: false, flags);
+
+    /// <summary>A TLS listener with <see cref="TestCertificate"/>.</summary>
+    public static Task<HostedServer> StartTlsAsync(WsgiGateway gateway, params string[] flags) =>
+        StartAsync(gateway, tls: true,
+            ["--certfile", TestCertificate.CertFile, "--keyfile", TestCertificate.KeyFile, .. flags]);
+
+    private static async Task<HostedServer> StartAsync(WsgiGateway gateway, bool tls, string[] flags)
     {
         var settings = ServerSettings.Parse(["app:app", .. flags], new Dictionary<string, string?>());
         var transport = new InMemoryTransport();
-        var listeners = ServerListeners.Over(transport, [(Address, ListenerFacts.For(settings, tls: false))]);
+        var listeners = ServerListeners.Over(transport, [(Address, ListenerFacts.For(settings, tls))]);
         var lifecycle = new WorkerLifecycle(0);
         var log = new TestLoggers();
         var host = await ServerHost.StartAsync(settings, gateway, log, lifecycle, listeners, accessLog: null,

@@ -1,39 +1,69 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Text;
 
 namespace SharpWsgi.Hosting.Tests.InMemory;
 
 /// <summary>
-/// The client end of an in-memory connection, speaking raw HTTP/1.1: the test writes request bytes and reads
-/// responses, parsed just enough to frame them (status line, header fields, a body by Content-Length, chunked or to
-/// the end). Every read gives up after <see cref="Patience"/>, so a server that never answers fails the test.
+/// The client end of an in-memory connection, speaking raw HTTP/1.1 (over TLS after <see cref="StartTlsAsync"/>):
+/// the test writes request bytes and reads responses, parsed just enough to frame them (status line, header fields,
+/// a body by Content-Length, chunked or to the end). Every read gives up after <see cref="Patience"/>, so a server
+/// that never answers fails the test.
 /// </summary>
 public sealed class InMemoryClient
 {
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
 
     private readonly InMemoryConnection _connection;
-    private readonly PipeReader _fromServer;
+    private readonly Stream _stream;
     private byte[] _held = [];
     private bool _ended;
 
     internal InMemoryClient(InMemoryConnection connection, PipeReader fromServer)
+        : this(connection, new ConnectionStream(connection, fromServer.AsStream())) { }
+
+    private InMemoryClient(InMemoryConnection connection, Stream stream)
     {
         _connection = connection;
-        _fromServer = fromServer;
+        _stream = stream;
     }
 
     /// <summary>Why the server aborted the connection (a refusal before HTTP); null when it did not.</summary>
     public string? AbortReason => _connection.AbortReason;
 
+    /// <summary>The protocol ALPN chose, after <see cref="StartTlsAsync"/>.</summary>
+    public string? Alpn => (_stream as SslStream)?.NegotiatedApplicationProtocol.ToString();
+
     /// <summary>Sends latin-1 text; false when the server no longer reads.</summary>
     public bool Send(string latin1) => Send(Encoding.Latin1.GetBytes(latin1));
 
-    public bool Send(byte[] bytes) => _connection.Send(bytes);
+    public bool Send(byte[] bytes)
+    {
+        try
+        {
+            _stream.Write(bytes);
+            _stream.Flush();
+            return true;
+        }
+        catch (IOException) { return false; }
+    }
 
     /// <summary>The client closes its sending side.</summary>
     public void EndSending() => _connection.EndInput();
+
+    /// <summary>A TLS handshake on this connection (any server certificate is accepted); the client it returns
+    /// speaks through it.</summary>
+    public async Task<InMemoryClient> StartTlsAsync(params string[] alpn)
+    {
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: true, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            ApplicationProtocols = alpn.Select(name => new SslApplicationProtocol(name)).ToList(),
+        }).WaitAsync(Patience);
+        return new InMemoryClient(_connection, tls);
+    }
 
     /// <summary>Sends one request and reads its response.</summary>
     public async Task<RawResponse> RequestAsync(string request)
@@ -118,16 +148,17 @@ public sealed class InMemoryClient
     {
         if (_ended) return false;
         using var patience = new CancellationTokenSource(Patience);
-        ReadResult result;
-        try { result = await _fromServer.ReadAsync(patience.Token).ConfigureAwait(false); }
+        var buffer = new byte[16 << 10];
+        int read;
+        try { read = await _stream.ReadAsync(buffer, patience.Token).ConfigureAwait(false); }
         catch (OperationCanceledException)
         {
             throw new TimeoutException($"the server sent nothing for {Patience.TotalSeconds} s; held so far: " +
                 Encoding.Latin1.GetString(_held));
         }
-        _held = [.. _held, .. result.Buffer.ToArray()];
-        _fromServer.AdvanceTo(result.Buffer.End);
-        if (result.IsCompleted && result.Buffer.IsEmpty) _ended = true;
+        catch (IOException) { read = 0; } // TLS cut short by an abort: the end, as far as the client can tell
+        _held = [.. _held, .. buffer.AsSpan(0, read)];
+        _ended = read == 0;
         return !_ended;
     }
 
@@ -137,6 +168,48 @@ public sealed class InMemoryClient
         _held = _held[count..];
         return taken;
     }
+}
+
+/// <summary>The connection as a stream, for TLS to run over: reads come from the server's pipe, writes go to
+/// Kestrel's input (an IOException once the server no longer reads, as a reset would be).</summary>
+internal sealed class ConnectionStream(InMemoryConnection connection, Stream fromServer) : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+
+    public override int Read(byte[] buffer, int offset, int count) => fromServer.Read(buffer, offset, count);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        fromServer.ReadAsync(buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        fromServer.ReadAsync(buffer, offset, count, cancellationToken);
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (!connection.Send(buffer)) throw new IOException("the server no longer reads this connection");
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        Write(buffer, offset, count);
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override void Flush() { }
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>One HTTP/1.1 response as the client read it.</summary>
