@@ -33,7 +33,7 @@ public sealed class HostingPython
         EmbeddedPython.EnsureInitialized("sharpwsgi-hosting-tests");
         var log = new GatewayLogAdapter(GatewayLog.CreateLogger("sharpwsgi.app"));
         var options = new WsgiOptions { Threads = 2, ServerSoftware = "sharpwsgi/hosting-tests" };
-        var gateway = PythonRuntime.RunOnMainThreadState(() => WsgiGateway.Create(LoadRouter, options, log, log));
+        var gateway = WsgiGateway.Create(interpreters: 1, LoadRouter, options, log, log);
         gateway.StartMonitors();
         return gateway;
     }
