@@ -36,7 +36,7 @@ public sealed class MetricsEndpoint : IDisposable
     {
         _table = table;
         _log = log;
-        var endpoint = Hosting.ServerHost.ParseEndPoint(bind);
+        var endpoint = Hosting.ListenAddress.Parse(bind);
         _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _socket.Bind(endpoint);

@@ -25,12 +25,19 @@ public sealed class TimeoutPolicyTests
     }
 
     [Fact]
-    public void ZeroHeadAndKeepAlive_BecomeOneMillisecond_KestrelWantsAPositiveSpan()
+    public void TinyHeadAndZeroKeepAlive_BecomeOneMillisecond_KestrelWantsAPositiveSpan()
     {
-        var policy = Policy("--header-timeout", "0", "--keep-alive", "0");
+        var policy = Policy("--header-timeout", "0.0001", "--keep-alive", "0");
 
         Assert.Equal(TimeSpan.FromMilliseconds(1), policy.RequestHead);
         Assert.Equal(TimeSpan.FromMilliseconds(1), policy.KeepAlive);
+    }
+
+    [Fact]
+    public void ZeroHeaderTimeout_Refused_ASlowlorisWouldHoldConnectionsForever()
+    {
+        var e = Assert.Throws<UsageException>(() => Policy("--header-timeout", "0"));
+        Assert.Contains("above 0", e.Message);
     }
 
     [Fact]

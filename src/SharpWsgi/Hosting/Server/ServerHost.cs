@@ -101,9 +101,6 @@ public sealed class ServerHost
         await StopAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
     }
 
-    /// <summary>A --bind address as an end point (the metrics endpoint's; see <see cref="ListenAddress"/>).</summary>
-    public static System.Net.IPEndPoint ParseEndPoint(string bind) => ListenAddress.Parse(bind);
-
     public async Task StopAsync(TimeSpan grace)
     {
         using var cts = new CancellationTokenSource(grace);
