@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Configuration;
 
@@ -129,6 +130,15 @@ public sealed class ServerSettings
             s.App = arg;
             s.AppOrigin = new(SettingSource.CommandLine, "APP");
             fromCommandLine.Add("<app>");
+        }
+        if (s.Get("paste") is { } paste)
+        {
+            if (s.App != null)
+                throw new UsageException($"--paste {paste} names the app already; give no APP ('{s.App}') with it");
+            // The worker's loader reads this spec; the path is made absolute here, before any --chdir.
+            var (file, name) = (paste.Split('#', 2)[0], paste.Contains('#') ? "#" + paste.Split('#', 2)[1] : "");
+            s.App = AppLoader.PastePrefix + Path.GetFullPath(file) + name;
+            s.AppOrigin = s._origins["paste"];
         }
         return s;
     }

@@ -126,6 +126,11 @@ public static class SettingsRegistry
             Section: "Python"),
         new("chdir", null, "DIR", null, SettingKind.Text,
             "Change to DIR before loading the app; it is put first on sys.path.", Section: "Python"),
+        new("paste", null, "FILE[#NAME]", null, SettingKind.Text,
+            "Load the app from a PasteDeploy config file instead of APP, as gunicorn's --paste does: its " +
+            "[app:NAME] section (main unless #NAME), relative to the file's directory; [loggers] sections in the " +
+            "file configure Python's logging. The interpreter needs PasteDeploy (Debian: python3-pastedeploy).",
+            Section: "Python"),
         new("pythonpath", null, "DIR", null, SettingKind.Text,
             "Directory to add to sys.path (after --chdir). Repeat for several.", Repeatable: true, Section: "Python"),
         new("root-path", null, "PREFIX", "", SettingKind.Text,
