@@ -127,7 +127,8 @@ public static class WorkerMain
         var accessLogger = loggers.CreateLogger("sharpwsgi.access");
         using var accessLog = settings.AccessLogFile is { } accessPath
             ? new AccessLog(accessPath, settings.AccessLogFormat, settings.JsonLogs,
-                message => accessLogger.LogWarning("{Message}", message))
+                message => accessLogger.LogWarning("{Message}", message),
+                AccessLogSkip.From(settings.AccessLogSkip))
             : null;
         host = ServerHost.StartAsync(settings, gateway, loggers, lifecycle,
                 fds.Select(fd => new InheritedListener(fd, tlsFds.Contains(fd))).ToList(), reusePort, balance,
