@@ -125,11 +125,9 @@ public sealed class Supervisor
         finally
         {
             foreach (var r in registrations) r.Dispose();
-            foreach (var s in _sockets)
-            {
-                s.Socket?.Dispose();
-                UnlinkIfLast(s);
-            }
+            foreach (var s in _sockets) CloseListener(s);
+            // The partner of a binary upgrade has exited meanwhile: the last one out unlinks.
+            if (!_upgrade.PartnerAlive) foreach (var socket in _keptForPartner) socket.Dispose();
             _pidFile?.Remove();
             _balance?.Dispose();
             if (_balancePath != null) try { File.Delete(_balancePath); } catch (IOException) { }
@@ -386,22 +384,29 @@ public sealed class Supervisor
     /// </summary>
     private void CloseListeners()
     {
-        foreach (var s in _sockets)
-        {
-            if (s.Socket != null) s.Socket.Dispose();
-            else if (s.Fd >= 0) Libc.Close(s.Fd);
-            UnlinkIfLast(s);
-        }
+        foreach (var s in _sockets) CloseListener(s);
         _sockets = _sockets.Select(s => s with { Fd = -1, Socket = null, UnixPath = null }).ToList();
     }
 
-    /// <summary>A unix socket bound from --bind is unlinked by the last supervisor to stop: during a binary upgrade
-    /// the other one still serves it.</summary>
-    private void UnlinkIfLast(ListenSocket s)
+    /// <summary>
+    /// A unix socket bound from --bind is unlinked by the last supervisor to stop: during a binary upgrade the other
+    /// one still serves it. .NET's Socket unlinks the path it bound when it is disposed (its finalizer too), so
+    /// while the other supervisor runs this one keeps its copy open, referenced, until the process exits.
+    /// </summary>
+    private void CloseListener(ListenSocket s)
     {
-        if (s.UnixPath == null || _upgrade.PartnerAlive) return;
-        try { File.Delete(s.UnixPath); } catch (IOException) { }
+        if (s.UnixPath != null && _upgrade.PartnerAlive)
+        {
+            if (s.Socket != null) _keptForPartner.Add(s.Socket);
+            else if (s.Fd >= 0) Libc.Close(s.Fd);
+            return;
+        }
+        if (s.Socket != null) s.Socket.Dispose();
+        else if (s.Fd >= 0) Libc.Close(s.Fd);
+        if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
     }
+
+    private readonly List<System.Net.Sockets.Socket> _keptForPartner = new();
 
     private void OnMessage(WorkerHandle w, WorkerMessage message)
     {
