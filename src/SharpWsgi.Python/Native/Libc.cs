@@ -86,7 +86,8 @@ public static class Libc
     {
         var flags = Fcntl(fd, F_GETFD, 0);
         if (flags < 0 || Fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
-            throw new IOException($"cannot set close-on-exec on descriptor {fd} (errno {Marshal.GetLastPInvokeError()})");
+            throw new IOException(
+                $"cannot set close-on-exec on descriptor {fd} (errno {Marshal.GetLastPInvokeError()})");
     }
 
     public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;

@@ -86,9 +86,14 @@ internal sealed class BinaryUpgrade
             foreach (var s in sockets)
             {
                 if (s.Fd >= 0) handedDown.Add(new HandedDownSocket(s.Fd, s.Tls, s.UnixPath != null, false));
-                else if (s.Socket != null) handedDown.Add(new HandedDownSocket(Duplicate(s.Socket), s.Tls, false, true));
+                else if (s.Socket != null)
+                    handedDown.Add(new HandedDownSocket(Duplicate(s.Socket), s.Tls, false, true));
             }
-            var psi = new ProcessStartInfo(_executable) { UseShellExecute = false, WorkingDirectory = _workingDirectory };
+            var psi = new ProcessStartInfo(_executable)
+            {
+                UseShellExecute = false,
+                WorkingDirectory = _workingDirectory,
+            };
             foreach (var a in _leadingArguments.Concat(arguments)) psi.ArgumentList.Add(a);
             psi.Environment[WorkerProtocol.UpgradeFdsVariable] = string.Join(",", handedDown);
             psi.Environment[WorkerProtocol.UpgradeFromVariable] = Environment.ProcessId.ToString();

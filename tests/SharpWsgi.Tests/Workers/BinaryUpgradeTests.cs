@@ -111,7 +111,10 @@ public sealed class BinaryUpgradeTests : WorkerTestBase
     {
         var dir = TempDir("usr2-unix");
         var socketPath = Path.Combine(dir, "app.sock");
-        using var server = Start(new[] { "-w", "1", "--graceful-timeout", "5", "--bind", "unix:" + socketPath, PidApp });
+        using var server = Start(new[]
+        {
+            "-w", "1", "--graceful-timeout", "5", "--bind", "unix:" + socketPath, PidApp,
+        });
         var successor = 0;
         try
         {
