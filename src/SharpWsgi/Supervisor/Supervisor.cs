@@ -55,6 +55,7 @@ public sealed class Supervisor
     private MetricsEndpoint? _metrics;
     private PidFile? _pidFile;
     private readonly BinaryUpgrade _upgrade;
+    private bool _workersRetiredByWinch; // no workers until HUP (a rollback of a binary upgrade)
 
     // What a worker is started as: the chosen interpreter, and the library its bootstrap loads.
     private string _python;
@@ -280,6 +281,7 @@ public sealed class Supervisor
     /// <summary>USR2: a new supervisor from the current executable, on these listening sockets.</summary>
     private void StartSuccessor()
     {
+        if (_haltCode != null) return;
         if (_upgrade.SuccessorAlive)
         {
             _log.LogWarning("Handling signal: usr2; ignored: the new supervisor (pid {Pid}) still runs",
@@ -326,7 +328,7 @@ public sealed class Supervisor
         successor.Dispose();
         if (_stopping != null) return;
         _metrics?.StartAccepting();
-        if (_target == 0)
+        if (_workersRetiredByWinch)
             _log.LogWarning("This supervisor has no workers (WINCH): send it HUP to start them again");
     }
 
@@ -344,6 +346,7 @@ public sealed class Supervisor
         _log.LogInformation("Handling signal: winch; retiring the workers: the new supervisor (pid {Pid}) serves",
             _upgrade.Successor!.Id);
         _target = 0;
+        _workersRetiredByWinch = true;
         _metrics?.StopAccepting(); // its /readyz would say 503 for an instance the new supervisor serves
         foreach (var w in _workers.Where(w => !w.Retiring && !w.Killed).ToList())
             Retire(w, StopCause.ScaleDown, "WINCH (binary upgrade)");
@@ -352,6 +355,13 @@ public sealed class Supervisor
     /// <summary>HUP: re-read the configuration, start workers importing the app afresh, retire the old ones.</summary>
     private void Reload()
     {
+        if (_workersRetiredByWinch)
+        {
+            // A rollback: the workers come back even if the configuration no longer reads.
+            _workersRetiredByWinch = false;
+            _target = _settings.Workers;
+            _metrics?.StartAccepting();
+        }
         try
         {
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
@@ -364,7 +374,6 @@ public sealed class Supervisor
             _python = ChoosePython(fresh, _log);
             _settings = fresh;
             _target = _settings.Workers;
-            _metrics?.StartAccepting(); // after WINCH: this supervisor serves again
         }
         catch (Exception e) when (e is StartupException or PythonStartupException)
         {
@@ -545,9 +554,7 @@ public sealed class Supervisor
         }
         if (checkRss) _nextRssCheck = now + TimeSpan.FromSeconds(1);
         if (_shutdownDelayEnds is { } delayEnds && now >= delayEnds)
-        {
             BeginGracefulStop("Shutdown delay over: closing the listeners");
-        }
         if (_upgrade.PredecessorPid != 0 && !_upgrade.PredecessorAlive)
         {
             _log.LogInformation("The old supervisor (pid {Pid}) has exited; this one serves alone",
