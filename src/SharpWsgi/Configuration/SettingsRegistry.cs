@@ -53,6 +53,10 @@ public sealed record Setting(
             ? null : "expected a positive integer",
         SettingKind.NonNegativeInt => int.TryParse(value, out var n) && n >= 0 && value.All(char.IsAsciiDigit)
             ? null : "expected a non-negative integer",
+        // Kestrel has no "unlimited" head timeout, and a server without one is open to slowloris.
+        SettingKind.Seconds when Name == "header-timeout" => double.TryParse(value,
+            System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var h) &&
+            h > 0 ? null : "expected a number of seconds above 0",
         SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float,
             System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
@@ -373,7 +377,8 @@ public static class SettingsRegistry
             "(--body-buffer-size), else as the app's wsgi.input read fails. 0: no limit.", Section: "Limits"),
         new("header-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "Time a client has to send a complete request head (and the PROXY header); slower gets 408 and the " +
-            "connection is closed (Kestrel's own 408, without a body).", Section: "Limits"),
+            "connection is closed (Kestrel's own 408, without a body). It also bounds the TLS handshake (at least " +
+            "1 s there).", Section: "Limits"),
         new("max-connections", null, "N", "10000", SettingKind.NonNegativeInt,
             "Open connections per worker; while a worker holds this many it accepts no more, so new connections " +
             "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",

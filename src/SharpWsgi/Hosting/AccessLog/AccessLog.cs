@@ -35,7 +35,6 @@ public sealed class AccessLog : IDisposable
         _skip = skip;
     }
 
-    public LogSink Sink => _sink;
     public void Reopen() => _sink.Reopen();
     public void Dispose() => _sink.Dispose();
 
