@@ -354,6 +354,7 @@ public sealed class MetricsEndpoint : IDisposable
 
     public void Dispose()
     {
+        if (_disposed) return;
         _disposed = true;
         Libc.Signal(_wake);
         _thread.Join(TimeSpan.FromSeconds(1));
