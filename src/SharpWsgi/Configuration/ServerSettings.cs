@@ -211,6 +211,9 @@ public sealed class ServerSettings
     /// <summary>Null: no access log; "-": stdout.</summary>
     public string? AccessLogFile => Get("access-logfile");
     public string AccessLogFormat => Get("access-logformat")!;
+    /// <summary>--access-log-skip: paths (a trailing * for a prefix) whose successful requests are not logged.
+    /// </summary>
+    public IReadOnlyList<string> AccessLogSkip => GetAll("access-log-skip");
     public bool JsonLogs => Get("log-format")!.Equals("json", StringComparison.OrdinalIgnoreCase);
     public bool RequestIdHeader => Flag("request-id-header");
     private double Seconds(string name) => double.Parse(Get(name)!, CultureInfo.InvariantCulture);
@@ -231,6 +234,7 @@ public sealed class ServerSettings
         ? Environment.ProcessorCount : int.Parse(Get("interpreters")!, CultureInfo.InvariantCulture);
     public double Timeout => Seconds("timeout");
     public double GracefulTimeout => Seconds("graceful-timeout");
+    public double ShutdownDelay => Seconds("shutdown-delay");
     public double RequestTimeout => Seconds("request-timeout");
     public double RequestTimeoutGrace => Seconds("request-timeout-grace");
     public double QueueTimeout => Seconds("queue-timeout");

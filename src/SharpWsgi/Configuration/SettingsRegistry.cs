@@ -74,6 +74,7 @@ public sealed record Setting(
         SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
         SettingKind.Text when Name == "static" => SharpWsgi.Hosting.StaticFiles.Validate(value),
+        SettingKind.Text when Name == "access-log-skip" => SharpWsgi.Hosting.AccessLogSkip.Validate(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -153,6 +154,11 @@ public static class SettingsRegistry
         new("access-logformat", null, "FORMAT", AccessLogDefaultFormat, SettingKind.Text,
             "The access log's text line, with gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {header}i, " +
             "{header}o, {variable}e (see docs/logging-and-metrics.md).", Section: "Logging"),
+        new("access-log-skip", null, "PATH", null, SettingKind.Text,
+            "Leave successful requests for PATH out of the access log (health checks, metrics scrapes): an exact " +
+            "path, or a prefix with a trailing * (/static/*), compared with the percent-decoded path without its " +
+            "query. Answers of 400 and above are still logged (a failing health check shows), and every request " +
+            "still counts in the metrics. Repeat for several.", Repeatable: true, Section: "Logging"),
         new("log-format", null, "text|json", "text", SettingKind.Choice,
             "text: gunicorn's lines; json: one JSON object per line, for the error log and the access log.",
             Choices: new[] { "text", "json" }, Section: "Logging"),
@@ -175,6 +181,12 @@ public static class SettingsRegistry
             "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests " +
             "before it is killed.",
             Section: "Workers"),
+        new("shutdown-delay", null, "SECONDS", "0", SettingKind.Seconds,
+            "On SIGTERM, keep accepting and serving for this long while /readyz (--metrics-bind) answers 503, so " +
+            "load balancers stop sending new connections before the listeners close (Kubernetes removes a " +
+            "terminating pod from its endpoints while the TERM is already on its way); then stop as usual: close " +
+            "the listeners, let in-flight requests finish within --graceful-timeout. A second TERM ends the delay " +
+            "at once; INT and QUIT never wait. 0: close the listeners at once.", Section: "Workers"),
         new("request-timeout", null, "SECONDS", "60", SettingKind.Seconds,
             "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
             "lives on. The default is mod_wsgi-express's: far beyond any page a person waits for, short enough that " +

@@ -134,7 +134,7 @@ public static class ListenSockets
         return new ListenSocket(fd, url, null, null, null, tls);
     }
 
-    private static string Format(IPEndPoint ep) =>
+    internal static string Format(IPEndPoint ep) =>
         ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
-    private static string Url(IPEndPoint ep, bool tls) => (tls ? "https://" : "http://") + Format(ep);
+    internal static string Url(IPEndPoint ep, bool tls) => (tls ? "https://" : "http://") + Format(ep);
 }
