@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds SharpWsgi and runs every test project (tests/*.Tests). Installs what the tests need when it is missing:
-# Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3),
+# Debian's python3-flask, python3-django and python3-pastedeploy (the apps the framework tests run on
+# /usr/bin/python3),
 # libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through), and the programs the edge tests
 # run for real: nginx (with its stream module, for PROXY protocol) and haproxy in front, curl, openssl, python3-h2
 # and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot); for the packaging
@@ -11,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl chromium
-    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils gcc zlib1g-dev)
+    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils gcc zlib1g-dev
+    python3-pastedeploy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

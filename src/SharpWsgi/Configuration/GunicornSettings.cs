@@ -120,6 +120,8 @@ public static class GunicornSettings
             s => s.PythonPath.Count == 0 ? null : string.Join(",", s.PythonPath)),
         new("root_path", "\"\"", GunicornTreatment.Honoured, "--root-path", v => One("root-path", Text(v)),
             s => s.RootPath),
+        new("paste", "null", GunicornTreatment.Honoured, "--paste (the app from a PasteDeploy file)",
+            v => One("paste", Text(v)), s => s.Get("paste")),
         new("proxy_protocol", "\"off\"", GunicornTreatment.Honoured,
             "--proxy-protocol: v1, v2, auto or True become optional (gunicorn takes a PROXY header when one is " +
             "sent; both versions are read)", ProxyProtocol, s => s.ProxyProtocol == "off" ? "off" : "auto"),
@@ -169,7 +171,6 @@ public static class GunicornSettings
         NotYet("dogstatsd_tags", "\"\"", "--dogstatsd-tags"),
         NotYet("enable_backlog_metric", "false", "the statsd backlog metric"),
         NotYet("proc_name", "null", "-n/--name"),
-        NotYet("paste", "null", "--paste"),
         NotYet("raw_paste_global_conf", "[]", "--paste-global"),
 
         CannotApply("preload_app", "false", "there is no fork: each worker is its own python process and imports " +

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Configuration;
 
@@ -119,6 +120,15 @@ public sealed class ServerSettings
             s.App = arg;
             s.AppOrigin = new(SettingSource.CommandLine, "APP");
             fromCommandLine.Add("<app>");
+        }
+        if (s.Get("paste") is { } paste)
+        {
+            if (s.App != null)
+                throw new UsageException($"--paste {paste} names the app already; give no APP ('{s.App}') with it");
+            // The worker's loader reads this spec; the path is made absolute here, before any --chdir.
+            var (file, name) = (paste.Split('#', 2)[0], paste.Contains('#') ? "#" + paste.Split('#', 2)[1] : "");
+            s.App = AppLoader.PastePrefix + Path.GetFullPath(file) + name;
+            s.AppOrigin = s._origins["paste"];
         }
         return s;
     }
@@ -360,6 +370,9 @@ public sealed class ServerSettings
     /// <summary>Null: no access log; "-": stdout.</summary>
     public string? AccessLogFile => Get("access-logfile");
     public string AccessLogFormat => Get("access-logformat")!;
+    /// <summary>--access-log-skip: paths (a trailing * for a prefix) whose successful requests are not logged.
+    /// </summary>
+    public IReadOnlyList<string> AccessLogSkip => GetAll("access-log-skip");
     public bool JsonLogs => Get("log-format")!.Equals("json", StringComparison.OrdinalIgnoreCase);
     public bool RequestIdHeader => Flag("request-id-header");
     private double Seconds(string name) => double.Parse(Get(name)!, CultureInfo.InvariantCulture);
@@ -380,6 +393,7 @@ public sealed class ServerSettings
         ? Environment.ProcessorCount : int.Parse(Get("interpreters")!, CultureInfo.InvariantCulture);
     public double Timeout => Seconds("timeout");
     public double GracefulTimeout => Seconds("graceful-timeout");
+    public double ShutdownDelay => Seconds("shutdown-delay");
     public double RequestTimeout => Seconds("request-timeout");
     public double RequestTimeoutGrace => Seconds("request-timeout-grace");
     public double QueueTimeout => Seconds("queue-timeout");

@@ -53,6 +53,10 @@ public sealed record Setting(
             ? null : "expected a positive integer",
         SettingKind.NonNegativeInt => int.TryParse(value, out var n) && n >= 0 && value.All(char.IsAsciiDigit)
             ? null : "expected a non-negative integer",
+        // Kestrel has no "unlimited" head timeout, and a server without one is open to slowloris.
+        SettingKind.Seconds when Name == "header-timeout" => double.TryParse(value,
+            System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var h) &&
+            h > 0 ? null : "expected a number of seconds above 0",
         SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float,
             System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
@@ -70,6 +74,7 @@ public sealed record Setting(
         SettingKind.AddressList => ValidateAddressList(value) is { } problem ? problem + " (or *)" : null,
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
         SettingKind.Text when Name == "static" => SharpWsgi.Hosting.StaticFiles.Validate(value),
+        SettingKind.Text when Name == "access-log-skip" => SharpWsgi.Hosting.AccessLogSkip.Validate(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -122,6 +127,11 @@ public static class SettingsRegistry
             Section: "Python"),
         new("chdir", null, "DIR", null, SettingKind.Text,
             "Change to DIR before loading the app; it is put first on sys.path.", Section: "Python"),
+        new("paste", null, "FILE[#NAME]", null, SettingKind.Text,
+            "Load the app from a PasteDeploy config file instead of APP, as gunicorn's --paste does: its " +
+            "[app:NAME] section (main unless #NAME), relative to the file's directory; [loggers] sections in the " +
+            "file configure Python's logging. The interpreter needs PasteDeploy (Debian: python3-pastedeploy).",
+            Section: "Python"),
         new("pythonpath", null, "DIR", null, SettingKind.Text,
             "Directory to add to sys.path (after --chdir). Repeat for several.", Repeatable: true, Section: "Python"),
         new("root-path", null, "PREFIX", "", SettingKind.Text,
@@ -144,6 +154,11 @@ public static class SettingsRegistry
         new("access-logformat", null, "FORMAT", AccessLogDefaultFormat, SettingKind.Text,
             "The access log's text line, with gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {header}i, " +
             "{header}o, {variable}e (see docs/logging-and-metrics.md).", Section: "Logging"),
+        new("access-log-skip", null, "PATH", null, SettingKind.Text,
+            "Leave successful requests for PATH out of the access log (health checks, metrics scrapes): an exact " +
+            "path, or a prefix with a trailing * (/static/*), compared with the percent-decoded path without its " +
+            "query. Answers of 400 and above are still logged (a failing health check shows), and every request " +
+            "still counts in the metrics. Repeat for several.", Repeatable: true, Section: "Logging"),
         new("log-format", null, "text|json", "text", SettingKind.Choice,
             "text: gunicorn's lines; json: one JSON object per line, for the error log and the access log.",
             Choices: new[] { "text", "json" }, Section: "Logging"),
@@ -168,6 +183,12 @@ public static class SettingsRegistry
             "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests " +
             "before it is killed.",
             Section: "Workers"),
+        new("shutdown-delay", null, "SECONDS", "0", SettingKind.Seconds,
+            "On SIGTERM, keep accepting and serving for this long while /readyz (--metrics-bind) answers 503, so " +
+            "load balancers stop sending new connections before the listeners close (Kubernetes removes a " +
+            "terminating pod from its endpoints while the TERM is already on its way); then stop as usual: close " +
+            "the listeners, let in-flight requests finish within --graceful-timeout. A second TERM ends the delay " +
+            "at once; INT and QUIT never wait. 0: close the listeners at once.", Section: "Workers"),
         new("request-timeout", null, "SECONDS", "60", SettingKind.Seconds,
             "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
             "lives on. The default is mod_wsgi-express's: far beyond any page a person waits for, short enough that " +
@@ -363,7 +384,8 @@ public static class SettingsRegistry
             "(--body-buffer-size), else as the app's wsgi.input read fails. 0: no limit.", Section: "Limits"),
         new("header-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "Time a client has to send a complete request head (and the PROXY header); slower gets 408 and the " +
-            "connection is closed (Kestrel's own 408, without a body).", Section: "Limits"),
+            "connection is closed (Kestrel's own 408, without a body). It also bounds the TLS handshake (at least " +
+            "1 s there).", Section: "Limits"),
         new("max-connections", null, "N", "10000", SettingKind.NonNegativeInt,
             "Open connections per worker; while a worker holds this many it accepts no more, so new connections " +
             "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using SharpWsgi.Python;
 
 namespace SharpWsgi.Metrics;
 
@@ -31,21 +32,55 @@ public sealed class MetricsEndpoint : IDisposable
     private long _starts;
     private WorkerView[] _workers = Array.Empty<WorkerView>();
     private bool _ready;
+    private readonly Thread _thread;
+    private readonly int _wake = Libc.EventFd();
+    private volatile bool _accepting;
+    private volatile bool _disposed;
 
-    public MetricsEndpoint(MetricsTable table, string bind, ILogger log)
+    public MetricsEndpoint(MetricsTable table, string bind, ILogger log) : this(table, Listen(bind), log, true) { }
+
+    /// <summary>Serves on a listening socket it is handed: a binary upgrade's (Supervisor.BinaryUpgrade), shared with
+    /// the old supervisor, which answers until this one calls <see cref="StartAccepting"/>.</summary>
+    public MetricsEndpoint(MetricsTable table, Socket listener, ILogger log, bool accepting)
     {
         _table = table;
         _log = log;
-        var endpoint = Hosting.ServerHost.ParseEndPoint(bind);
-        _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _socket.Bind(endpoint);
-        _socket.Listen(64);
+        _socket = listener;
+        _socket.Blocking = false; // a connection another supervisor took first is EAGAIN, not a wait
+        _accepting = accepting;
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
         var host = bound.AddressFamily == AddressFamily.InterNetworkV6
             ? $"[{bound.Address}]" : bound.Address.ToString();
         Url = $"http://{host}:{bound.Port}";
-        new Thread(Serve, 256 * 1024) { IsBackground = true, Name = "metrics" }.Start();
+        _thread = new Thread(Serve, 256 * 1024) { IsBackground = true, Name = "metrics" };
+        _thread.Start();
+    }
+
+    private static Socket Listen(string bind)
+    {
+        var endpoint = Hosting.ListenAddress.Parse(bind);
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.Bind(endpoint);
+        socket.Listen(64);
+        return socket;
+    }
+
+    /// <summary>The listening socket, for a binary upgrade to hand down.</summary>
+    public Socket Listener => _socket;
+
+    public void StartAccepting()
+    {
+        _accepting = true;
+        Libc.Signal(_wake);
+    }
+
+    /// <summary>Stops answering, the socket left open: the new supervisor of a binary upgrade shares it (closing it
+    /// with an accept pending would shut it down for both).</summary>
+    public void StopAccepting()
+    {
+        _accepting = false;
+        Libc.Signal(_wake);
     }
 
     public string Url { get; }
@@ -78,11 +113,22 @@ public sealed class MetricsEndpoint : IDisposable
 
     private void Serve()
     {
+        var listenFd = (int)_socket.Handle;
         while (true)
         {
+            // poll(2) with a wake descriptor instead of a blocking accept, so that accepting can stop and start
+            // again (StopAccepting) without closing the socket.
+            var (incoming, woken) = _accepting
+                ? Libc.PollReadable(listenFd, _wake, -1)
+                : (false, Libc.PollReadable(_wake, _wake, -1).First);
+            if (woken) Libc.Drain(_wake);
+            if (_disposed) return;
+            if (!incoming || !_accepting) continue;
             Socket client;
             try { client = _socket.Accept(); }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock) { continue; }
             catch (Exception) { return; } // disposed
+            client.Blocking = true;
             // Off the accept thread: a scraper that sends its request slowly must not hold up a health probe.
             ThreadPool.UnsafeQueueUserWorkItem(c =>
             {
@@ -306,5 +352,13 @@ public sealed class MetricsEndpoint : IDisposable
         return null;
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Libc.Signal(_wake);
+        _thread.Join(TimeSpan.FromSeconds(1));
+        _socket.Dispose();
+        Libc.Close(_wake);
+    }
 }

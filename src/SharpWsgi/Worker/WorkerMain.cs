@@ -188,7 +188,8 @@ public static class WorkerMain
         if (settings.AccessLogFile is not { } path) return null;
         var accessLogger = loggers.CreateLogger("sharpwsgi.access");
         return new AccessLog(path, settings.AccessLogFormat, settings.JsonLogs,
-            message => accessLogger.LogWarning("{Message}", message));
+            message => accessLogger.LogWarning("{Message}", message),
+            AccessLogSkip.From(settings.AccessLogSkip));
     }
 
     /// <summary>Starts the monitors, whose beats go to the supervisor and to the stall guard: a late heartbeat

@@ -21,16 +21,18 @@ public sealed class AccessLog : IDisposable
     private readonly Part[] _parts;
     private readonly bool _json;
     private readonly LogSink _sink;
+    private readonly AccessLogSkip? _skip;
     private readonly string _pidAtom = $"<{Environment.ProcessId}>";
     private readonly int _pid = Environment.ProcessId;
     private Stamp? _stamp;
     private Stamp? _isoStamp;
 
-    public AccessLog(string path, string format, bool json, Action<string> report)
+    public AccessLog(string path, string format, bool json, Action<string> report, AccessLogSkip? skip = null)
     {
         _parts = Parse(format);
         _json = json;
         _sink = new LogSink(path, report);
+        _skip = skip;
     }
 
     public void Reopen() => _sink.Reopen();
@@ -85,9 +87,11 @@ public sealed class AccessLog : IDisposable
             ? new Part(atom, key, null) : new Part(Atom.Unknown, key, null);
     }
 
-    /// <summary>Called once per answered request, after the response (the exchange is still valid).</summary>
+    /// <summary>Called once per answered request, after the response (the exchange is still valid); a request
+    /// --access-log-skip names is left out here (the metrics count it elsewhere).</summary>
     public void Log(KestrelExchange x)
     {
+        if (_skip != null && _skip.Skips(x.RawTarget, x.Response.StatusCode)) return;
         var line = new LogLine(Scratch);
         try
         {
