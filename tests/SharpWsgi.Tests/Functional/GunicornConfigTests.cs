@@ -209,6 +209,36 @@ public sealed class GunicornConfigTests : WorkerTestBase
     }
 
     [Fact]
+    public void BinaryUpgrade_Usr2_RunsPreExecInTheOldSupervisorsHookHost()
+    {
+        var dir = TempDir("hooks-usr2");
+        var recordFile = Path.Combine(dir, "hooks.jsonl");
+        var env = new Dictionary<string, string?> { ["HOOKS_TEST_LOG"] = recordFile };
+        using var server = Start(new[] { "-c", Fixture("every_hook.conf.py"), "--workers", "1", PidApp }, env);
+        ReadyPids(server);
+        var successor = 0;
+        try
+        {
+            Signals.Send(server.Pid, Signals.SIGUSR2);
+            WaitForHook(server, server.Pid, "pre_exec");
+            var line = server.WaitForOutput(@"Started the new supervisor \(pid: (\d+)\)", LogTimeout);
+            successor = int.Parse(Regex.Match(line, @"pid: (\d+)").Groups[1].Value);
+            var records = PollRecords(recordFile, r => Of(r, "on_starting").Count == 2 ? r : null);
+            var oldHost = ProcessOf(Of(records, "on_starting")[0]);
+            var preExec = Of(records, "pre_exec").Single();
+            Assert.Equal(oldHost, ProcessOf(preExec)); // before the new supervisor, whose own host runs on_starting
+            Assert.True(records.IndexOf(preExec) < records.IndexOf(Of(records, "on_starting")[1]));
+        }
+        finally
+        {
+            if (successor != 0)
+                foreach (var p in ProcessTree.WithDescendants(successor).Where(Signals.IsAlive))
+                    try { Signals.Send(p, Signals.SIGKILL); } catch (InvalidOperationException) { }
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void WorkerAbort_HeartbeatKill_RunsWorkerAbortThenWorkerExit()
     {
         var dir = TempDir("hooks-abort");
