@@ -22,7 +22,7 @@ public static class WorkerMain
     {
         var control = ControlChannel.FromEnvironment();
         var balance = AcceptBalance.FromEnvironment();
-        using var metrics = Metrics.WorkerMetrics.FromEnvironment();
+        using var metrics = Metrics.WorkerMetrics.FromEnvironment(loggers.Outlets?.Statsd);
         ServerHost? host = null;
         using var heartbeatKill = ExitOnHeartbeatKill(log, () => host);
         var handedDown = HandedDown.Take();
@@ -92,11 +92,12 @@ public static class WorkerMain
     {
         var app = PythonRuntime.RunOnMainThreadState(() =>
         {
-            using var loaded = AppLoader.Load(settings.App, version);
+            using var loaded = PythonLogging.ConfigureThenLoad(settings, version);
             return Py.Repr(loaded.Borrow());
         });
         if (settings.Interpreters > 1)
-            WsgiGateway.CheckSubinterpreterImport(() => AppLoader.Load(settings.App, version), settings.Interpreters);
+            WsgiGateway.CheckSubinterpreterImport(() => PythonLogging.ConfigureThenLoad(settings, version),
+                settings.Interpreters);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
                               info.Executable);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {DescribeCApi(info)}");
@@ -141,8 +142,8 @@ public static class WorkerMain
     {
         var appLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.app"));
         var gatewayLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.gateway"));
-        var gateway = WsgiGateway.Create(settings.Interpreters, () => AppLoader.Load(settings.App, version),
-            options, appLog, gatewayLog);
+        var gateway = WsgiGateway.Create(settings.Interpreters,
+            () => PythonLogging.ConfigureThenLoad(settings, version), options, appLog, gatewayLog);
         if (settings.Interpreters > 1)
             log.LogInformation("Serving with {Interpreters} Python interpreters, each with its own GIL and {Threads} " +
                 "thread(s)", settings.Interpreters, settings.Threads);
@@ -167,10 +168,11 @@ public static class WorkerMain
 
     private static AccessLog? OpenAccessLog(ServerSettings settings, ErrorLogProvider loggers)
     {
-        if (settings.AccessLogFile is not { } path) return null;
         var accessLogger = loggers.CreateLogger("sharpwsgi.access");
-        return new AccessLog(path, settings.AccessLogFormat, settings.JsonLogs,
-            message => accessLogger.LogWarning("{Message}", message),
+        // The file, syslog (--log-syslog), both or none.
+        if (LogOutlets.AccessLineSink(settings.AccessLogFile, loggers.Outlets,
+                message => accessLogger.LogWarning("{Message}", message)) is not { } sink) return null;
+        return new AccessLog(sink, settings.AccessLogFormat, settings.JsonLogs,
             AccessLogSkip.From(settings.AccessLogSkip));
     }
 

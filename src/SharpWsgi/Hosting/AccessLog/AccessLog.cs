@@ -20,7 +20,7 @@ public sealed class AccessLog : IDisposable
 
     private readonly Part[] _parts;
     private readonly bool _json;
-    private readonly LogSink _sink;
+    private readonly ILogLineSink _sink;
     private readonly AccessLogSkip? _skip;
     private readonly string _pidAtom = $"<{Environment.ProcessId}>";
     private readonly int _pid = Environment.ProcessId;
@@ -28,10 +28,14 @@ public sealed class AccessLog : IDisposable
     private Stamp? _isoStamp;
 
     public AccessLog(string path, string format, bool json, Action<string> report, AccessLogSkip? skip = null)
+        : this(new LogSink(path, report), format, json, skip) { }
+
+    /// <param name="sink">The file, syslog or both (Logging.LogOutlets.AccessLineSink); disposed with this.</param>
+    public AccessLog(ILogLineSink sink, string format, bool json, AccessLogSkip? skip = null)
     {
         _parts = Parse(format);
         _json = json;
-        _sink = new LogSink(path, report);
+        _sink = sink;
         _skip = skip;
     }
 
