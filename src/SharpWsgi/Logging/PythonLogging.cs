@@ -74,12 +74,16 @@ def configure(kind, value):
         config.update(given)
         logging.config.dictConfig(config)
         return
-    path = existing(value)
     if kind == "paste":
+        if not os.path.isfile(value):
+            return  # the app loader says that the --paste file is not there
+        path = value
         sections = configparser.RawConfigParser()
         sections.read(path)
         if not sections.has_section("loggers"):
             return
+    else:
+        path = existing(value)
     logging.config.fileConfig(path, defaults={"__file__": path, "here": os.path.dirname(path)},
                               disable_existing_loggers=False)
 
