@@ -179,8 +179,9 @@ public static class SettingsRegistry
             "win over it. A file Python refuses stops the start (exit 4).", Section: "Logging"),
         new("log-config-dict", null, "JSON", null, SettingKind.Text,
             "A logging.config.dictConfig dictionary as a JSON object (gunicorn's logconfig_dict), applied like " +
-            "--log-config; laid key by key over gunicorn's defaults, as gunicorn does (a root logger at INFO to " +
-            "stdout unless the dictionary names its own \"root\"). Wins over --log-config-json and --log-config.",
+            "--log-config; laid key by key over gunicorn's defaults, as gunicorn does: without its own \"root\" " +
+            "the root logger logs INFO to stdout through the defaults' \"console\" handler (so a dictionary with " +
+            "its own \"handlers\" names \"root\" too). Wins over --log-config-json and --log-config.",
             Section: "Logging"),
         new("log-config-json", null, "FILE", null, SettingKind.Text,
             "The same dictionary read from a JSON file (gunicorn's --log-config-json), relative to --chdir. Wins " +
@@ -198,7 +199,8 @@ public static class SettingsRegistry
             "The program name in --log-syslog's tags, gunicorn.NAME.error and gunicorn.NAME.access. Default: " +
             "--name when set, else the APP (':' and '/' become '.'), else sharpwsgi.", Section: "Logging"),
         new("log-syslog-facility", null, "FACILITY", "user", SettingKind.Choice,
-            "The syslog facility of --log-syslog's messages.", Choices: Logging.SyslogFormat.FacilityNames,
+            "The syslog facility of --log-syslog's messages: auth, authpriv, cron, daemon, ftp, kern, lpr, mail, " +
+            "news, security, syslog, user, uucp, local0 ... local7.", Choices: Logging.SyslogFormat.FacilityNames,
             Section: "Logging"),
         new("disable-redirect-access-to-syslog", null, "", "false", SettingKind.Flag,
             "With --log-syslog, keep the access log lines out of syslog (gunicorn's flag).", Section: "Logging"),

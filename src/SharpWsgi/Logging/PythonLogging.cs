@@ -43,10 +43,11 @@ GUNICORN_DEFAULTS = {
     },
 }
 
-def existing(path):
-    path = os.path.abspath(path)
+def existing(given):
+    path = os.path.abspath(given)
     if not os.path.isfile(path):
-        raise LogConfigError("there is no file %s" % path)
+        raise LogConfigError("there is no file %s%s" % (path, "" if os.path.isabs(given) else
+                             " (a relative path is read from the worker's directory, --chdir's)"))
     return path
 
 def describe(error):
@@ -132,10 +133,8 @@ def run(kind, value):
         using var v = Py.Str(value);
         using var problem = Py.Call(Py.DictGet(globals, "run"), k, v);
         if (Py.IsNone(problem.Borrow())) return;
-        var where = kind is "file" or "json" && !Path.IsPathRooted(value)
-            ? " (a relative path is read from --chdir's directory)" : "";
-        throw new AppLoadException($"{flag}: {Py.StrToString(problem.Borrow())}{where}. The worker stopped " +
-            "before importing the app.");
+        throw new AppLoadException($"{flag}: {Py.StrToString(problem.Borrow())}. The worker stopped before " +
+            "importing the app.");
     }
 
     /// <summary>Null when <paramref name="value"/> is a JSON object (--log-config-dict), else why not; checked
