@@ -32,6 +32,8 @@ public sealed class LogOutlets : IDisposable
         if (settings.StatsdHost is { } host)
             Statsd = new StatsdSink(StatsdAddress.Parse(host), settings.StatsdPrefix, settings.DogstatsdTags,
                 message => _report(message));
+        // Environment.Exit (a worker's heartbeat kill) skips the error log's disposal: what is queued goes first.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Dispose();
     }
 
     /// <summary>This process's outlets; null when none is configured, and for --check-config (a check sends

@@ -46,6 +46,27 @@ public sealed class LogConfigTests
         }
     }
 
+    [SkippableFact]
+    public void LogConfig_TwoInterpreters_EachInterpreterConfiguredBeforeItsImport()
+    {
+        // Sub-interpreters (CPython 3.12+) have a logging module of their own each: both must get the config.
+        var python = Interpreters.FindPyenv(12, out var reason);
+        Skip.If(python == null, reason);
+        using var server = ServerProcess.Start(new[]
+        {
+            "--interpreters", "2", "--log-config", Path.Combine(Dir, "logging.ini"), "--python", python!, App,
+        });
+        try
+        {
+            var imported = new Regex(@"LOG-CONFIG-FILE \[(\d+)\] logging_app: imported in \1");
+            Assert.Equal(2, server.Output.Split('\n').Count(l => imported.IsMatch(l)));
+        }
+        finally
+        {
+            _out.WriteLine(server.Output);
+        }
+    }
+
     [Fact]
     public void LogConfigDict_OnlyFormatters_GunicornsDefaultsSupplyRootAndHandlers()
     {
