@@ -96,7 +96,7 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     private bool Counting => _outlets?.Statsd != null;
 
     private void Count(LogLevel level, string message, Exception? exception) =>
-        _outlets?.Statsd?.LogLine(level, exception != null ||
+        _outlets?.Statsd?.CountLogLine(level, exception != null ||
             message.Contains("Traceback (most recent call last)", StringComparison.Ordinal));
 
     /// <param name="toOutlets">False for the outlets' own trouble, which goes to the file only.</param>

@@ -11,7 +11,7 @@ namespace SharpWsgi.Metrics;
 /// --statsd-host: gunicorn's statsd metrics, under gunicorn's names (gunicorn/instrument/statsd.py), sent over UDP
 /// or a unix datagram socket. Each process has one: a worker counts its requests
 /// (<see cref="RequestDone"/>), the supervisor sets the worker gauge (<see cref="Workers"/>), and every process
-/// counts its error log's warnings and worse (<see cref="LogLine"/>). Callers format a few bytes and queue them
+/// counts its error log's warnings and worse (<see cref="CountLogLine"/>). Callers format a few bytes and queue them
 /// (<see cref="RecordBatcher"/>); the writer thread packs the lines into datagrams of at most
 /// <see cref="MaxPacketBytes"/>, one per line being what gunicorn sends, so a request costs no system call.
 /// </summary>
@@ -115,7 +115,7 @@ public sealed class StatsdSink : RecordBatcher
     /// <summary>A line of the error log at warning or worse (gunicorn's Statsd counts its own logger's calls):
     /// gunicorn.log.critical, .error, .warning; an error that carries a traceback is gunicorn's log.exception.
     /// </summary>
-    public void LogLine(LogLevel level, bool traceback)
+    public void CountLogLine(LogLevel level, bool traceback)
     {
         var index = level switch
         {

@@ -81,9 +81,9 @@ public sealed class StatsdSinkTests
         {
             for (var i = 0; i < requests; i++)
                 sink.RequestDone(i % 10 == 0 ? 404 : 200, Stopwatch.Frequency / 1000 * 12 + Stopwatch.Frequency / 4000);
-            sink.LogLine(LogLevel.Error, traceback: true);
-            sink.LogLine(LogLevel.Warning, traceback: false);
-            sink.LogLine(LogLevel.Information, traceback: false); // not one of gunicorn's counters
+            sink.CountLogLine(LogLevel.Error, traceback: true);
+            sink.CountLogLine(LogLevel.Warning, traceback: false);
+            sink.CountLogLine(LogLevel.Information, traceback: false); // not one of gunicorn's counters
         } // disposing sends what is queued
 
         var lines = new List<string>();
