@@ -41,13 +41,9 @@ def load_paste(spec):
     except ImportError:
         raise AppSpecError("--paste needs PasteDeploy in %s (Debian: python3-pastedeploy; pip: PasteDeploy)"
                            % sys.executable) from None
-    import configparser, logging.config
+    # The file's logging sections were applied before this (the host's PythonLogging, which decides between them
+    # and an explicit --log-config, as gunicorn does).
     here = os.path.dirname(path)
-    parser = configparser.ConfigParser(defaults={'__file__': path, 'here': here})
-    parser.read(path)
-    if parser.has_section('loggers'):
-        # As gunicorn does for --paste: the file's logging sections configure Python's logging.
-        logging.config.fileConfig(path, defaults={'__file__': path, 'here': here}, disable_existing_loggers=False)
     if here not in sys.path:
         sys.path.insert(0, here)
     return loadapp('config:' + path, name=name or None, relative_to=here)

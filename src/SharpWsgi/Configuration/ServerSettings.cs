@@ -450,4 +450,20 @@ public sealed class ServerSettings
     public string? MetricsBind => Get("metrics-bind");
     /// <summary>Seconds a supervisor-side hook call may take (0: no limit).</summary>
     public double HookTimeout => Seconds("hook-timeout");
+
+    /// <summary>--log-config, --log-config-dict, --log-config-json: the app's Python logging (Logging.PythonLogging).
+    /// </summary>
+    public string? LogConfigFile => Get("log-config");
+    public string? LogConfigDict => Get("log-config-dict");
+    public string? LogConfigJson => Get("log-config-json");
+    /// <summary>--log-syslog and its address, tag prefix and facility (Logging.SyslogSink).</summary>
+    public bool Syslog => Flag("log-syslog");
+    public string SyslogAddress => Get("log-syslog-to")!;
+    public string? SyslogPrefix => Get("log-syslog-prefix");
+    public string SyslogFacility => Get("log-syslog-facility")!.ToLowerInvariant();
+    public bool SyslogAccessLog => Syslog && !Flag("disable-redirect-access-to-syslog");
+    /// <summary>--statsd-host, --statsd-prefix, --dogstatsd-tags (Metrics.StatsdSink).</summary>
+    public string? StatsdHost => Get("statsd-host");
+    public string StatsdPrefix => Get("statsd-prefix") ?? "";
+    public string? DogstatsdTags => Get("dogstatsd-tags");
 }

@@ -75,6 +75,11 @@ public sealed record Setting(
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
         SettingKind.Text when Name == "static" => SharpWsgi.Hosting.StaticFiles.Validate(value),
         SettingKind.Text when Name == "access-log-skip" => SharpWsgi.Hosting.AccessLogSkip.Validate(value),
+        SettingKind.Text when Name == "log-config-dict" => Logging.PythonLogging.ValidateDictionary(value),
+        SettingKind.Text when Name == "log-syslog-to" => Logging.SyslogAddress.Validate(value),
+        SettingKind.Text when Name == "statsd-host" => Metrics.StatsdAddress.Validate(value),
+        SettingKind.Text when Name == "statsd-prefix" => Metrics.StatsdSink.ValidatePrefix(value),
+        SettingKind.Text when Name == "dogstatsd-tags" => Metrics.StatsdSink.ValidateTags(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -166,6 +171,39 @@ public static class SettingsRegistry
             "Send the request's ID back in an X-Request-ID response header. The ID is the trusted peer's " +
             "(--forwarded-allow-ips) X-Request-ID, else a new one; the app sees it as HTTP_X_REQUEST_ID.",
             Section: "Logging"),
+        new("log-config", null, "FILE", null, SettingKind.Text,
+            "A Python logging config file (logging.config.fileConfig's format), applied in every worker, in each " +
+            "interpreter, before the app is imported (gunicorn's --log-config); relative to --chdir. It configures " +
+            "the app's Python logging; the server's own logs are --error-logfile, --access-logfile and " +
+            "--log-syslog. Wins over a --paste file's logging sections; --log-config-dict and --log-config-json " +
+            "win over it. A file Python refuses stops the start (exit 4).", Section: "Logging"),
+        new("log-config-dict", null, "JSON", null, SettingKind.Text,
+            "A logging.config.dictConfig dictionary as a JSON object (gunicorn's logconfig_dict), applied like " +
+            "--log-config; laid key by key over gunicorn's defaults, as gunicorn does: without its own \"root\" " +
+            "the root logger logs INFO to stdout through the defaults' \"console\" handler (so a dictionary with " +
+            "its own \"handlers\" names \"root\" too). Wins over --log-config-json and --log-config.",
+            Section: "Logging"),
+        new("log-config-json", null, "FILE", null, SettingKind.Text,
+            "The same dictionary read from a JSON file (gunicorn's --log-config-json), relative to --chdir. Wins " +
+            "over --log-config.", Section: "Logging"),
+        new("log-syslog", null, "", "false", SettingKind.Flag,
+            "Send the error log, and the access log lines, to syslog too (gunicorn's --log-syslog), from the " +
+            "supervisor and every worker: \"<PRI>gunicorn.PREFIX.error[PID]: message\" (.access for access " +
+            "lines, at info). Sent by a background thread; a syslog that is away or slow loses lines, it never " +
+            "holds a request.", Section: "Logging"),
+        new("log-syslog-to", null, "ADDRESS", "unix:///dev/log", SettingKind.Text,
+            "Where --log-syslog sends: unix://PATH (datagram, else stream; #dgram or #stream to choose), " +
+            "udp://HOST:PORT or tcp://HOST:PORT (port 514 when left out; TCP frames each message with its " +
+            "length, RFC 6587).", Section: "Logging"),
+        new("log-syslog-prefix", null, "NAME", null, SettingKind.Text,
+            "The program name in --log-syslog's tags, gunicorn.NAME.error and gunicorn.NAME.access. Default: " +
+            "--name when set, else the APP (':' and '/' become '.'), else sharpwsgi.", Section: "Logging"),
+        new("log-syslog-facility", null, "FACILITY", "user", SettingKind.Choice,
+            "The syslog facility of --log-syslog's messages: auth, authpriv, cron, daemon, ftp, kern, lpr, mail, " +
+            "news, security, syslog, user, uucp, local0 ... local7.", Choices: Logging.SyslogFormat.FacilityNames,
+            Section: "Logging"),
+        new("disable-redirect-access-to-syslog", null, "", "false", SettingKind.Flag,
+            "With --log-syslog, keep the access log lines out of syslog (gunicorn's flag).", Section: "Logging"),
         new("config", "-c", "FILE", null, SettingKind.Text,
             "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment), " +
             "or gunicorn's Python config file (FILE.py, or python:MODULE) with its settings under gunicorn's names " +
@@ -395,6 +433,18 @@ public static class SettingsRegistry
             "Serve /metrics (Prometheus text format, summed over all workers), /healthz (the supervisor runs) and " +
             "/readyz (a worker accepts; 503 while booting or stopping) at HOST:PORT, from the supervisor, without " +
             "Python. Port 0 picks a free port (logged as \"Metrics at: URL\"). Off by default.",
+            Section: "Metrics"),
+        new("statsd-host", null, "ADDRESS", null, SettingKind.Text,
+            "Send gunicorn's statsd metrics to HOST:PORT (UDP; port 8125 when left out) or unix://PATH (a " +
+            "datagram socket): gunicorn.requests, gunicorn.request.duration (ms), gunicorn.request.status.NNN " +
+            "from each worker, gunicorn.workers from the supervisor, gunicorn.log.critical/error/warning/" +
+            "exception from every process. Batched by a background thread, at most ~20 ms late; a request never " +
+            "waits for it.", Section: "Metrics"),
+        new("statsd-prefix", null, "PREFIX", null, SettingKind.Text,
+            "Put in front of every statsd metric name, with a '.' after it (PREFIX.gunicorn.requests).",
+            Section: "Metrics"),
+        new("dogstatsd-tags", null, "TAGS", null, SettingKind.Text,
+            "Datadog (DogStatsD) tags added to every statsd metric, comma-separated: env:prod,service:shop.",
             Section: "Metrics"),
 
         new("pid", "-p", "FILE", null, SettingKind.Text,

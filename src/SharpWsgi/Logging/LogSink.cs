@@ -11,7 +11,7 @@ namespace SharpWsgi.Logging;
 /// Under load the writer naps between batches instead of being woken per line: a wake-up is a futex call and a
 /// context switch on the request's thread, which cost more than formatting the line (measured).
 /// </summary>
-public sealed class LogSink : IDisposable
+public sealed class LogSink : ILogLineSink
 {
     private const int BatchBytes = 256 * 1024;
     // While lines keep coming the writer sleeps this long between batches; only a batch this full wakes it.

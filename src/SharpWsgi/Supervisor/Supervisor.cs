@@ -507,6 +507,7 @@ public sealed class Supervisor
     /// changes); called only when they change, so the idle tick allocates nothing.</summary>
     private void PublishMetricsState()
     {
+        _loggers.Outlets?.Statsd?.Workers(_workers.Count); // gunicorn.workers, sent when it changes
         if (_metrics == null) return;
         var views = _workers.Select(w => new WorkerView(w.Pid, w.BalanceSlot, w.Ready)).ToArray();
         _metrics.Publish(views, _stopping == null && _shutdownDelayEnds == null && _haltCode == null &&

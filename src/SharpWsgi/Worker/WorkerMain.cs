@@ -23,7 +23,7 @@ public static class WorkerMain
     {
         var control = ControlChannel.FromEnvironment();
         var balance = AcceptBalance.FromEnvironment();
-        using var metrics = Metrics.WorkerMetrics.FromEnvironment();
+        using var metrics = Metrics.WorkerMetrics.FromEnvironment(loggers.Outlets?.Statsd);
         ServerHost? host = null;
         WorkerHooks? hooks = null;
         using var heartbeatKill = ExitOnHeartbeatKill(log, () => host, () => hooks);
@@ -108,11 +108,12 @@ public static class WorkerMain
     {
         var app = PythonRuntime.RunOnMainThreadState(() =>
         {
-            using var loaded = AppLoader.Load(settings.App, version);
+            using var loaded = PythonLogging.ConfigureThenLoad(settings, version);
             return Py.Repr(loaded.Borrow());
         });
         if (settings.Interpreters > 1)
-            WsgiGateway.CheckSubinterpreterImport(() => AppLoader.Load(settings.App, version), settings.Interpreters);
+            WsgiGateway.CheckSubinterpreterImport(() => PythonLogging.ConfigureThenLoad(settings, version),
+                settings.Interpreters);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}python {PythonRuntime.LoadedVersion()} " +
                               info.Executable);
         Console.Out.WriteLine($"{WorkerProtocol.CheckLinePrefix}libpython {DescribeCApi(info)}");
@@ -157,7 +158,7 @@ public static class WorkerMain
     {
         var appLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.app"));
         var gatewayLog = new GatewayLogAdapter(loggers.CreateLogger("sharpwsgi.gateway"));
-        Func<PyOwned> load = () => AppLoader.Load(settings.App, version);
+        Func<PyOwned> load = () => PythonLogging.ConfigureThenLoad(settings, version);
         // gunicorn's post_worker_init: right after the app is loaded.
         if (hooks != null) load = hooks.AfterAppLoad(load);
         var gateway = WsgiGateway.Create(settings.Interpreters, load, options, appLog, gatewayLog);
@@ -185,10 +186,11 @@ public static class WorkerMain
 
     private static AccessLog? OpenAccessLog(ServerSettings settings, ErrorLogProvider loggers)
     {
-        if (settings.AccessLogFile is not { } path) return null;
         var accessLogger = loggers.CreateLogger("sharpwsgi.access");
-        return new AccessLog(path, settings.AccessLogFormat, settings.JsonLogs,
-            message => accessLogger.LogWarning("{Message}", message),
+        // The file, syslog (--log-syslog), both or none.
+        if (LogOutlets.AccessLineSink(settings.AccessLogFile, loggers.Outlets,
+                message => accessLogger.LogWarning("{Message}", message)) is not { } sink) return null;
+        return new AccessLog(sink, settings.AccessLogFormat, settings.JsonLogs,
             AccessLogSkip.From(settings.AccessLogSkip));
     }
 
