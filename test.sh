@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
 # Builds SharpWsgi and runs every test project (tests/*.Tests). Installs what the tests need when it is missing:
-# Debian's python3-flask and python3-django (the Flask and Django tests embed /usr/bin/python3),
+# Debian's python3-flask, python3-django and python3-pastedeploy (the apps the framework tests run on
+# /usr/bin/python3),
 # libpython3.11 (the shared libpython that /usr/bin/python3 is embedded through), and the programs the edge tests
 # run for real: nginx (with its stream module, for PROXY protocol) and haproxy in front, curl, openssl, python3-h2
 # and h2load (nghttp2-client) as clients, and chromium (headless: the welcome page screenshot); for the packaging
 # tests python3-venv (pip in a fresh venv), twine (checks the wheel's metadata), systemd (systemd-analyze verify,
-# systemd-socket-activate) and binutils (strip, for the .deb).
+# systemd-socket-activate) and binutils (strip, for the .deb); rsyslog (rsyslogd, the syslog daemon --log-syslog is
+# tested against) and node with npm (npm's statsd daemon, which StatsdTests install from tests/daemons/statsd).
 # Prints a final line "N passed, N failed, N skipped" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(python3 python3-flask python3-django libpython3.11 nginx libnginx-mod-stream haproxy curl openssl chromium
-    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils gcc zlib1g-dev)
+    python3-h2 nghttp2-client python3-prometheus-client prometheus python3-venv twine systemd binutils gcc zlib1g-dev
+    python3-pastedeploy rsyslog)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Any node that has npm will do (NodeSource's nodejs carries its own npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 if ((${#missing[@]} > 0)); then
     echo "test.sh: installing ${missing[*]}"
     sudo_cmd=()
     if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
     "${sudo_cmd[@]}" apt-get update -qq
-    # Debian starts nginx and haproxy as services on install (nginx on port 80 of every address): the tests start
-    # their own instances on 127.0.0.1, so the package scripts are told not to start any (policy-rc.d, exit 101).
+    # Debian starts nginx, haproxy and rsyslog as services on install (nginx on port 80 of every address): the tests
+    # start their own instances on 127.0.0.1, so the package scripts are told not to start any (policy-rc.d, exit
+    # 101).
     policy=/usr/sbin/policy-rc.d
     added_policy=0
     if [[ ! -e $policy ]]; then

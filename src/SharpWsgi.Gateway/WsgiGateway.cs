@@ -40,23 +40,13 @@ public sealed class WsgiGateway
     public int Interpreters => _units.Length;
 
     /// <summary>
-    /// Builds the gateway of the main interpreter (GIL held, on the init thread): the runtime module first, so the
-    /// app can `from sharpwsgi import RequestTimeout` at import time, then the app itself.
-    /// </summary>
-    public static WsgiGateway Create(Func<PyOwned> loadApp, WsgiOptions options, IGatewayLog appLog,
-        IGatewayLog gatewayLog)
-    {
-        var buffering = Buffering(options);
-        var main = InterpreterGateway.Build(null, loadApp, options, appLog, gatewayLog, buffering);
-        return new WsgiGateway(new[] { main }, buffering.SpoolBudget!);
-    }
-
-    /// <summary>
-    /// Builds the gateway of <paramref name="interpreters"/> interpreters (no GIL held): the main interpreter's (on
-    /// its init thread state), then sub-interpreters with their own GIL, each created on its home thread, importing
-    /// the app itself, with its own Python threads (<see cref="WsgiOptions.Threads"/> each) and its own monitor on
-    /// the home thread. Nothing Python is shared: each has its types, names, environ template, sharpwsgi module,
-    /// RequestTimeout, decref queue and wsgi.errors. A failure in any of them ends the ones already made.
+    /// Builds the gateway of <paramref name="interpreters"/> interpreters (no GIL held). The main interpreter's is
+    /// built on its init thread state, the runtime module before the app's import (so the app can `from sharpwsgi
+    /// import RequestTimeout` at import time); with one interpreter, the default and the fast path, that is all.
+    /// Each further one is a sub-interpreter with its own GIL, created on its home thread, importing the app itself,
+    /// with its own Python threads (<see cref="WsgiOptions.Threads"/> each) and its own monitor on the home thread.
+    /// Nothing Python is shared: each has its types, names, environ template, sharpwsgi module, RequestTimeout,
+    /// decref queue and wsgi.errors. A failure in any of them ends the ones already made.
     /// </summary>
     public static WsgiGateway Create(int interpreters, Func<PyOwned> loadApp, WsgiOptions options,
         IGatewayLog appLog, IGatewayLog gatewayLog)
@@ -314,7 +304,8 @@ internal sealed class InterpreterGateway
         var objects = new WsgiObjects(appLog);
         WsgiGateway.RouteLogging(objects);
         var environ = new EnvironBuilder(options, objects, gatewayLog);
-        var runner = new RequestRunner(app, objects, environ, appLog, options, timeoutClass, buffering);
+        var runner = new RequestRunner(app, objects, environ, appLog, options, timeoutClass, buffering,
+            options.RequestHooks?.Invoke());
         var watchdog = new RequestWatchdog(options, appLog, timeoutClass);
         var dispatcher = new PythonDispatcher(options.Threads, options.QueueSize, runner.Run, watchdog, gatewayLog,
             interpreter);

@@ -34,4 +34,7 @@ public sealed record WsgiOptions
     public long ResponseSpoolTotal { get; init; } = 4L << 30;
     /// <summary>Seconds a Python thread waits for a client that takes nothing before it is dropped.</summary>
     public double SendTimeout { get; init; } = 30;
+    /// <summary>Made once in each interpreter (its GIL held, after the app's import): the code run around every
+    /// request there, or null for none (the default, which costs a request nothing).</summary>
+    public Func<IRequestHooks?>? RequestHooks { get; init; }
 }

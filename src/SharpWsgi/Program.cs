@@ -106,8 +106,9 @@ public static class Program
             if (level < LogLevel.Warning) level = LogLevel.Warning;
             errorLog = "-";
         }
-        var loggers = new ErrorLogProvider(level, errorLog, settings.JsonLogs);
+        using var loggers = new ErrorLogProvider(level, errorLog, settings.JsonLogs, LogOutlets.From(settings));
         var log = loggers.CreateLogger("sharpwsgi");
+        if (!WorkerProtocol.IsWorker) settings.LogConfigMessages(log);
         try
         {
             return Serve(args, settings, loggers, log);

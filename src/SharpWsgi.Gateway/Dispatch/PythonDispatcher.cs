@@ -29,11 +29,6 @@ public sealed class PythonDispatcher
     private int _running;
     private readonly ManualResetEventSlim _stopped = new(false);
 
-    public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,
-        IGatewayLog log) : this(threads, capacity, run, watchdog, log, null)
-    {
-    }
-
     /// <summary>The pool of one interpreter (null: the main one): its threads run that interpreter's
     /// Python.</summary>
     public PythonDispatcher(int threads, int capacity, Action<RequestLease> run, RequestWatchdog watchdog,

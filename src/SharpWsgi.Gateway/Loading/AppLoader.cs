@@ -10,11 +10,14 @@ public sealed class AppLoadException : Exception
 }
 
 /// <summary>
-/// Resolves APP (module:name, module:factory(), module, path/to/file.py[:name]) to the WSGI callable,
-/// or the built-in welcome app when APP is empty. Runs with the GIL held.
+/// Resolves APP (module:name, module:factory(), module, path/to/file.py[:name], or paste:FILE[#NAME] from
+/// --paste) to the WSGI callable, or the built-in welcome app when APP is empty. Runs with the GIL held.
 /// </summary>
 public static class AppLoader
 {
+    /// <summary>What --paste FILE[#NAME] becomes in the APP spec the worker loads.</summary>
+    public const string PastePrefix = "paste:";
+
     // Kept in Python: importlib does the work, and its errors are what a Python user expects to read.
     private const string LoaderSource = """
 import importlib, importlib.util, os, sys
@@ -29,7 +32,25 @@ def _split(spec):
         return head, tail
     return spec, None
 
+def load_paste(spec):
+    path, _, name = spec.partition('#')
+    if not os.path.isfile(path):
+        raise AppSpecError("the PasteDeploy config file is not there: %s" % path)
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppSpecError("--paste needs PasteDeploy in %s (Debian: python3-pastedeploy; pip: PasteDeploy)"
+                           % sys.executable) from None
+    # The file's logging sections were applied before this (the host's PythonLogging, which decides between them
+    # and an explicit --log-config, as gunicorn does).
+    here = os.path.dirname(path)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return loadapp('config:' + path, name=name or None, relative_to=here)
+
 def load(spec):
+    if spec.startswith('paste:'):
+        return load_paste(spec[len('paste:'):])
     target, attr = _split(spec)
     if target.endswith('.py') or os.sep in target:
         path = os.path.abspath(target)

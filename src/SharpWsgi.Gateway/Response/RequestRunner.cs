@@ -20,11 +20,13 @@ public sealed class RequestRunner
     private readonly long _queueTimeoutTicks;
     private readonly PyOwned _timeoutClass;
     private readonly ResponseBuffering _buffering;
+    private readonly IRequestHooks? _hooks;
     [ThreadStatic] private static HeaderNames? _headerNames;
 
     public RequestRunner(PyOwned app, WsgiObjects objects, EnvironBuilder environ, IGatewayLog log, WsgiOptions options,
-        PyOwned timeoutClass, ResponseBuffering buffering)
+        PyOwned timeoutClass, ResponseBuffering buffering, IRequestHooks? hooks = null)
     {
+        _hooks = hooks;
         _queueTimeoutTicks = (long)(options.QueueTimeout * Stopwatch.Frequency);
         _timeoutClass = timeoutClass;
         _app = app;
@@ -49,14 +51,26 @@ public sealed class RequestRunner
         RequestScope.CurrentRequestId = lease.Exchange.RequestId;
         var input = new InputStream(lease);
         var writer = new ResponseWriter(lease, _buffering);
-        var startResponse = new StartResponse(writer, _objects, _headerNames ??= new HeaderNames());
+        var startResponse = new StartResponse(writer, _objects, _headerNames ??= new HeaderNames())
+        {
+            KeepHead = _hooks?.WantsResponseHead == true,
+        };
         var result = ExchangeResult.Completed;
-        NewRef inputObj = default, environ = default, startResponseObj = default, body = default;
+        NewRef inputObj = default, environ = default, startResponseObj = default, body = default, hooked = default;
         try
         {
             inputObj = _objects.InputType.CreateInstance(input);
             environ = _environ.Build(lease.Exchange, inputObj);
             startResponseObj = _objects.StartResponseType.CreateInstance(startResponse);
+            if (_hooks != null)
+            {
+                try { hooked = _hooks.Started(environ); }
+                catch (PythonException e)
+                {
+                    result = Fail(lease, writer, input, e, "running the pre_request hook");
+                    return;
+                }
+            }
             try
             {
                 body = Py.Call(_app, environ, startResponseObj);
@@ -97,17 +111,33 @@ public sealed class RequestRunner
         finally
         {
             startResponse.Finished = true;
-            startResponse.DisposePython();
             input.Finish();
             body.Dispose();
+            // Before Finish: the host may log the request as soon as it is finished.
+            var abandoned = lease.IsAbandoned;
+            if (!abandoned) lease.Exchange.MarkAppDone();
+            writer.Finish(result);
+            // After the response is the host's (the client is not kept waiting); the exchange is not touched.
+            if (!hooked.IsNull) RunFinishedHook(hooked, environ, startResponse, writer, result, abandoned);
+            hooked.Dispose();
+            RequestScope.CurrentRequestId = null;
+            startResponse.DisposePython();
             startResponseObj.Dispose();
             environ.Dispose();
             inputObj.Dispose();
-            RequestScope.CurrentRequestId = null;
-            // Before Finish: the host may log the request as soon as it is finished.
-            if (!lease.IsAbandoned) lease.Exchange.MarkAppDone();
-            writer.Finish(result);
         }
+    }
+
+    /// <summary>post_request: the status as the client got it (the app's, or the server's own answer's code).
+    /// </summary>
+    private void RunFinishedHook(BorrowedRef hooked, BorrowedRef environ, StartResponse startResponse,
+        ResponseWriter writer, ExchangeResult result, bool abandoned)
+    {
+        var code = abandoned ? ServerAnswer.AppTimedOut.Status
+            : result.Outcome == ExchangeOutcome.PlainAnswer ? result.Answer!.Status : writer.Status;
+        var appAnswered = !abandoned && result.Outcome != ExchangeOutcome.PlainAnswer;
+        _hooks!.Finished(hooked, environ, appAnswered ? startResponse.KeptStatus : default, code,
+            appAnswered ? startResponse.KeptHeaders : default, writer.BytesSent, writer.DeclaredLength);
     }
 
     private static readonly ExchangeResult InternalError = ExchangeResult.Plain(ServerAnswer.AppFailed);

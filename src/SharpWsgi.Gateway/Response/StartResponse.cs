@@ -24,6 +24,14 @@ public sealed class StartResponse : IPyCallable
     /// <summary>Set when the request is over: later calls raise.</summary>
     public bool Finished { get; set; }
 
+    /// <summary>Keep the status and headers of the last accepted call (for a post_request hook).</summary>
+    internal bool KeepHead { get; init; }
+    private NewRef _keptStatus, _keptHeaders;
+    /// <summary>What the app last gave start_response, when <see cref="KeepHead"/> (null otherwise or before).
+    /// </summary>
+    internal BorrowedRef KeptStatus => _keptStatus;
+    internal BorrowedRef KeptHeaders => _keptHeaders;
+
     public NewRef Call(BorrowedRef self, BorrowedRef args, BorrowedRef kwargs)
     {
         if (Finished) throw new PyRaiseException(PyErrorKind.RuntimeError,
@@ -62,6 +70,13 @@ public sealed class StartResponse : IPyCallable
             complete = true;
         }
         finally { _writer.EndHead(complete); }
+        if (KeepHead)
+        {
+            _keptStatus.Dispose();
+            _keptHeaders.Dispose();
+            _keptStatus = PyArgs.At(args, 0).NewReference();
+            _keptHeaders = headers.NewReference();
+        }
         if (_write == null)
         {
             var w = _objects.WriteType.CreateInstance(new WriteCallable(this));
@@ -147,6 +162,8 @@ public sealed class StartResponse : IPyCallable
     {
         _write?.Dispose();
         _write = null;
+        _keptStatus.Dispose();
+        _keptHeaders.Dispose();
     }
 }
 

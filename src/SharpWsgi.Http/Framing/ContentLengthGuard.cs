@@ -209,7 +209,7 @@ public sealed class ContentLengthGuard : PipeReader
     public ContentLengthGuard(PipeReader inner) => _inner = inner;
 
     /// <summary>Bytes Kestrel has consumed so far.</summary>
-    public long Consumed => _consumed;
+    internal long Consumed => _consumed; // for the unit tests: where the guard thinks the connection is
 
     /// <summary>False when the connection cannot go on to another request: a chunked body not read to its end
     /// (Kestrel drains it, but where it ends is not known here), or the guard was out of step.</summary>

@@ -24,7 +24,6 @@ public sealed class TrustedPeers
         }
     }
 
-    public bool Everyone => _everyone;
     public bool IsEmpty => !_everyone && _networks.Count == 0;
 
     public bool Contains(IPAddress? address)

@@ -9,8 +9,8 @@ namespace SharpWsgi.Python;
 /// </summary>
 public static class Libc
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGTERM = 15,
-        SIGTTIN = 21, SIGTTOU = 22;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12,
+        SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28;
 
     // ---- the dynamic loader (libpython) ----
     internal const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
@@ -53,6 +53,9 @@ public static class Libc
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static extern int Kill(int pid, int signal);
 
+    [DllImport("libc", EntryPoint = "getppid")]
+    public static extern int GetParentPid();
+
     [DllImport("libc", EntryPoint = "close", SetLastError = true)]
     public static extern int Close(int fd);
 
@@ -75,6 +78,16 @@ public static class Libc
         var flags = Fcntl(fd, F_GETFD, 0);
         if (flags < 0 || Fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
             throw new IOException($"cannot make descriptor {fd} inheritable (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    /// <summary>The opposite of <see cref="MakeInheritable"/>: the descriptor is closed in any program exec'd.
+    /// </summary>
+    public static void MakeCloseOnExec(int fd)
+    {
+        var flags = Fcntl(fd, F_GETFD, 0);
+        if (flags < 0 || Fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+            throw new IOException(
+                $"cannot set close-on-exec on descriptor {fd} (errno {Marshal.GetLastPInvokeError()})");
     }
 
     public static bool IsOpen(int fd) => Fcntl(fd, F_GETFD, 0) >= 0;

@@ -13,6 +13,15 @@ public static class ConfigReport
         sb.AppendLine($"# sharpwsgi {version}: effective settings " +
                       "(precedence: default < file < environment < command line)");
         if (settings.ConfigFile != null) sb.AppendLine($"# config file: {settings.ConfigFile}");
+        if (settings.PythonConfig is { } python)
+        {
+            var worker = python.Hooks.Where(GunicornSettings.WorkerHooks.Contains).ToList();
+            var host = python.Hooks.Where(h => !GunicornSettings.WorkerHooks.Contains(h)).ToList();
+            if (worker.Count > 0) sb.AppendLine($"# hooks run by each worker: {string.Join(", ", worker)}");
+            if (host.Count > 0) sb.AppendLine($"# hooks run by the supervisor's hook host: {string.Join(", ", host)}");
+        }
+        foreach (var (warning, text) in settings.ConfigMessages)
+            sb.AppendLine($"# {(warning ? "warning" : "note")}: {text}");
         var app = settings.App ?? "(none: the built-in welcome app)";
         Line(sb, "app", app, settings.AppOrigin?.ToString() ?? "default");
         foreach (var def in SettingsRegistry.All)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpWsgi.Gateway;
 
 namespace SharpWsgi.Configuration;
 
@@ -61,17 +62,7 @@ public sealed class ServerSettings
         }
 
         // The config file (named on the command line or in SHARPWSGI_CONFIG) sits between defaults and the environment.
-        var configPath = FindConfigPath(args, environment);
-        if (configPath != null)
-        {
-            s.ConfigFile = Path.GetFullPath(configPath);
-            foreach (var (def, value, line) in ReadConfigFile(s.ConfigFile))
-            {
-                s._origins[def.Name] = new(SettingSource.File, $"{s.ConfigFile}:{line}");
-                if (!s._fromConfig.Add(def.Name) && def.Repeatable) { s._values[def.Name].Add(value); continue; }
-                s._values[def.Name] = new() { value };
-            }
-        }
+        s.ReadConfigFile(args, environment);
 
         foreach (var def in SettingsRegistry.All)
         {
@@ -130,11 +121,189 @@ public sealed class ServerSettings
             s.AppOrigin = new(SettingSource.CommandLine, "APP");
             fromCommandLine.Add("<app>");
         }
+        if (s.Get("paste") is { } paste)
+        {
+            if (s.App != null)
+                throw new UsageException($"--paste {paste} names the app already; give no APP ('{s.App}') with it");
+            // The worker's loader reads this spec; the path is made absolute here, before any --chdir.
+            var (file, name) = (paste.Split('#', 2)[0], paste.Contains('#') ? "#" + paste.Split('#', 2)[1] : "");
+            s.App = AppLoader.PastePrefix + Path.GetFullPath(file) + name;
+            s.AppOrigin = s._origins["paste"];
+        }
         return s;
     }
 
     private readonly HashSet<string> _fromConfig = new();
+    /// <summary>The config file's full path, or python:MODULE.</summary>
     public string? ConfigFile { get; private set; }
+    /// <summary>The Python config file (gunicorn's format) and its hooks, when -c named one.</summary>
+    public PythonConfig? PythonConfig { get; private set; }
+    private readonly List<(bool Warning, string Text)> _configMessages = new();
+    /// <summary>What reading the config file has to say: settings it names that are not taken (warnings, one line
+    /// each), and that gunicorn's default file was read (information). Logged once, by the supervisor.</summary>
+    public IReadOnlyList<(bool Warning, string Text)> ConfigMessages => _configMessages;
+
+    /// <summary>Writes <see cref="ConfigMessages"/> to the log (the supervisor's, once).</summary>
+    public void LogConfigMessages(Microsoft.Extensions.Logging.ILogger log)
+    {
+        foreach (var (warning, text) in _configMessages)
+            if (warning) Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "{Message}", text);
+            else Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(log, "{Message}", text);
+    }
+
+    /// <summary>gunicorn reads this file from the working directory when no -c is given; so does SharpWsgi.</summary>
+    public const string GunicornDefaultConfig = "gunicorn.conf.py";
+
+    private void ReadConfigFile(IReadOnlyList<string> args, IDictionary<string, string?> environment)
+    {
+        var location = FindConfigPath(args, environment);
+        // --help and --version work anywhere, without Python: a file nobody named is not executed for them.
+        var informationOnly = args.Any(a => a is "-h" or "--help" or "-v" or "--version" or
+            "--print-settings-markdown" or "--print-man-page");
+        if (location == null && !informationOnly && File.Exists(GunicornDefaultConfig))
+        {
+            location = GunicornDefaultConfig;
+            _configMessages.Add((false, $"Reading ./{GunicornDefaultConfig}, gunicorn's default config file " +
+                "(-c names another)"));
+        }
+        if (location == null) return;
+        if (!PythonConfig.IsPythonLocation(location))
+        {
+            ConfigFile = Path.GetFullPath(location);
+            List<(Setting, string, int)> lines;
+            try { lines = ReadNameValueFile(ConfigFile).ToList(); }
+            catch (UsageException) when (File.Exists(ConfigFile) && PythonConfig.LooksLikePython(
+                File.ReadAllText(ConfigFile)))
+            {
+                ReadPythonConfig(ConfigFile, args, environment);
+                return;
+            }
+            foreach (var (def, value, line) in lines) SetFromFile(def, value, $"{ConfigFile}:{line}");
+            return;
+        }
+        var full = location.StartsWith("python:", StringComparison.Ordinal) ? location
+            : location.StartsWith("file:", StringComparison.Ordinal) ? "file:" + Path.GetFullPath(location[5..])
+            : Path.GetFullPath(location);
+        ConfigFile = full;
+        ReadPythonConfig(full, args, environment);
+    }
+
+    private void SetFromFile(Setting def, string value, string where)
+    {
+        _origins[def.Name] = new(SettingSource.File, where);
+        if (!_fromConfig.Add(def.Name) && def.Repeatable) { _values[def.Name].Add(value); return; }
+        _values[def.Name] = new() { value };
+    }
+
+    /// <summary>
+    /// A Python config file: executed by the interpreter the workers will run (--python from the command line or
+    /// the environment, else the usual choice) in the --chdir directory, as gunicorn executes it after its chdir;
+    /// then each module-level name that is a setting is taken: gunicorn's names as docs/gunicorn.md maps them,
+    /// SharpWsgi's own with '_' for '-'.
+    /// </summary>
+    private void ReadPythonConfig(string location, IReadOnlyList<string> args, IDictionary<string, string?> environment)
+    {
+        var isWorker = environment.ContainsKey(WorkerProtocol.FdsVariable);
+        var chdir = EarlyValue("chdir", args, environment);
+        var workingDirectory = chdir != null && Directory.Exists(chdir) ? Path.GetFullPath(chdir)
+            : Directory.GetCurrentDirectory();
+        PythonConfig = PythonConfig.Load(location, isWorker, () =>
+        {
+            try { return SharpWsgi.Python.PythonLocator.Choose(EarlyValue("python", args, environment)).Path; }
+            catch (SharpWsgi.Python.PythonStartupException e)
+            {
+                throw new UsageException($"reading the Python config file {location} needs a Python interpreter: " +
+                    e.Message);
+            }
+        }, workingDirectory);
+        var config = PythonConfig;
+        var threadsNamed = config.Values.ContainsKey("threads");
+        foreach (var (name, value) in config.Values)
+        {
+            var where = config.Where(name);
+            IReadOnlyList<(string Setting, string Value)> pairs;
+            if (GunicornSettings.Find(name) is { } gunicorn)
+            {
+                if (gunicorn.Treatment is GunicornTreatment.NotYet or GunicornTreatment.CannotApply)
+                {
+                    if (!GunicornSettings.IsDefault(gunicorn, value))
+                        _configMessages.Add((true, GunicornSettings.Warning(gunicorn, value, where)));
+                    continue;
+                }
+                if (gunicorn.Map == null) continue;
+                try { pairs = gunicorn.Map(value).ToList(); }
+                catch (GunicornValueException e)
+                {
+                    throw new UsageException($"{where}: {name} = {GunicornSettings.Describe(value)}: {e.Message}");
+                }
+            }
+            else if (GunicornSettings.NativeSetting(name) is { } native) pairs = NativeValues(native, value, where);
+            else continue;
+            foreach (var (setting, text) in pairs)
+            {
+                switch (setting)
+                {
+                    case GunicornSettings.AppMarker:
+                        App = text;
+                        AppOrigin = new(SettingSource.File, where);
+                        continue;
+                    case GunicornSettings.SyncMarker:
+                        if (!threadsNamed) SetFromFile(SettingsRegistry.ByName("threads")!, "1", where);
+                        continue;
+                    case GunicornSettings.WarningMarker:
+                        _configMessages.Add((true, $"{where}: {name} = {GunicornSettings.Describe(value)} {text}"));
+                        continue;
+                }
+                var def = SettingsRegistry.ByName(setting)!;
+                Check(def, text, $"{where}: {name} = {GunicornSettings.Describe(value)}");
+                SetFromFile(def, text, where);
+            }
+        }
+    }
+
+    /// <summary>A SharpWsgi setting named in a Python config file: a scalar, or a list for a repeatable one.
+    /// </summary>
+    private static IReadOnlyList<(string, string)> NativeValues(Setting def, System.Text.Json.JsonElement value,
+        string where)
+    {
+        static string? Scalar(System.Text.Json.JsonElement v) => v.ValueKind switch
+        {
+            System.Text.Json.JsonValueKind.Null => null,
+            System.Text.Json.JsonValueKind.String => v.GetString(),
+            System.Text.Json.JsonValueKind.Number => v.GetRawText(),
+            System.Text.Json.JsonValueKind.True => "true",
+            System.Text.Json.JsonValueKind.False => "false",
+            _ => throw new InvalidOperationException(),
+        };
+        try
+        {
+            if (value.ValueKind == System.Text.Json.JsonValueKind.Array && def.Repeatable)
+                return value.EnumerateArray().Select(v => (def.Name, Scalar(v) ?? "")).ToList();
+            return Scalar(value) is { } text ? [(def.Name, text)] : [];
+        }
+        catch (InvalidOperationException)
+        {
+            throw new UsageException($"{where}: {def.Name.Replace('-', '_')} = {GunicornSettings.Describe(value)}: " +
+                $"expected {(def.Repeatable ? "a string, a number or a list of them" : "a string or a number")}");
+        }
+    }
+
+    /// <summary>A setting's value from the command line or the environment, before the config file is read (the
+    /// interpreter and the directory the file is executed with).</summary>
+    private static string? EarlyValue(string name, IReadOnlyList<string> args, IDictionary<string, string?> environment)
+    {
+        string? value = null;
+        var def = SettingsRegistry.ByName(name)!;
+        if (environment.TryGetValue(def.EnvironmentVariable, out var fromEnv) && !string.IsNullOrEmpty(fromEnv))
+            value = fromEnv;
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == def.LongFlag && i + 1 < args.Count) value = args[i + 1];
+            else if (args[i].StartsWith(def.LongFlag + "=", StringComparison.Ordinal))
+                value = args[i][(def.LongFlag.Length + 1)..];
+        }
+        return value;
+    }
 
     private static string? FindConfigPath(IReadOnlyList<string> args, IDictionary<string, string?> environment)
     {
@@ -149,7 +318,7 @@ public sealed class ServerSettings
         return path;
     }
 
-    private static IEnumerable<(Setting, string, int)> ReadConfigFile(string path)
+    private static IEnumerable<(Setting, string, int)> ReadNameValueFile(string path)
     {
         string[] lines;
         try { lines = File.ReadAllLines(path); }
@@ -201,6 +370,9 @@ public sealed class ServerSettings
     /// <summary>Null: no access log; "-": stdout.</summary>
     public string? AccessLogFile => Get("access-logfile");
     public string AccessLogFormat => Get("access-logformat")!;
+    /// <summary>--access-log-skip: paths (a trailing * for a prefix) whose successful requests are not logged.
+    /// </summary>
+    public IReadOnlyList<string> AccessLogSkip => GetAll("access-log-skip");
     public bool JsonLogs => Get("log-format")!.Equals("json", StringComparison.OrdinalIgnoreCase);
     public bool RequestIdHeader => Flag("request-id-header");
     private double Seconds(string name) => double.Parse(Get(name)!, CultureInfo.InvariantCulture);
@@ -221,6 +393,7 @@ public sealed class ServerSettings
         ? Environment.ProcessorCount : int.Parse(Get("interpreters")!, CultureInfo.InvariantCulture);
     public double Timeout => Seconds("timeout");
     public double GracefulTimeout => Seconds("graceful-timeout");
+    public double ShutdownDelay => Seconds("shutdown-delay");
     public double RequestTimeout => Seconds("request-timeout");
     public double RequestTimeoutGrace => Seconds("request-timeout-grace");
     public double QueueTimeout => Seconds("queue-timeout");
@@ -282,4 +455,22 @@ public sealed class ServerSettings
     public double HeaderTimeout => Seconds("header-timeout");
     public int MaxConnections => Int("max-connections");
     public string? MetricsBind => Get("metrics-bind");
+    /// <summary>Seconds a supervisor-side hook call may take (0: no limit).</summary>
+    public double HookTimeout => Seconds("hook-timeout");
+
+    /// <summary>--log-config, --log-config-dict, --log-config-json: the app's Python logging (Logging.PythonLogging).
+    /// </summary>
+    public string? LogConfigFile => Get("log-config");
+    public string? LogConfigDict => Get("log-config-dict");
+    public string? LogConfigJson => Get("log-config-json");
+    /// <summary>--log-syslog and its address, tag prefix and facility (Logging.SyslogSink).</summary>
+    public bool Syslog => Flag("log-syslog");
+    public string SyslogAddress => Get("log-syslog-to")!;
+    public string? SyslogPrefix => Get("log-syslog-prefix");
+    public string SyslogFacility => Get("log-syslog-facility")!.ToLowerInvariant();
+    public bool SyslogAccessLog => Syslog && !Flag("disable-redirect-access-to-syslog");
+    /// <summary>--statsd-host, --statsd-prefix, --dogstatsd-tags (Metrics.StatsdSink).</summary>
+    public string? StatsdHost => Get("statsd-host");
+    public string StatsdPrefix => Get("statsd-prefix") ?? "";
+    public string? DogstatsdTags => Get("dogstatsd-tags");
 }

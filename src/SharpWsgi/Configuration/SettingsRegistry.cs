@@ -53,6 +53,10 @@ public sealed record Setting(
             ? null : "expected a positive integer",
         SettingKind.NonNegativeInt => int.TryParse(value, out var n) && n >= 0 && value.All(char.IsAsciiDigit)
             ? null : "expected a non-negative integer",
+        // Kestrel has no "unlimited" head timeout, and a server without one is open to slowloris.
+        SettingKind.Seconds when Name == "header-timeout" => double.TryParse(value,
+            System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var h) &&
+            h > 0 ? null : "expected a number of seconds above 0",
         SettingKind.Seconds => double.TryParse(value, System.Globalization.NumberStyles.Float,
             System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0
             ? null : "expected a number of seconds (0 or more)",
@@ -71,6 +75,12 @@ public sealed record Setting(
         SettingKind.Text when Name == "secure-scheme-headers" => ValidateSchemeHeaders(value),
         SettingKind.Text when Name is "static" or "internal" => SharpWsgi.Hosting.StaticFiles.Validate(value),
         SettingKind.Text when Name == "x-sendfile-root" => SharpWsgi.Hosting.FileRedirects.ValidateRoot(value),
+        SettingKind.Text when Name == "access-log-skip" => SharpWsgi.Hosting.AccessLogSkip.Validate(value),
+        SettingKind.Text when Name == "log-config-dict" => Logging.PythonLogging.ValidateDictionary(value),
+        SettingKind.Text when Name == "log-syslog-to" => Logging.SyslogAddress.Validate(value),
+        SettingKind.Text when Name == "statsd-host" => Metrics.StatsdAddress.Validate(value),
+        SettingKind.Text when Name == "statsd-prefix" => Metrics.StatsdSink.ValidatePrefix(value),
+        SettingKind.Text when Name == "dogstatsd-tags" => Metrics.StatsdSink.ValidateTags(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
 
@@ -123,6 +133,11 @@ public static class SettingsRegistry
             Section: "Python"),
         new("chdir", null, "DIR", null, SettingKind.Text,
             "Change to DIR before loading the app; it is put first on sys.path.", Section: "Python"),
+        new("paste", null, "FILE[#NAME]", null, SettingKind.Text,
+            "Load the app from a PasteDeploy config file instead of APP, as gunicorn's --paste does: its " +
+            "[app:NAME] section (main unless #NAME), relative to the file's directory; [loggers] sections in the " +
+            "file configure Python's logging. The interpreter needs PasteDeploy (Debian: python3-pastedeploy).",
+            Section: "Python"),
         new("pythonpath", null, "DIR", null, SettingKind.Text,
             "Directory to add to sys.path (after --chdir). Repeat for several.", Repeatable: true, Section: "Python"),
         new("root-path", null, "PREFIX", "", SettingKind.Text,
@@ -145,6 +160,11 @@ public static class SettingsRegistry
         new("access-logformat", null, "FORMAT", AccessLogDefaultFormat, SettingKind.Text,
             "The access log's text line, with gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {header}i, " +
             "{header}o, {variable}e (see docs/logging-and-metrics.md).", Section: "Logging"),
+        new("access-log-skip", null, "PATH", null, SettingKind.Text,
+            "Leave successful requests for PATH out of the access log (health checks, metrics scrapes): an exact " +
+            "path, or a prefix with a trailing * (/static/*), compared with the percent-decoded path without its " +
+            "query. Answers of 400 and above are still logged (a failing health check shows), and every request " +
+            "still counts in the metrics. Repeat for several.", Repeatable: true, Section: "Logging"),
         new("log-format", null, "text|json", "text", SettingKind.Choice,
             "text: gunicorn's lines; json: one JSON object per line, for the error log and the access log.",
             Choices: new[] { "text", "json" }, Section: "Logging"),
@@ -152,9 +172,44 @@ public static class SettingsRegistry
             "Send the request's ID back in an X-Request-ID response header. The ID is the trusted peer's " +
             "(--forwarded-allow-ips) X-Request-ID, else a new one; the app sees it as HTTP_X_REQUEST_ID.",
             Section: "Logging"),
+        new("log-config", null, "FILE", null, SettingKind.Text,
+            "A Python logging config file (logging.config.fileConfig's format), applied in every worker, in each " +
+            "interpreter, before the app is imported (gunicorn's --log-config); relative to --chdir. It configures " +
+            "the app's Python logging; the server's own logs are --error-logfile, --access-logfile and " +
+            "--log-syslog. Wins over a --paste file's logging sections; --log-config-dict and --log-config-json " +
+            "win over it. A file Python refuses stops the start (exit 4).", Section: "Logging"),
+        new("log-config-dict", null, "JSON", null, SettingKind.Text,
+            "A logging.config.dictConfig dictionary as a JSON object (gunicorn's logconfig_dict), applied like " +
+            "--log-config; laid key by key over gunicorn's defaults, as gunicorn does: without its own \"root\" " +
+            "the root logger logs INFO to stdout through the defaults' \"console\" handler (so a dictionary with " +
+            "its own \"handlers\" names \"root\" too). Wins over --log-config-json and --log-config.",
+            Section: "Logging"),
+        new("log-config-json", null, "FILE", null, SettingKind.Text,
+            "The same dictionary read from a JSON file (gunicorn's --log-config-json), relative to --chdir. Wins " +
+            "over --log-config.", Section: "Logging"),
+        new("log-syslog", null, "", "false", SettingKind.Flag,
+            "Send the error log, and the access log lines, to syslog too (gunicorn's --log-syslog), from the " +
+            "supervisor and every worker: \"<PRI>gunicorn.PREFIX.error[PID]: message\" (.access for access " +
+            "lines, at info). Sent by a background thread; a syslog that is away or slow loses lines, it never " +
+            "holds a request.", Section: "Logging"),
+        new("log-syslog-to", null, "ADDRESS", "unix:///dev/log", SettingKind.Text,
+            "Where --log-syslog sends: unix://PATH (datagram, else stream; #dgram or #stream to choose), " +
+            "udp://HOST:PORT or tcp://HOST:PORT (port 514 when left out; TCP frames each message with its " +
+            "length, RFC 6587).", Section: "Logging"),
+        new("log-syslog-prefix", null, "NAME", null, SettingKind.Text,
+            "The program name in --log-syslog's tags, gunicorn.NAME.error and gunicorn.NAME.access. Default: " +
+            "--name when set, else the APP (':' and '/' become '.'), else sharpwsgi.", Section: "Logging"),
+        new("log-syslog-facility", null, "FACILITY", "user", SettingKind.Choice,
+            "The syslog facility of --log-syslog's messages: auth, authpriv, cron, daemon, ftp, kern, lpr, mail, " +
+            "news, security, syslog, user, uucp, local0 ... local7.", Choices: Logging.SyslogFormat.FacilityNames,
+            Section: "Logging"),
+        new("disable-redirect-access-to-syslog", null, "", "false", SettingKind.Flag,
+            "With --log-syslog, keep the access log lines out of syslog (gunicorn's flag).", Section: "Logging"),
         new("config", "-c", "FILE", null, SettingKind.Text,
-            "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment). " +
-            "Read at start and again on SIGHUP.", Section: "Server"),
+            "A settings file: one 'name = value' per line (names as the long flags, without --; # starts a comment), " +
+            "or gunicorn's Python config file (FILE.py, or python:MODULE) with its settings under gunicorn's names " +
+            "and its server hooks (docs/gunicorn.md). Without it, ./gunicorn.conf.py is read when it exists, as " +
+            "gunicorn does. Read at start and again on SIGHUP.", Section: "Server"),
 
         new("workers", "-w", "N", "1", SettingKind.Workers,
             "Worker processes, each with its own Python interpreter and threads. 0 or auto: one per CPU.",
@@ -167,6 +222,12 @@ public static class SettingsRegistry
             "On SIGTERM, reload or recycling, how long a worker may take to finish its in-flight requests " +
             "before it is killed.",
             Section: "Workers"),
+        new("shutdown-delay", null, "SECONDS", "0", SettingKind.Seconds,
+            "On SIGTERM, keep accepting and serving for this long while /readyz (--metrics-bind) answers 503, so " +
+            "load balancers stop sending new connections before the listeners close (Kubernetes removes a " +
+            "terminating pod from its endpoints while the TERM is already on its way); then stop as usual: close " +
+            "the listeners, let in-flight requests finish within --graceful-timeout. A second TERM ends the delay " +
+            "at once; INT and QUIT never wait. 0: close the listeners at once.", Section: "Workers"),
         new("request-timeout", null, "SECONDS", "60", SettingKind.Seconds,
             "A request running longer gets 504, and RequestTimeout is raised inside its Python thread so the worker " +
             "lives on. The default is mod_wsgi-express's: far beyond any page a person waits for, short enough that " +
@@ -383,7 +444,8 @@ public static class SettingsRegistry
             "(--body-buffer-size), else as the app's wsgi.input read fails. 0: no limit.", Section: "Limits"),
         new("header-timeout", null, "SECONDS", "30", SettingKind.Seconds,
             "Time a client has to send a complete request head (and the PROXY header); slower gets 408 and the " +
-            "connection is closed (Kestrel's own 408, without a body).", Section: "Limits"),
+            "connection is closed (Kestrel's own 408, without a body). It also bounds the TLS handshake (at least " +
+            "1 s there).", Section: "Limits"),
         new("max-connections", null, "N", "10000", SettingKind.NonNegativeInt,
             "Open connections per worker; while a worker holds this many it accepts no more, so new connections " +
             "wait in the listen backlog (--backlog) for a free slot in any worker. 0: no limit.",
@@ -394,9 +456,26 @@ public static class SettingsRegistry
             "/readyz (a worker accepts; 503 while booting or stopping) at HOST:PORT, from the supervisor, without " +
             "Python. Port 0 picks a free port (logged as \"Metrics at: URL\"). Off by default.",
             Section: "Metrics"),
+        new("statsd-host", null, "ADDRESS", null, SettingKind.Text,
+            "Send gunicorn's statsd metrics to HOST:PORT (UDP; port 8125 when left out) or unix://PATH (a " +
+            "datagram socket): gunicorn.requests, gunicorn.request.duration (ms), gunicorn.request.status.NNN " +
+            "from each worker, gunicorn.workers from the supervisor, gunicorn.log.critical/error/warning/" +
+            "exception from every process. Batched by a background thread, at most ~20 ms late; a request never " +
+            "waits for it.", Section: "Metrics"),
+        new("statsd-prefix", null, "PREFIX", null, SettingKind.Text,
+            "Put in front of every statsd metric name, with a '.' after it (PREFIX.gunicorn.requests).",
+            Section: "Metrics"),
+        new("dogstatsd-tags", null, "TAGS", null, SettingKind.Text,
+            "Datadog (DogStatsD) tags added to every statsd metric, comma-separated: env:prod,service:shop.",
+            Section: "Metrics"),
 
         new("pid", "-p", "FILE", null, SettingKind.Text,
             "Write the supervisor's process id to FILE (removed on exit).", Section: "Workers"),
+        new("hook-timeout", null, "SECONDS", "30", SettingKind.Seconds,
+            "How long the supervisor waits for one call of a Python config file's supervisor-side hook (on_starting, " +
+            "when_ready, pre_fork, child_exit, nworkers_changed, on_reload, on_exit), which runs in its hook host " +
+            "process; past it the call is given up, logged, and the hook host started afresh for the next one. " +
+            "0: no limit.", Section: "Server"),
     };
 
     public static Setting? ByFlag(string flag) =>

@@ -6,7 +6,8 @@ using Microsoft.Extensions.Logging;
 namespace SharpWsgi.Logging;
 
 /// <summary>
-/// The error log: gunicorn's line format ("[time] [pid] [LEVEL] message") on stderr.
+/// The error log: gunicorn's line format ("[time] [pid] [LEVEL] message") on stderr or a file, and through
+/// <see cref="LogOutlets"/> to syslog and, as counts of warnings and worse, to statsd.
 /// Kestrel's own chatter (bad requests, resets) is kept at debug unless it is a warning or worse.
 /// </summary>
 public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
@@ -18,16 +19,24 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     private readonly int _pid = Environment.ProcessId;
 
     private readonly bool _json;
+    private readonly LogOutlets? _outlets;
 
     /// <param name="path">A file to append to, or null / "-" for stderr.</param>
     /// <param name="json">--log-format json: one JSON object per line.</param>
-    public ErrorLogProvider(LogLevel minimum, string? path = null, bool json = false)
+    /// <param name="outlets">Syslog and statsd, when configured (<see cref="LogOutlets.From"/>); ended with this.
+    /// </param>
+    public ErrorLogProvider(LogLevel minimum, string? path = null, bool json = false, LogOutlets? outlets = null)
     {
         _json = json;
         _minimum = minimum;
         _path = path is null or "-" ? null : Path.GetFullPath(path);
         _out = Open();
+        _outlets = outlets;
+        outlets?.ReportTo(message => Write(LogLevel.Warning, message, null, toOutlets: false));
     }
+
+    /// <summary>Syslog and statsd of this process, or null.</summary>
+    public LogOutlets? Outlets => _outlets;
 
     // O_APPEND, as the access log: the supervisor and its workers append to one file, and .NET's FileMode.Append
     // writes at the offset each process last knew (pwrite), so their lines would overwrite each other.
@@ -79,9 +88,19 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     }
 
     public void AddProvider(ILoggerProvider provider) { }
-    public void Dispose() { }
 
-    internal void Write(LogLevel level, string message, Exception? exception)
+    /// <summary>Sends what syslog and statsd still have queued (a second at most) and ends them.</summary>
+    public void Dispose() => _outlets?.Dispose();
+
+    /// <summary>gunicorn's statsd logger counts warnings and worse whatever --log-level lets through.</summary>
+    private bool Counting => _outlets?.Statsd != null;
+
+    private void Count(LogLevel level, string message, Exception? exception) =>
+        _outlets?.Statsd?.CountLogLine(level, exception != null ||
+            message.Contains("Traceback (most recent call last)", StringComparison.Ordinal));
+
+    /// <param name="toOutlets">False for the outlets' own trouble, which goes to the file only.</param>
+    internal void Write(LogLevel level, string message, Exception? exception, bool toOutlets = true)
     {
         var name = level switch
         {
@@ -126,6 +145,16 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
             _out.WriteLine(text);
             _out.Flush();
         }
+        if (toOutlets && _outlets?.Syslog is { } syslog)
+        {
+            // Syslog stamps the time, pid and severity itself: the text line goes without its head.
+            if (_json) syslog.Error(level, text);
+            else
+            {
+                var body = requestId != null ? $"[{requestId}] {message}" : message;
+                syslog.Error(level, exception != null ? body + "\n" + exception : body);
+            }
+        }
     }
 
     /// <summary>Kestrel's startup claim that a cleartext HTTP/1.1+HTTP/2 port serves HTTP/1.1 only: untrue here,
@@ -147,7 +176,8 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
 
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
         public bool IsEnabled(LogLevel logLevel) =>
-            (logLevel >= _minimum || (_badRequests && _provider.KestrelRefusal != null)) && logLevel != LogLevel.None;
+            (logLevel >= _minimum || (_badRequests && _provider.KestrelRefusal != null) ||
+             (logLevel >= LogLevel.Warning && _provider.Counting)) && logLevel != LogLevel.None;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
             Func<TState, Exception?, string> formatter)
@@ -155,8 +185,12 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
             if (_badRequests && eventId.Name == "ConnectionBadRequest" && exception != null &&
                 _provider.KestrelRefusal is { } refusal)
                 refusal(ConnectionId(state), exception);
-            if (logLevel < _minimum || logLevel == LogLevel.None || IsMisleading(eventId)) return;
-            _provider.Write(logLevel, formatter(state, exception), exception);
+            if (logLevel == LogLevel.None || IsMisleading(eventId)) return;
+            var counted = logLevel >= LogLevel.Warning && _provider.Counting;
+            if (logLevel < _minimum && !counted) return;
+            var message = formatter(state, exception);
+            if (counted) _provider.Count(logLevel, message, exception);
+            if (logLevel >= _minimum) _provider.Write(logLevel, message, exception);
         }
 
         private static string? ConnectionId<TState>(TState state)

@@ -11,7 +11,7 @@ namespace SharpWsgi.Logging;
 /// Under load the writer naps between batches instead of being woken per line: a wake-up is a futex call and a
 /// context switch on the request's thread, which cost more than formatting the line (measured).
 /// </summary>
-public sealed class LogSink : IDisposable
+public sealed class LogSink : ILogLineSink
 {
     private const int BatchBytes = 256 * 1024;
     // While lines keep coming the writer sleeps this long between batches; only a batch this full wakes it.
@@ -30,7 +30,6 @@ public sealed class LogSink : IDisposable
     private int _overflowSaid;
     private volatile bool _reopen;
     private volatile bool _stopping;
-    private long _dropped;
     private int _fd = -1;
     private bool _failing;
 
@@ -45,20 +44,13 @@ public sealed class LogSink : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Lines dropped because the buffer was full or the target failed.</summary>
-    public long Dropped => Interlocked.Read(ref _dropped);
-
     /// <summary>Copies one finished line (its '\n' included) into the batch.</summary>
     public void Write(ReadOnlySpan<byte> line)
     {
         int used;
         lock (_gate)
         {
-            if (line.Length > _current.Length - _used)
-            {
-                Interlocked.Increment(ref _dropped);
-                used = -1;
-            }
+            if (line.Length > _current.Length - _used) used = -1; // full: this line is dropped
             else
             {
                 line.CopyTo(_current.AsSpan(_used));
@@ -138,7 +130,7 @@ public sealed class LogSink : IDisposable
 
     private void WriteAll(byte[] buffer, int length)
     {
-        if (_fd < 0) { Interlocked.Increment(ref _dropped); return; }
+        if (_fd < 0) return;
         var offset = 0;
         while (offset < length)
         {
@@ -147,7 +139,6 @@ public sealed class LogSink : IDisposable
             var errno = Marshal.GetLastPInvokeError();
             if (n < 0 && errno == Libc.EINTR) continue;
             // ENOSPC, EPIPE, EIO...: this batch is lost; the next one tries again.
-            Interlocked.Increment(ref _dropped);
             Fail($"cannot write to {_path ?? "stdout"} (errno {errno}); access log lines are being dropped");
             return;
         }

@@ -41,6 +41,17 @@ public static class WorkerProtocol
     public const string MetricsFileVariable = "SHARPWSGI_METRICS_FILE";
     public const string MetricsSlotVariable = "SHARPWSGI_METRICS_SLOT";
 
+    // A binary upgrade (USR2): what the old supervisor hands the new supervisor it starts (Supervisor.BinaryUpgrade).
+    // Read once and removed too, so the new supervisor's workers and the app's subprocesses do not see them.
+
+    /// <summary>The listening sockets the new supervisor serves instead of binding --bind, as gunicorn's
+    /// GUNICORN_FD: <see cref="HandedDownSocket"/>s, comma-separated.</summary>
+    public const string UpgradeFdsVariable = "SHARPWSGI_UPGRADE_FDS";
+    /// <summary>The --metrics-bind listener's descriptor, shared the same way.</summary>
+    public const string UpgradeMetricsFdVariable = "SHARPWSGI_UPGRADE_METRICS_FD";
+    /// <summary>The old supervisor's pid (gunicorn's GUNICORN_PID).</summary>
+    public const string UpgradeFromVariable = "SHARPWSGI_UPGRADE_FROM";
+
     /// <summary>"1" for --check-config's throwaway worker: it imports the app, reports on stdout with
     /// <see cref="CheckLinePrefix"/> lines and exits (0, or the usual start-up exit codes) without serving.</summary>
     public const string CheckVariable = "SHARPWSGI_WORKER_CHECK";
@@ -149,6 +160,30 @@ os._exit(code)
     public const int ExitStartup = 1, ExitUsage = 2, ExitAppLoad = 4;
     /// <summary>A worker's exit on SIGABRT, the supervisor's heartbeat kill (128 + signal, as a shell says).</summary>
     public const int ExitHeartbeatAbort = 128 + Libc.SIGABRT;
+}
+
+/// <summary>
+/// One listening socket in <see cref="WorkerProtocol.UpgradeFdsVariable"/>: "FD" and flags after a colon, t (it speaks
+/// TLS), u (a unix socket bound from --bind: whichever supervisor stops last unlinks its path), r (a --reuse-port
+/// holder: bound, not listening, its address bound by each worker itself). "4:tu" is never sent (unix is cleartext).
+/// </summary>
+public readonly record struct HandedDownSocket(int Fd, bool Tls, bool UnlinkAtExit, bool ReusePortHolder)
+{
+    public override string ToString()
+    {
+        var flags = (Tls ? "t" : "") + (UnlinkAtExit ? "u" : "") + (ReusePortHolder ? "r" : "");
+        return flags.Length == 0 ? Fd.ToString() : $"{Fd}:{flags}";
+    }
+
+    /// <summary>One item, or null when it is not "FD[:FLAGS]" with known flags.</summary>
+    public static HandedDownSocket? Parse(string item)
+    {
+        var colon = item.IndexOf(':');
+        var number = colon < 0 ? item : item[..colon];
+        var flags = colon < 0 ? "" : item[(colon + 1)..];
+        if (!int.TryParse(number, out var fd) || fd < 0 || flags.Trim('t', 'u', 'r').Length > 0) return null;
+        return new HandedDownSocket(fd, flags.Contains('t'), flags.Contains('u'), flags.Contains('r'));
+    }
 }
 
 public enum WorkerMessageKind { Unknown, Ready, Beat, Recycle }

@@ -39,6 +39,7 @@ public static class ConfigCheck
         Row(sb, "workers", settings.Interpreters > 1
             ? $"{settings.Workers} x {settings.Interpreters} interpreters x {settings.Threads} Python thread(s)"
             : $"{settings.Workers} x {settings.Threads} Python thread(s)");
+        if (settings.PythonConfig is { Hooks.Count: > 0 } config) Row(sb, "hooks", string.Join(", ", config.Hooks));
         Row(sb, "tls", tls == null ? "off" :
             $"{tls.Certificate.Subject}, valid until {tls.Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd}");
         sb.AppendLine("(nothing was bound: a port already in use is not detected)");

@@ -23,7 +23,7 @@ public static class ListenSockets
         if (Environment.GetEnvironmentVariable("LISTEN_PID") == Environment.ProcessId.ToString() &&
             int.TryParse(Environment.GetEnvironmentVariable("LISTEN_FDS"), out var count) && count > 0)
         {
-            for (int fd = 3; fd < 3 + count; fd++) result.Add(Inherited(fd, "systemd", settings.CertFile != null));
+            for (int fd = 3; fd < 3 + count; fd++) result.Add(Inherited(fd, "systemd", settings));
             Environment.SetEnvironmentVariable("LISTEN_PID", null);
             Environment.SetEnvironmentVariable("LISTEN_FDS", null);
             Environment.SetEnvironmentVariable("LISTEN_FDNAMES", null);
@@ -43,24 +43,6 @@ public static class ListenSockets
             }
         }
         return result;
-    }
-
-    /// <summary>
-    /// Whether a TCP bind speaks TLS: https:// always (it needs --certfile), http:// never, a bare HOST:PORT when
-    /// --certfile is given (gunicorn's rule). Returns the address without its scheme.
-    /// </summary>
-    public static (string Address, bool Tls) SplitScheme(string bind, ServerSettings settings)
-    {
-        if (bind.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-        {
-            if (settings.CertFile == null)
-                throw new StartupException($"--bind {bind}: an https:// bind needs a certificate (--certfile and " +
-                    "--keyfile).");
-            return (bind["https://".Length..].TrimEnd('/'), true);
-        }
-        if (bind.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
-            return (bind["http://".Length..].TrimEnd('/'), false);
-        return (bind, settings.CertFile != null);
     }
 
     /// <summary>
@@ -84,8 +66,8 @@ public static class ListenSockets
                 throw new StartupException($"Cannot listen on {bind}: no such directory {directory}.");
             return "unix:" + path;
         }
-        var (address, tls) = SplitScheme(bind, settings);
-        return Url(ServerHost.ParseEndPoint(address), tls);
+        var (address, tls) = ListenerScheme.OfBind(bind, settings);
+        return Url(ListenAddress.Parse(address), tls);
     }
 
     private static ListenSocket OpenOne(string bind, ServerSettings settings)
@@ -94,7 +76,7 @@ public static class ListenSockets
         {
             if (!int.TryParse(bind["fd://".Length..], out var fd) || fd < 0)
                 throw new StartupException($"--bind {bind}: expected fd://N with a descriptor number.");
-            return Inherited(fd, bind, settings.CertFile != null);
+            return Inherited(fd, bind, settings);
         }
         if (bind.StartsWith("unix:", StringComparison.Ordinal))
         {
@@ -111,8 +93,8 @@ public static class ListenSockets
             Libc.MakeInheritable(fd);
             return new ListenSocket(fd, "unix:" + path, null, unix, path);
         }
-        var (address, tls) = SplitScheme(bind, settings);
-        var endPoint = ServerHost.ParseEndPoint(address);
+        var (address, tls) = ListenerScheme.OfBind(bind, settings);
+        var endPoint = ListenAddress.Parse(address);
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         if (settings.ReusePort)
@@ -121,7 +103,8 @@ public static class ListenSockets
             socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, BitConverter.GetBytes(1));
             socket.Bind(endPoint);
             var held = (IPEndPoint)socket.LocalEndPoint!;
-            return new ListenSocket(-1, Url(held, tls), (tls ? "https://" : "") + Format(held), socket, null, tls);
+            return new ListenSocket(-1, Url(held, tls), ListenerScheme.ForWorker(Format(held), tls), socket, null,
+                tls);
         }
         socket.Bind(endPoint);
         socket.Listen(settings.Backlog);
@@ -130,8 +113,7 @@ public static class ListenSockets
         return new ListenSocket(handle, Url((IPEndPoint)socket.LocalEndPoint!, tls), null, socket, null, tls);
     }
 
-    /// <summary>An inherited descriptor speaks TLS when --certfile is given and it is a TCP socket.</summary>
-    private static ListenSocket Inherited(int fd, string source, bool tlsIfTcp)
+    private static ListenSocket Inherited(int fd, string source, ServerSettings settings)
     {
         if (!Libc.IsOpen(fd)) throw new StartupException($"{source}: descriptor {fd} is not open in this process.");
         Libc.MakeInheritable(fd);
@@ -140,7 +122,7 @@ public static class ListenSockets
         try
         {
             using var probe = new Socket(new SafeSocketHandle(fd, ownsHandle: false));
-            tls = tlsIfTcp && probe.LocalEndPoint is IPEndPoint;
+            tls = ListenerScheme.OfInherited(probe.LocalEndPoint is IPEndPoint, settings);
             url = probe.LocalEndPoint switch
             {
                 IPEndPoint ip => Url(ip, tls),
@@ -152,7 +134,7 @@ public static class ListenSockets
         return new ListenSocket(fd, url, null, null, null, tls);
     }
 
-    private static string Format(IPEndPoint ep) =>
+    internal static string Format(IPEndPoint ep) =>
         ep.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
-    private static string Url(IPEndPoint ep, bool tls) => (tls ? "https://" : "http://") + Format(ep);
+    internal static string Url(IPEndPoint ep, bool tls) => (tls ? "https://" : "http://") + Format(ep);
 }

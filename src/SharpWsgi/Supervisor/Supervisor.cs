@@ -15,7 +15,8 @@ namespace SharpWsgi.Supervisor;
 /// The process the user starts. It loads no Python: it opens the listening sockets once, starts the
 /// workers (this same executable in the worker role) and keeps them healthy from one loop that handles
 /// queued signals, worker messages and exits: heartbeat timeouts, crashes, recycling, reload (HUP),
-/// TTIN/TTOU, graceful (TERM) and fast (INT/QUIT) stops. gunicorn's arbiter is the model.
+/// TTIN/TTOU, graceful (TERM, after --shutdown-delay) and fast (INT/QUIT) stops, and the binary upgrade (USR2,
+/// then WINCH and TERM to the old supervisor; see <see cref="BinaryUpgrade"/>). gunicorn's arbiter is the model.
 /// </summary>
 public sealed class Supervisor
 {
@@ -24,6 +25,7 @@ public sealed class Supervisor
     private sealed record MessageEvent(WorkerHandle Worker, WorkerMessage Message) : Event;
     private sealed record ExitEvent(WorkerHandle Worker, int ExitCode) : Event;
     private sealed record ReloadFilesChanged(string Path) : Event;
+    private sealed record SuccessorExited(System.Diagnostics.Process Successor) : Event;
 
     // Taken with a timeout on the supervisor's own thread: an idle supervisor sleeps in the kernel instead of
     // waking the thread pool every tick (measured: 3.7% CPU idle with a timer-driven async loop). A plain
@@ -40,6 +42,7 @@ public sealed class Supervisor
     private int _bootFailures;
     private DateTime _nextSpawnAllowed = DateTime.MinValue;
     private int? _stopping; // the signal that started the stop
+    private DateTime? _shutdownDelayEnds; // TERM came with --shutdown-delay: serving on, /readyz 503, until then
     private DateTime _stopDeadline;
     private int? _haltCode;
     private readonly Random _random = new();
@@ -50,6 +53,10 @@ public sealed class Supervisor
     private MetricsTable? _metricsTable;
     private string? _metricsPath;
     private MetricsEndpoint? _metrics;
+    private readonly Hooks.SupervisorHooks _hooks; // the Python config file's on_starting, pre_fork, child_exit...
+    private PidFile? _pidFile;
+    private readonly BinaryUpgrade _upgrade;
+    private bool _workersRetiredByWinch; // no workers until HUP (a rollback of a binary upgrade)
 
     // What a worker is started as: the chosen interpreter, and the library its bootstrap loads.
     private string _python;
@@ -57,6 +64,7 @@ public sealed class Supervisor
 
     public Supervisor(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
+        _upgrade = BinaryUpgrade.Capture();
         _library = WorkerProtocol.WorkerLibrary();
         _python = ChoosePython(settings, log);
         _args = args;
@@ -64,30 +72,47 @@ public sealed class Supervisor
         _loggers = loggers;
         _log = log;
         _target = settings.Workers;
+        _hooks = new Hooks.SupervisorHooks(settings, log);
     }
 
     public int Run()
     {
+        _hooks.Starting();
         // A bad certificate, key or password stops the start here, before any socket or worker.
         TlsSetup.Load(_settings);
-        _sockets = ListenSockets.Open(_settings);
+        // Started by an old supervisor's USR2: its sockets, not --bind (gunicorn's rule for GUNICORN_FD).
+        var handedDown = BinaryUpgrade.TakeHandedDown();
+        _sockets = handedDown?.Sockets ?? ListenSockets.Open(_settings);
+        if (handedDown != null)
+            _log.LogInformation("Binary upgrade: serving the {Count} listening socket(s) of supervisor {Pid}",
+                _sockets.Count, _upgrade.PredecessorPid);
         SharedFiles.RemoveStale();
         (_balance, _balancePath) = AcceptBalance.Create();
         if (_settings.MetricsBind is { } metricsBind)
         {
             (_metricsTable, _metricsPath) = MetricsTable.Create();
-            try { _metrics = new MetricsEndpoint(_metricsTable, metricsBind, _log); }
-            catch (System.Net.Sockets.SocketException e)
-            {
-                throw new StartupException($"--metrics-bind {metricsBind}: {e.Message}.");
-            }
+            // An inherited metrics listener is answered by the old supervisor until this one's workers are ready.
+            if (handedDown?.MetricsListener is { } inherited)
+                _metrics = new MetricsEndpoint(_metricsTable, inherited, _log, accepting: false);
+            else
+                try { _metrics = new MetricsEndpoint(_metricsTable, metricsBind, _log); }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    throw new StartupException($"--metrics-bind {metricsBind}: {e.Message}.");
+                }
             _log.LogInformation("Metrics at: {Url}", _metrics.Url);
         }
-        if (_settings.PidFile != null) File.WriteAllText(_settings.PidFile, Environment.ProcessId + "\n");
+        else handedDown?.MetricsListener?.Dispose();
+        if (_settings.PidFile != null)
+        {
+            _pidFile = new PidFile(_settings.PidFile, _log);
+            _pidFile.Write();
+        }
         var registrations = new List<PosixSignalRegistration>();
         var handled = new[]
         {
             Libc.SIGTERM, Libc.SIGINT, Libc.SIGQUIT, Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU, Libc.SIGUSR1,
+            Libc.SIGUSR2, Libc.SIGWINCH,
         };
         foreach (var sig in handled)
             registrations.Add(PosixSignalRegistration.Create((PosixSignal)ToPosix(sig), c =>
@@ -98,23 +123,25 @@ public sealed class Supervisor
         using var watcher = _settings.Reload ? StartReloadWatcher() : null;
         try
         {
+            _hooks.Ready();
             Reconcile();
-            return Loop();
+            var code = Loop();
+            _hooks.Exiting();
+            return code;
         }
         finally
         {
             foreach (var r in registrations) r.Dispose();
-            foreach (var s in _sockets)
-            {
-                s.Socket?.Dispose();
-                if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
-            }
-            if (_settings.PidFile != null) try { File.Delete(_settings.PidFile); } catch (IOException) { }
+            foreach (var s in _sockets) CloseListener(s);
+            // The partner of a binary upgrade has exited meanwhile: the last one out unlinks.
+            if (!_upgrade.PartnerAlive) foreach (var socket in _keptForPartner) socket.Dispose();
+            _pidFile?.Remove();
             _balance?.Dispose();
             if (_balancePath != null) try { File.Delete(_balancePath); } catch (IOException) { }
             _metrics?.Dispose();
             _metricsTable?.Dispose();
             if (_metricsPath != null) try { File.Delete(_metricsPath); } catch (IOException) { }
+            _hooks.Dispose();
         }
     }
 
@@ -127,6 +154,7 @@ public sealed class Supervisor
         Libc.SIGHUP => (int)PosixSignal.SIGHUP,
         Libc.SIGTTIN => (int)PosixSignal.SIGTTIN,
         Libc.SIGTTOU => (int)PosixSignal.SIGTTOU,
+        Libc.SIGWINCH => (int)PosixSignal.SIGWINCH,
         _ => sig,
     };
 
@@ -181,25 +209,37 @@ public sealed class Supervisor
                 _log.LogInformation("Reloading: {Path} changed", r.Path);
                 Reload();
                 break;
+            case SuccessorExited x: OnSuccessorExit(x.Successor); break;
         }
     }
 
     private void OnSignal(int signal)
     {
         if (_stopping != null && signal is not (Libc.SIGINT or Libc.SIGQUIT)) return;
+        // Serving out --shutdown-delay: only a stop (TERM again, INT, QUIT) or a log reopen is still obeyed.
+        if (_shutdownDelayEnds != null && signal is not (Libc.SIGTERM or Libc.SIGINT or Libc.SIGQUIT or Libc.SIGUSR1))
+        {
+            _log.LogInformation("Signal {Signal} ignored: shutting down", signal);
+            return;
+        }
         switch (signal)
         {
             case Libc.SIGTERM:
-                _stopping = signal;
-                PublishMetricsState(); // /readyz says 503 by the time the line is logged
-                _log.LogInformation("Handling signal: term");
-                CloseListeners();
-                _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
-                foreach (var w in _workers) Retire(w, StopCause.Shutdown, "shutdown");
+                if (_shutdownDelayEnds != null) BeginGracefulStop("Handling signal: term; the shutdown delay ends now");
+                else if (_settings.ShutdownDelay > 0 && !_upgrade.PartnerAlive)
+                {
+                    _shutdownDelayEnds = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.ShutdownDelay);
+                    PublishMetricsState(); // /readyz says 503 by the time the line is logged
+                    _log.LogInformation("Handling signal: term; serving {Seconds} s more while /readyz answers 503 " +
+                        "(--shutdown-delay), then closing the listeners", _settings.ShutdownDelay);
+                }
+                else BeginGracefulStop("Handling signal: term");
                 break;
             case Libc.SIGINT or Libc.SIGQUIT:
                 _stopping = signal;
+                _shutdownDelayEnds = null;
                 PublishMetricsState();
+                if (_upgrade.PartnerAlive) _metrics?.StopAccepting(); // the other supervisor answers the probes
                 _log.LogInformation("Handling signal: {Signal}", signal == Libc.SIGINT ? "int" : "quit");
                 CloseListeners();
                 _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
@@ -222,13 +262,114 @@ public sealed class Supervisor
                 _loggers.Reopen();
                 foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGUSR1);
                 break;
+            case Libc.SIGUSR2:
+                StartSuccessor();
+                break;
+            case Libc.SIGWINCH:
+                RetireWorkersForSuccessor();
+                break;
         }
         Reconcile();
+    }
+
+    /// <summary>TERM (after --shutdown-delay): close the listeners, let every worker finish its requests.</summary>
+    private void BeginGracefulStop(string logLine)
+    {
+        _stopping = Libc.SIGTERM;
+        _shutdownDelayEnds = null;
+        PublishMetricsState(); // /readyz says 503 by the time the line is logged
+        if (_upgrade.PartnerAlive) _metrics?.StopAccepting(); // the other supervisor answers the probes
+        _log.LogInformation("{Line}", logLine);
+        CloseListeners();
+        _stopDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_settings.GracefulTimeout + 1);
+        foreach (var w in _workers) Retire(w, StopCause.Shutdown, "shutdown");
+    }
+
+    /// <summary>USR2: a new supervisor from the current executable, on these listening sockets.</summary>
+    private void StartSuccessor()
+    {
+        if (_haltCode != null) return;
+        if (_upgrade.SuccessorAlive)
+        {
+            _log.LogWarning("Handling signal: usr2; ignored: the new supervisor (pid {Pid}) still runs",
+                _upgrade.Successor!.Id);
+            return;
+        }
+        if (_upgrade.PredecessorAlive)
+        {
+            _log.LogWarning("Handling signal: usr2; ignored: the old supervisor (pid {Pid}) still runs (TERM it " +
+                "first)", _upgrade.PredecessorPid);
+            return;
+        }
+        _log.LogInformation("Handling signal: usr2; starting a new supervisor on the same listening sockets");
+        _pidFile?.MoveToOldBin();
+        _hooks.BeforeExec(); // gunicorn's pre_exec, before the new supervisor starts
+        try
+        {
+            var successor = _upgrade.StartSuccessor(_args, _sockets, _metrics?.Listener);
+            _log.LogInformation("Started the new supervisor (pid: {Pid}); once it is ready, WINCH this one " +
+                "(pid {Self}) to retire its workers and TERM it to finish", successor.Id, Environment.ProcessId);
+            _ = WatchSuccessorAsync(successor);
+        }
+        catch (StartupException e)
+        {
+            _log.LogError("Binary upgrade: {Message} This supervisor serves on", e.Message);
+            _pidFile?.MoveBack(0);
+        }
+    }
+
+    private async Task WatchSuccessorAsync(System.Diagnostics.Process successor)
+    {
+        await successor.WaitForExitAsync().ConfigureAwait(false);
+        Post(new SuccessorExited(successor));
+    }
+
+    /// <summary>The new supervisor is gone (it failed, or it was stopped to roll back): this one is the server
+    /// again.</summary>
+    private void OnSuccessorExit(System.Diagnostics.Process successor)
+    {
+        var code = successor.ExitCode;
+        _log.LogWarning("The new supervisor (pid {Pid}) exited with code {Code}; this one (pid {Self}) remains",
+            successor.Id, code, Environment.ProcessId);
+        _upgrade.ForgetSuccessor();
+        _pidFile?.MoveBack(successor.Id);
+        successor.Dispose();
+        if (_stopping != null) return;
+        _metrics?.StartAccepting();
+        if (_workersRetiredByWinch)
+            _log.LogWarning("This supervisor has no workers (WINCH): send it HUP to start them again");
+    }
+
+    /// <summary>
+    /// WINCH, gunicorn's: only while a new supervisor from USR2 runs (a terminal sends WINCH on every resize), this
+    /// one's workers retire gracefully and none are started again; it stays, so HUP brings them back.
+    /// </summary>
+    private void RetireWorkersForSuccessor()
+    {
+        if (!_upgrade.SuccessorAlive)
+        {
+            _log.LogDebug("Handling signal: winch; ignored: no new supervisor (USR2) runs");
+            return;
+        }
+        _log.LogInformation("Handling signal: winch; retiring the workers: the new supervisor (pid {Pid}) serves",
+            _upgrade.Successor!.Id);
+        _target = 0;
+        _workersRetiredByWinch = true;
+        _metrics?.StopAccepting(); // its /readyz would say 503 for an instance the new supervisor serves
+        foreach (var w in _workers.Where(w => !w.Retiring && !w.Killed).ToList())
+            Retire(w, StopCause.ScaleDown, "WINCH (binary upgrade)");
     }
 
     /// <summary>HUP: re-read the configuration, start workers importing the app afresh, retire the old ones.</summary>
     private void Reload()
     {
+        if (_workersRetiredByWinch)
+        {
+            // A rollback: the workers come back even if the configuration no longer reads.
+            _workersRetiredByWinch = false;
+            _target = _settings.Workers;
+            _metrics?.StartAccepting();
+        }
         try
         {
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
@@ -241,6 +382,7 @@ public sealed class Supervisor
             _python = ChoosePython(fresh, _log);
             _settings = fresh;
             _target = _settings.Workers;
+            _hooks.Reloaded(fresh);
         }
         catch (Exception e) when (e is StartupException or PythonStartupException)
         {
@@ -260,14 +402,29 @@ public sealed class Supervisor
     /// </summary>
     private void CloseListeners()
     {
-        foreach (var s in _sockets)
-        {
-            if (s.Socket != null) s.Socket.Dispose();
-            else if (s.Fd >= 0) Libc.Close(s.Fd);
-            if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
-        }
+        foreach (var s in _sockets) CloseListener(s);
         _sockets = _sockets.Select(s => s with { Fd = -1, Socket = null, UnixPath = null }).ToList();
     }
+
+    /// <summary>
+    /// A unix socket bound from --bind is unlinked by the last supervisor to stop: during a binary upgrade the other
+    /// one still serves it. .NET's Socket unlinks the path it bound when it is disposed (its finalizer too), so
+    /// while the other supervisor runs this one keeps its copy open, referenced, until the process exits.
+    /// </summary>
+    private void CloseListener(ListenSocket s)
+    {
+        if (s.UnixPath != null && _upgrade.PartnerAlive)
+        {
+            if (s.Socket != null) _keptForPartner.Add(s.Socket);
+            else if (s.Fd >= 0) Libc.Close(s.Fd);
+            return;
+        }
+        if (s.Socket != null) s.Socket.Dispose();
+        else if (s.Fd >= 0) Libc.Close(s.Fd);
+        if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
+    }
+
+    private readonly List<System.Net.Sockets.Socket> _keptForPartner = new();
 
     private void OnMessage(WorkerHandle w, WorkerMessage message)
     {
@@ -296,6 +453,7 @@ public sealed class Supervisor
         var live = _workers.Where(x => x.IsLive).ToList();
         if (live.Count < _target || live.Any(x => !x.Ready)) return;
         _announced = true;
+        _metrics?.StartAccepting(); // after a binary upgrade: the old supervisor answered until now
         foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
         _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count,
             string.Join(",", live.Select(x => x.Pid)));
@@ -314,6 +472,7 @@ public sealed class Supervisor
         else if (_stopping == null && (w.Ready || w.Killed))
             _log.LogWarning("Worker (pid: {Pid}) died unexpectedly: {How}", w.Pid, how);
         else if (_stopping == null) _log.LogWarning("Worker (pid: {Pid}) exited while booting: {How}", w.Pid, how);
+        _hooks.Exited(w.Pid);
         if (w.ReplacedBy is { } successor) successor.Replaces = null;
         // The replacement failed: the old one serves on.
         if (w.Replaces is { } predecessor) predecessor.ReplacedBy = null;
@@ -348,9 +507,11 @@ public sealed class Supervisor
     /// changes); called only when they change, so the idle tick allocates nothing.</summary>
     private void PublishMetricsState()
     {
+        _loggers.Outlets?.Statsd?.Workers(_workers.Count); // gunicorn.workers, sent when it changes
         if (_metrics == null) return;
         var views = _workers.Select(w => new WorkerView(w.Pid, w.BalanceSlot, w.Ready)).ToArray();
-        _metrics.Publish(views, _stopping == null && _haltCode == null && _workers.Any(w => w.Ready && !w.Retiring));
+        _metrics.Publish(views, _stopping == null && _shutdownDelayEnds == null && _haltCode == null &&
+            _workers.Any(w => w.Ready && !w.Retiring));
     }
 
     private TimeSpan Backoff() => TimeSpan.FromSeconds(Math.Min(10, 0.1 * Math.Pow(2, _bootFailures++)));
@@ -403,6 +564,15 @@ public sealed class Supervisor
                 Replace(w, StopCause.MaxRss, $"resident memory {rss} MiB over --max-rss {_settings.MaxRssMb}");
         }
         if (checkRss) _nextRssCheck = now + TimeSpan.FromSeconds(1);
+        if (_shutdownDelayEnds is { } delayEnds && now >= delayEnds)
+            BeginGracefulStop("Shutdown delay over: closing the listeners");
+        if (_upgrade.PredecessorPid != 0 && !_upgrade.PredecessorAlive)
+        {
+            _log.LogInformation("The old supervisor (pid {Pid}) has exited; this one serves alone",
+                _upgrade.PredecessorPid);
+            _upgrade.ForgetPredecessor();
+            _metrics?.StartAccepting();
+        }
         if (_stopping != null && now >= _stopDeadline)
         {
             foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGKILL);
@@ -441,6 +611,7 @@ public sealed class Supervisor
     private void Reconcile()
     {
         if (_balance != null) _balance.Workers = _target;
+        _hooks.WorkerCount(_target);
         if (_stopping != null || _haltCode != null) return;
         var live = 0;
         foreach (var w in _workers) if (w.IsLive) live++; // no LINQ on the every-tick path: it allocates
@@ -501,9 +672,11 @@ public sealed class Supervisor
             var jitter = _settings.MaxRequestsJitter > 0 ? _random.Next(0, _settings.MaxRequestsJitter + 1) : 0;
             env[WorkerProtocol.MaxRequestsVariable] = (_settings.MaxRequests + jitter).ToString();
         }
+        _hooks.BeforeSpawn(env);
         var process = StartWorkerProcess(psi);
         pipe.DisposeLocalCopyOfClientHandle(); // only the worker holds the write end, so its exit closes the pipe
         var worker = new WorkerHandle { Process = process, Control = pipe, BalanceSlot = slot };
+        _hooks.Spawned(worker.Pid);
         _workers.Add(worker);
         _log.LogInformation("Started worker (pid: {Pid})", worker.Pid);
         _metrics?.CountStart();

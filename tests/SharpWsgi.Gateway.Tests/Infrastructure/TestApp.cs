@@ -26,7 +26,8 @@ public sealed class TestApp : IDisposable
     private readonly PyOwned _globals;
     private readonly PyOwned _app;
 
-    public TestApp(string source, WsgiOptions? options = null, ResponseBuffering? buffering = null)
+    public TestApp(string source, WsgiOptions? options = null, ResponseBuffering? buffering = null,
+        IRequestHooks? hooks = null)
     {
         Log.Clear();
         Options = options ?? new WsgiOptions();
@@ -39,7 +40,7 @@ public sealed class TestApp : IDisposable
         var owned = app.NewReference();
         _app = owned.ToOwned();
         Environ = new EnvironBuilder(Options, Objects, Log);
-        Runner = new RequestRunner(_app, Objects, Environ, Log, Options, TimeoutClass, Buffering);
+        Runner = new RequestRunner(_app, Objects, Environ, Log, Options, TimeoutClass, Buffering, hooks);
     }
 
     public WsgiOptions Options { get; }

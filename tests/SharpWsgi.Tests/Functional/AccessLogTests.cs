@@ -261,6 +261,64 @@ public sealed class AccessLogTests : IDisposable
         Assert.False(string.IsNullOrEmpty(root.GetProperty("error").GetString()));
     }
 
+    [Fact]
+    public void Skip_ExactPathsAndPrefixes_SuccessfulRequestsLeftOutFailuresLoggedAllCounted()
+    {
+        var path = Path.Combine(_dir, "access.log");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path, "--access-log-skip", "/healthz",
+            "--access-log-skip", "/static/*", "--metrics-bind", "127.0.0.1:0");
+        var skipped = new[] { "/healthz", "/healthz?probe=1", "/health%7A", "/static/app.css", "/static/" };
+        var logged = new[] { "/healthz/extra", "/staticfile", "/Healthz", "/healthz?status=503", "/last" };
+        foreach (var target in skipped.Concat(logged))
+            Assert.Equal(target.EndsWith("503") ? 503 : 200, Get(server, target).Status);
+
+        // One worker writes its lines in order: once the last request's line is there, so are the others'.
+        WaitForLine(path, l => l.Contains("GET /last "));
+        var lines = File.ReadAllLines(path, Encoding.Latin1);
+        Assert.Equal(logged.Length, lines.Length);
+        foreach (var target in logged) Assert.Contains(lines, l => l.Contains($"\"GET {target} HTTP/1.1\""));
+        Assert.Contains(lines, l => l.Contains("\"GET /healthz?status=503 HTTP/1.1\" 503 "));
+
+        // The metrics count every request, logged or not: 9 answered 200, one 503.
+        var metricsPort = MetricsTests.MetricsPort(server);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string page;
+        // Kestrel counts a request just after the client has its answer: polled, bounded.
+        while (!(page = Http.Get(metricsPort, "/metrics").BodyText).Contains("request_duration_seconds_count 10\n"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the metrics never counted 10 requests:\n" + page);
+            Thread.Sleep(20); // polling interval of the deadline loop
+        }
+        Assert.Contains("sharpwsgi_requests_total{method=\"GET\",status=\"2xx\"} 9\n", page);
+        Assert.Contains("sharpwsgi_requests_total{method=\"GET\",status=\"5xx\"} 1\n", page);
+    }
+
+    [Fact]
+    public void Skip_JsonFormat_SamePathsLeftOut()
+    {
+        var path = Path.Combine(_dir, "access.json");
+        using var server = ServerProcess.StartApp(App, "--access-logfile", path, "--log-format", "json",
+            "--access-log-skip", "/healthz", "--access-log-skip", "/static/*");
+        foreach (var target in new[] { "/healthz", "/static/a.js", "/healthz?status=500", "/kept", "/last" })
+            Get(server, target);
+        WaitForLine(path, l => l.Contains("\"path\":\"/last\""));
+        var entries = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement)
+            .Select(e => (Path: e.GetProperty("path").GetString()!, Status: e.GetProperty("status").GetInt32()))
+            .ToList();
+        Assert.Equal(new[] { ("/healthz", 500), ("/kept", 200), ("/last", 200) }, entries);
+    }
+
+    [Theory]
+    [InlineData("healthz", "expected a path starting with /")]
+    [InlineData("/a*b", "only a trailing * is a wildcard")]
+    public void Skip_BadPattern_OneParagraphAndExitTwo(string pattern, string expected)
+    {
+        var (code, output) = ServerProcess.RunToExit(new[] { "--access-log-skip", pattern, App });
+        Assert.Equal(2, code);
+        Assert.Contains($"option --access-log-skip: {expected}", output);
+        StartupOutput.AssertNoDotNetStackTrace(output);
+    }
+
     [Theory]
     [InlineData("/dev/full")]
     [InlineData("fifo")]

@@ -16,6 +16,8 @@ public sealed record PidStats(int Pid, string Version, int Count, long FirstSeen
 /// A request counts as failed when connecting, sending or reading fails (reset, EOF, timeout) or the status
 /// is not 200; the connection is then reopened. A response carrying "Connection: close" is honoured like a
 /// real client does: the connection is closed and the next request opens a new one (that is not a failure).
+/// With freshConnections every request asks for "Connection: close", so each one connects anew (nginx's default
+/// proxy_pass).
 /// Response bodies are the worker app's JSON; its "pid" and "version" are recorded per pid.
 /// </summary>
 public sealed class LoadLoop : IDisposable
@@ -29,6 +31,7 @@ public sealed class LoadLoop : IDisposable
     private readonly TimeSpan _maxDuration;
     private readonly double _perConnectionRate;
     private readonly TimeSpan _ioTimeout;
+    private readonly bool _freshConnections;
     private readonly List<Thread> _threads = new();
     private readonly Stopwatch _clock = new();
     private readonly ConcurrentDictionary<int, PidStats> _pids = new();
@@ -40,9 +43,11 @@ public sealed class LoadLoop : IDisposable
     /// <param name="maxRequests">total requests (all connections) after which the loop stops by itself</param>
     /// <param name="maxDuration">the loop stops by itself after this long</param>
     /// <param name="perConnectionRate">requests per second per connection; 0 for back to back</param>
+    /// <param name="freshConnections">a new connection for every request instead of keep-alive</param>
     public LoadLoop(int port, int connections, int maxRequests, TimeSpan maxDuration, string target = "/",
-        double perConnectionRate = 0, TimeSpan? ioTimeout = null)
+        double perConnectionRate = 0, TimeSpan? ioTimeout = null, bool freshConnections = false)
     {
+        _freshConnections = freshConnections;
         _port = port;
         _target = target;
         _maxRequests = maxRequests;
@@ -109,7 +114,8 @@ public sealed class LoadLoop : IDisposable
     private void Run(int id)
     {
         var request = Encoding.ASCII.GetBytes(
-            $"GET {_target} HTTP/1.1\r\nHost: 127.0.0.1:{_port}\r\nUser-Agent: loadloop-{id}\r\n\r\n");
+            $"GET {_target} HTTP/1.1\r\nHost: 127.0.0.1:{_port}\r\nUser-Agent: loadloop-{id}\r\n" +
+            (_freshConnections ? "Connection: close\r\n" : "") + "\r\n");
         LoadConnection? connection = null;
         var paced = _perConnectionRate > 0 ? Stopwatch.StartNew() : null;
         long sent = 0;

@@ -5,8 +5,8 @@ namespace SharpWsgi.Tests.Infrastructure;
 /// <summary>POSIX signals for the worker tests (Linux numbers), sent with kill(2).</summary>
 public static class Signals
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGTERM = 15,
-        SIGTTIN = 21, SIGTTOU = 22;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12,
+        SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28;
 
     [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
     private static extern int SysKill(int pid, int signal);

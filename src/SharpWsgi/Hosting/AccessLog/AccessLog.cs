@@ -6,10 +6,10 @@ using SharpWsgi.Logging;
 namespace SharpWsgi.Hosting;
 
 /// <summary>
-/// The access log (--access-logfile): one line per request that got a response, formatted on the Kestrel thread
-/// that finished the request into that thread's scratch array and copied into a <see cref="LogSink"/>'s
-/// batch. Text lines follow --access-logformat with gunicorn's atoms; --log-format json writes one object per
-/// line instead.
+/// The access log (--access-logfile, and syslog with --log-syslog): one line per request that got a response,
+/// formatted on the Kestrel thread that finished the request into that thread's scratch array and copied into its
+/// sink's batch (the file's <see cref="LogSink"/>, syslog's, or both). Text lines follow --access-logformat with
+/// gunicorn's atoms; --log-format json writes one object per line instead.
 /// </summary>
 public sealed class AccessLog : IDisposable
 {
@@ -20,20 +20,22 @@ public sealed class AccessLog : IDisposable
 
     private readonly Part[] _parts;
     private readonly bool _json;
-    private readonly LogSink _sink;
+    private readonly ILogLineSink _sink;
+    private readonly AccessLogSkip? _skip;
     private readonly string _pidAtom = $"<{Environment.ProcessId}>";
     private readonly int _pid = Environment.ProcessId;
     private Stamp? _stamp;
     private Stamp? _isoStamp;
 
-    public AccessLog(string path, string format, bool json, Action<string> report)
+    /// <param name="sink">The file, syslog or both (Logging.LogOutlets.AccessLineSink); disposed with this.</param>
+    public AccessLog(ILogLineSink sink, string format, bool json, AccessLogSkip? skip = null)
     {
         _parts = Parse(format);
         _json = json;
-        _sink = new LogSink(path, report);
+        _sink = sink;
+        _skip = skip;
     }
 
-    public LogSink Sink => _sink;
     public void Reopen() => _sink.Reopen();
     public void Dispose() => _sink.Dispose();
 
@@ -86,9 +88,11 @@ public sealed class AccessLog : IDisposable
             ? new Part(atom, key, null) : new Part(Atom.Unknown, key, null);
     }
 
-    /// <summary>Called once per answered request, after the response (the exchange is still valid).</summary>
+    /// <summary>Called once per answered request, after the response (the exchange is still valid); a request
+    /// --access-log-skip names is left out here (the metrics count it elsewhere).</summary>
     public void Log(KestrelExchange x)
     {
+        if (_skip != null && _skip.Skips(x.RawTarget, x.Response.StatusCode)) return;
         var line = new LogLine(Scratch);
         try
         {

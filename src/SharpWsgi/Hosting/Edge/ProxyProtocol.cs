@@ -2,7 +2,6 @@ using System.IO.Pipelines;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
-using SharpWsgi.Configuration;
 
 namespace SharpWsgi.Hosting;
 
@@ -15,11 +14,12 @@ namespace SharpWsgi.Hosting;
 /// </summary>
 public static partial class ProxyProtocol
 {
-    public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(ServerSettings settings, ILogger log)
+    /// <param name="allowed">--proxy-allow-from.</param>
+    /// <param name="timeout">How long the whole header may take (<see cref="TimeoutPolicy.RequestHead"/>).</param>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(ProxyProtocolMode mode,
+        TrustedPeers allowed, TimeSpan timeout, ILogger log)
     {
-        var required = settings.ProxyProtocol == "on";
-        var allowed = new TrustedPeers(settings.ProxyAllowFrom);
-        var timeout = TimeSpan.FromSeconds(Math.Max(0.001, settings.HeaderTimeout));
+        var required = mode == ProxyProtocolMode.Required;
         return next => async context =>
         {
             // Unix sockets have no IP peer: whoever can open the socket file is local, and allowed.

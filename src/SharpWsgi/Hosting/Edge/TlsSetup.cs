@@ -175,7 +175,8 @@ public sealed class TlsSetup
     }
 
     /// <summary>Kestrel's TLS options for one listener; ALPN offers h2 when the listener has HTTP/2.</summary>
-    public HttpsConnectionAdapterOptions AdapterOptions(double handshakeTimeoutSeconds)
+    /// <param name="handshakeTimeout">From <see cref="TimeoutPolicy.TlsHandshake"/>.</param>
+    public HttpsConnectionAdapterOptions AdapterOptions(TimeSpan handshakeTimeout)
     {
         var options = new HttpsConnectionAdapterOptions
         {
@@ -184,7 +185,7 @@ public sealed class TlsSetup
             ClientCertificateMode = _clientMode,
             SslProtocols = _protocols,
             CheckCertificateRevocation = false,
-            HandshakeTimeout = TimeSpan.FromSeconds(Math.Max(1, handshakeTimeoutSeconds)),
+            HandshakeTimeout = handshakeTimeout,
             OnAuthenticate = (_, ssl) =>
             {
                 // null: OpenSSL's own list (--ciphers DEFAULT), with which .NET also caches TLS 1.2 sessions.

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace SharpWsgi.Hosting;
 
@@ -16,10 +17,15 @@ internal sealed class KestrelServices : IWebHostBuilder
 
     private KestrelServices(IServiceCollection services) => _services = services;
 
-    public static void AddTo(IServiceCollection services)
+    /// <summary>The server's service provider: the error log's loggers and Kestrel's own services.</summary>
+    public static IServiceProvider Build(ILoggerFactory loggers)
     {
+        var services = new ServiceCollection();
+        services.AddSingleton(loggers);
+        services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         services.AddMetrics();
         new KestrelServices(services).UseKestrelCore();
+        return services.BuildServiceProvider();
     }
 
 #pragma warning disable ASPDEPR008 // IWebHostBuilder.Build must be declared; it is never called

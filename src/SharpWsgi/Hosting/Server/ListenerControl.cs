@@ -92,7 +92,6 @@ public sealed class ListenerControl : IConnectionListenerFactory
     }
 
     public int OpenConnections => Volatile.Read(ref _open);
-    public bool Paused => _paused;
 
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint,
         CancellationToken cancellationToken = default)
