@@ -232,6 +232,7 @@ def parse_args(argv):
 
 def main(argv):
     ctx = parse_args(argv)
+    ctx.load_before = suite.loadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix='sharpwsgi-compress-bench-') as tmp:
         ctx.root = os.path.join(tmp, 'bodies')
@@ -241,6 +242,7 @@ def main(argv):
             for name in ctx.contenders:
                 for body in ctx.bodies:
                     rows.append(measure(ctx, name, body, round_no, tmp))
+    ctx.load_after = suite.loadavg()
     write_report(ctx, rows)
 
 
@@ -261,6 +263,9 @@ def write_report(ctx, rows):
              '%d worker process(es) each. Figures are medians over rounds; CPU is the server\'s (all its '
              'processes, user + system) per request.' % (ctx.command, ctx.rounds, ctx.duration, ctx.warmup,
                                                         ctx.wrk_threads, ctx.connections, ctx.procs), '']
+    lines += ['Machine load average (1, 5, 15 min) before the run: %s; after: %s. Other work on the machine inflates '
+              'every CPU figure alike; the contenders of one run are measured under the same conditions.' % (
+                  ctx.load_before, ctx.load_after), '']
     if ctx.duration < 5 or ctx.rounds < 2:
         lines += ['**A smoke run, not a measurement** (too short to compare servers).', '']
     lines += ['| body | contender | req/s | CPU µs/req | bytes/resp | ratio | compression µs/KB | p99 ms | errors |',
