@@ -366,7 +366,7 @@ public sealed class GunicornConfigTests : WorkerTestBase
             "threads"));
         Assert.Single(Regex.Matches(output, @"unsupported\.conf\.py:7: preload_app = True cannot apply: there is " +
             "no fork"));
-        Assert.Single(Regex.Matches(output, @"unsupported\.conf\.py:8: statsd_host = 'localhost:8125' is not " +
+        Assert.Single(Regex.Matches(output, @"unsupported\.conf\.py:8: enable_backlog_metric = True is not " +
             "supported yet"));
         // Values that ask for nothing beyond gunicorn's default are not warned about.
         Assert.DoesNotContain("user =", output);
