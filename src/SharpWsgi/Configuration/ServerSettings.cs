@@ -289,4 +289,15 @@ public sealed class ServerSettings
     public double HeaderTimeout => Seconds("header-timeout");
     public int MaxConnections => Int("max-connections");
     public string? MetricsBind => Get("metrics-bind");
+
+    public string? User => Get("user");
+    public string? Group => Get("group");
+    /// <summary>--umask as a number; null: keep the mask the server was started with.</summary>
+    public int? Umask => Get("umask") is { } mask ? Setting.ParseUmask(mask) : null;
+    /// <summary>-e/--env KEY=VALUE pairs.</summary>
+    public IReadOnlyList<string> RawEnv => GetAll("env");
+    /// <summary>-n/--name: the process titles' name; null: the app as given.</summary>
+    public string? ProcessName => Get("name");
+    public bool Daemon => Flag("daemon");
+    public bool CaptureOutput => Flag("capture-output");
 }

@@ -30,6 +30,7 @@ public static class WorkerMain
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         var python = AttachToPython(settings, log);
         if (handedDown.Check) return CheckApp(settings, version, python);
+        WorkerProcessFlags.Apply(settings); // --name, --capture-output, --daemon
         var options = GatewayOptions(settings, version, handedDown.Multiprocess, balance);
         var gateway = LoadApp(settings, options, loggers, log, version);
 
@@ -45,7 +46,9 @@ public static class WorkerMain
         {
             loggers.Reopen();
             accessLog?.Reopen();
+            WorkerProcessFlags.ReopenCapturedOutput(settings, log);
         });
+        WorkerProcessFlags.BeforeReady();
         control.Send(WorkerMessage.Ready);
         log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
 
