@@ -67,7 +67,7 @@ internal sealed record RunAs(uint Uid, uint Gid, string? UserName, string Descri
     /// Files the server created as root and must still use as the account: the pid file (read back before it is
     /// removed), log files (workers open them, USR1 reopens them), unix sockets (the account's to accept on and
     /// unlink), the shared memory files (workers map them). Directories are never changed: removing or renaming
-    /// a file there needs the account to may write the directory.
+    /// a file there needs the account to be allowed to write the directory.
     /// </summary>
     public void HandOver(IEnumerable<string?> paths, ILogger log)
     {
@@ -96,5 +96,26 @@ internal sealed record RunAs(uint Uid, uint Gid, string? UserName, string Descri
             log.LogWarning("--pid {File}: {Directory} is not writable by {Account}, so the pid file is not " +
                 "removed at exit and a binary upgrade (USR2) cannot rename it; give it a directory the account owns",
                 pidFile, directory, Description);
+    }
+
+    /// <summary>Once switched: what the workers will need as the account, checked now rather than by a worker that
+    /// fails to boot. The interpreter's directories (pyenv under /root), --tmp-dir, the TLS files.</summary>
+    public void CheckWorkersCanStart(ServerSettings settings, string python)
+    {
+        if (!Libc.CanExecute(python))
+            throw new StartupException($"The workers' interpreter {python} cannot be run by {Description} " +
+                "(--user): the file, or a directory on its path, is closed to that account (pyenv under /root " +
+                "is). Give --python an interpreter the account can run, such as /usr/bin/python3 or a virtualenv " +
+                "it can read.");
+        try
+        {
+            Program.CheckTempDirectory(settings.TempDirectory);
+            TlsSetup.Load(settings);
+        }
+        catch (StartupException e)
+        {
+            throw new StartupException($"{e.Message.TrimEnd('.')}, as {Description} (--user): the workers run " +
+                "as that account.");
+        }
     }
 }

@@ -166,21 +166,7 @@ public sealed class Supervisor
         account.HandOver(new[] { pidFile, errorLog, accessLog, _balancePath, _metricsPath }
             .Concat(_sockets.Select(s => s.UnixPath)), _log);
         account.SwitchTo(_settings.PidFile, _log);
-        if (!Libc.CanExecute(_python))
-            throw new StartupException($"The workers' interpreter {_python} cannot be run by {account.Description} " +
-                "(--user): a directory on its path, or the file, is closed to that account (pyenv under /root is). " +
-                "Give --python an interpreter the account can run, such as /usr/bin/python3 or a virtualenv it " +
-                "can read.");
-        try
-        {
-            Program.CheckTempDirectory(_settings.TempDirectory);
-            TlsSetup.Load(_settings);
-        }
-        catch (StartupException e)
-        {
-            throw new StartupException($"{e.Message.TrimEnd('.')}, as {account.Description} (--user): the " +
-                "workers run as that account.");
-        }
+        account.CheckWorkersCanStart(_settings, _python);
     }
 
     /// <summary>-n/--name: "sharpwsgi: master [NAME]"; NAME.2 while the old supervisor of a binary upgrade runs,

@@ -117,6 +117,40 @@ public sealed class ProcessFlagsTests : WorkerTestBase
         Assert.Contains("configuration OK", output);
     }
 
+    [SkippableFact]
+    public void CheckConfig_UserNobody_ImportsTheAppAsNobody()
+    {
+        Skip.IfNot(Libc.IsRoot, "switching users needs root");
+        var closed = TempDir("closed"); // root's, and 0700 below: closed to nobody
+        try
+        {
+            File.SetUnixFileMode(closed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var app = Path.Combine(closed, "closed_app.py");
+            File.Copy(App, app);
+            var (code, output) = RunToExit(new[] { "--check-config", "--python", Interpreters.SystemPython, app });
+            Assert.Equal(0, code); // root reads it
+
+            (code, output) = RunToExit(new[]
+                { "--check-config", "--user", "nobody", "--python", Interpreters.SystemPython, app });
+            Assert.Equal(4, code); // nobody cannot: the throwaway worker ran as nobody
+            Assert.Contains("Failed to load the application", output);
+
+            (code, output) = RunToExit(new[]
+                { "--check-config", "--user", "nobody", "--python", Interpreters.SystemPython, App });
+            Assert.Equal(0, code);
+            Assert.Contains("run as:      user nobody (uid 65534), group nogroup (gid 65534)", output);
+
+            // An interpreter the account cannot reach is named before any worker tries it.
+            var python = Path.Combine(closed, "python3");
+            File.CreateSymbolicLink(python, Interpreters.SystemPython);
+            (code, output) = RunToExit(new[] { "--check-config", "--user", "nobody", "--python", python, App });
+            Assert.Equal(1, code);
+            Assert.Contains($"The workers' interpreter {python} cannot be run by user nobody", output);
+            StartupOutput.AssertNoDotNetStackTrace(output);
+        }
+        finally { Directory.Delete(closed, true); }
+    }
+
     [Theory]
     [InlineData("--user", "no-such-user-here", "--user no-such-user-here: no such user on this system")]
     [InlineData("--group", "no-such-group-here", "--group no-such-group-here: no such group on this system")]
@@ -260,6 +294,40 @@ public sealed class ProcessFlagsTests : WorkerTestBase
         Assert.Equal($"sharpwsgi: worker [{App}]", CommandLine(worker));
         Assert.Equal("sharpwsgi", Comm(server.Pid));
         Assert.StartsWith("python3", Comm(worker));
+    }
+
+    [Fact]
+    public void Name_BinaryUpgrade_TheNewMasterIsNameDot2UntilTheOldOneExits()
+    {
+        var dir = TempDir("upgrade-title");
+        var pidFile = Path.Combine(dir, "app.pid");
+        var successor = 0;
+        try
+        {
+            using var server = Start(new[] { "-n", "shop", "--pid", pidFile, App });
+            ReadyPids(server);
+            Signals.Send(server.Pid, Signals.SIGUSR2);
+            var started = new Regex(@"Started the new supervisor \(pid: (\d+)\)");
+            successor = int.Parse(started.Match(server.WaitForOutput(started, LogTimeout)).Groups[1].Value);
+            server.WaitForOutput($@"\[{successor}\] \[INFO\] Ready: 1 worker", LogTimeout);
+            Assert.Equal("sharpwsgi: master [shop.2]", CommandLine(successor)); // gunicorn's "master [NAME.2]"
+            Assert.Equal("sharpwsgi: master [shop]", CommandLine(server.Pid));
+
+            Signals.Send(server.Pid, Signals.SIGTERM);
+            server.WaitForOutput($@"\[{successor}\] \[INFO\] The old supervisor \(pid {server.Pid}\) has exited",
+                LogTimeout);
+            Assert.True(PollUntil(() => CommandLine(successor) == "sharpwsgi: master [shop]"),
+                $"the new master kept the title {CommandLine(successor)}");
+        }
+        finally
+        {
+            if (successor > 0 && Signals.IsAlive(successor))
+            {
+                Signals.Send(successor, Signals.SIGTERM);
+                WaitForProcessGone(successor, LogTimeout);
+            }
+            Directory.Delete(dir, true);
+        }
     }
 
     // ---- -D/--daemon -------------------------------------------------------------------------------------
