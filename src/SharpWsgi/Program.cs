@@ -184,7 +184,8 @@ public static class Program
     {
         if (StandardStreams.CaptureTarget(settings) is { } path)
         {
-            if (StandardStreams.Capture(path) is { } problem) throw new StartupException($"--capture-output: {problem}.");
+            if (StandardStreams.Capture(path) is { } problem)
+                throw new StartupException($"--capture-output: {problem}.");
         }
         else if (settings.CaptureOutput)
             log.LogWarning("--capture-output does nothing without --error-logfile FILE: stdout and stderr stay as " +

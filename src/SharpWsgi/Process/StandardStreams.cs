@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using SharpWsgi.Configuration;
 using SharpWsgi.Python;
 
@@ -28,7 +29,7 @@ public static class StandardStreams
     {
         var fd = Libc.Open(path, flags, 0x1a4 /* 0644, less the umask */);
         if (fd < 0)
-            return $"cannot open {path}: {Libc.ErrorText(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}";
+            return $"cannot open {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}";
         // dup2 clears close-on-exec on 1 and 2: the processes started from here inherit them.
         var problem = Libc.Dup2(fd, 1) ?? Libc.Dup2(fd, 2);
         Libc.Close(fd);
