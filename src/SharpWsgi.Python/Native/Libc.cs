@@ -50,14 +50,8 @@ public static class Libc
     internal static extern int SetEnv(string name, string value, int overwrite);
 
     // ---- who the server runs as (--user, --group), its file mode mask (--umask), its session (--daemon) ----
-    [DllImport("libc", EntryPoint = "getuid")]
-    public static extern uint GetUid();
-
     [DllImport("libc", EntryPoint = "geteuid")]
     public static extern uint GetEffectiveUid();
-
-    [DllImport("libc", EntryPoint = "getgid")]
-    public static extern uint GetGid();
 
     [DllImport("libc", EntryPoint = "getegid")]
     public static extern uint GetEffectiveGid();
@@ -106,10 +100,11 @@ public static class Libc
         }
     }
 
-    /// <summary>An account from the user database (getpwnam_r / getpwuid_r), or null when there is none.</summary>
+    /// <summary>An account of the user database (getpwnam_r, getpwuid_r: /etc/passwd or what nsswitch names).
+    /// </summary>
     public sealed record Account(string Name, uint Uid, uint Gid);
 
-    /// <summary>A group from the group database (getgrnam_r / getgrgid_r), or null when there is none.</summary>
+    /// <summary>A group of the group database (getgrnam_r, getgrgid_r).</summary>
     public sealed record GroupEntry(string Name, uint Gid);
 
     [DllImport("libc", EntryPoint = "getpwnam_r")]
