@@ -156,8 +156,11 @@ public static class GunicornSettings
             s => s.RawEnv.ToList<object?>()),
         new("user", "null", GunicornTreatment.Honoured, "--user", v => One("user", Text(v)), s => s.User),
         new("group", "null", GunicornTreatment.Honoured, "--group", v => One("group", Text(v)), s => s.Group),
-        new("umask", "0", GunicornTreatment.Honoured, "--umask (the supervisor's and the workers' mask)",
-            v => One("umask", Text(v)), s => s.Umask ?? 0),
+        // gunicorn applies its umask only around a unix socket's bind, so its default 0 (written out in many
+        // configs, gunicorn's example among them) must not make every file the app creates world-writable here.
+        new("umask", "0", GunicornTreatment.Honoured, "--umask (the supervisor's and the workers' mask; 0, " +
+            "gunicorn's default, leaves the mask the server was started with)",
+            v => Text(v) is "0" ? [] : One("umask", Text(v)), s => s.Umask ?? 0),
         new("initgroups", "false", GunicornTreatment.Honoured,
             "always on with --user: the account's own supplementary groups", _ => [], s => s.User != null),
         new("capture_output", "false", GunicornTreatment.Honoured, "--capture-output",
