@@ -18,6 +18,8 @@ else
         -p:PublishAot=true -o "$out" --configfile publish.nuget.config
     rm -f "$out"/*.dbg "$out"/*.pdb
     mv "$out/sharpwsgi.so" "$out/_sharpwsgi.so"
-    ${CC:-gcc} -O2 -Wall -Wextra -o "$out/sharpwsgi" packaging/launcher/sharpwsgi.c -ldl
+    # The supervisor finds the launcher's title writer with dlsym: it must be in the dynamic symbol table.
+    ${CC:-gcc} -O2 -Wall -Wextra -Wl,--export-dynamic-symbol=sharpwsgi_set_title -o "$out/sharpwsgi" \
+        packaging/launcher/sharpwsgi.c -ldl
 fi
 echo "published: $out/sharpwsgi, $out/_sharpwsgi.so"

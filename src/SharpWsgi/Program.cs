@@ -73,11 +73,20 @@ public static class Program
         catch (Exception e)
         {
             Console.Error.WriteLine($"sharpwsgi: internal error: {e}");
+            Supervisor.Daemon.ReportExit(WorkerProtocol.ExitStartup);
             return WorkerProtocol.ExitStartup;
         }
     }
 
     public static int Main(string[] args)
+    {
+        var code = RunCommand(args);
+        // A --daemon that stops before it serves tells the command that started it (nothing otherwise).
+        Supervisor.Daemon.ReportExit(code);
+        return code;
+    }
+
+    private static int RunCommand(string[] args)
     {
         ServerSettings settings;
         try
@@ -98,6 +107,15 @@ public static class Program
         if (settings.PrintManPage) { Console.Out.Write(HelpText.ManPage(Version)); return 0; }
         if (settings.PrintConfig) { Console.Out.Write(ConfigReport.Print(settings, Version)); return 0; }
 
+        // The supervisor's process flags that must come before any file is created: --daemon starts the copy that
+        // will serve in the background (it comes back here with the status pipe), --umask covers the error log.
+        if (!WorkerProtocol.IsWorker && !settings.CheckConfig)
+        {
+            if (Supervisor.Daemon.ShouldStartInBackground(settings)) return Supervisor.Daemon.RunInForeground(args);
+            Supervisor.Daemon.TakeStatusPipe();
+            if (settings.Umask is { } mask) Libc.SetUmask((uint)mask);
+        }
+
         var level = ErrorLogProvider.ParseLevel(settings.LogLevel);
         var errorLog = settings.ErrorLogFile;
         if (settings.CheckConfig || WorkerProtocol.IsCheckWorker)
@@ -106,7 +124,9 @@ public static class Program
             if (level < LogLevel.Warning) level = LogLevel.Warning;
             errorLog = "-";
         }
-        using var loggers = new ErrorLogProvider(level, errorLog, settings.JsonLogs, LogOutlets.From(settings));
+        // Disposed at exit: what the outlets (syslog, statsd) still hold is sent then.
+        using var loggers = OpenErrorLog(level, errorLog, settings);
+        if (loggers == null) return WorkerProtocol.ExitStartup;
         var log = loggers.CreateLogger("sharpwsgi");
         if (!WorkerProtocol.IsWorker) settings.LogConfigMessages(log);
         try
@@ -136,13 +156,27 @@ public static class Program
         }
     }
 
+    /// <summary>The error log, or null after saying in one line why it cannot be opened.</summary>
+    private static ErrorLogProvider? OpenErrorLog(LogLevel level, string? errorLog, ServerSettings settings)
+    {
+        try { return new ErrorLogProvider(level, errorLog, settings.JsonLogs, LogOutlets.From(settings)); }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"sharpwsgi: error: --error-logfile: {e.Message}.");
+            return null;
+        }
+    }
+
     private static int Serve(string[] args, ServerSettings settings, ErrorLogProvider loggers, ILogger log)
     {
         if (WorkerProtocol.IsWorker) return WorkerMain.Run(settings, loggers, log, Version);
+        // Before the interpreter is chosen and the app imported (-e VIRTUAL_ENV=..., -e DJANGO_SETTINGS_MODULE=...).
+        Supervisor.RawEnvironment.Apply(settings.RawEnv);
         // The check worker is started with the same arguments, --check-config among them: IsWorker comes first.
         if (settings.CheckConfig) return Supervisor.ConfigCheck.Run(args, settings, Version);
         log.LogInformation("Starting sharpwsgi {Version}", Version);
         CheckSettings(settings);
+        CaptureOutput(settings, log);
         if (settings.Interpreters > 1)
             log.LogInformation("Using {Workers} worker(s) with {Interpreters} interpreters of {Threads} Python " +
                 "thread(s) each", settings.Workers, settings.Interpreters, settings.Threads);
@@ -152,12 +186,28 @@ public static class Program
         return new Supervisor.Supervisor(args, settings, loggers, log).Run();
     }
 
+    /// <summary>--capture-output: stdout and stderr into the error log, for the supervisor and the workers it
+    /// starts (they inherit descriptors 1 and 2).</summary>
+    private static void CaptureOutput(ServerSettings settings, ILogger log)
+    {
+        if (StandardStreams.CaptureTarget(settings) is { } path)
+        {
+            if (StandardStreams.Capture(path) is { } problem)
+                throw new StartupException($"--capture-output: {problem}.");
+        }
+        else if (settings.CaptureOutput)
+            log.LogWarning("--capture-output does nothing without --error-logfile FILE: stdout and stderr stay as " +
+                "they are");
+    }
+
     /// <summary>The supervisor's checks of settings that parse but cannot work (also run by --check-config).
     /// </summary>
     internal static void CheckSettings(ServerSettings settings)
     {
         if (settings.Chdir != null && !Directory.Exists(settings.Chdir))
             throw new StartupException($"--chdir {settings.Chdir}: no such directory.");
+        // A user or group that does not exist, or one this process may not become, stops the start here.
+        Supervisor.RunAs.Resolve(settings);
         CheckTempDirectory(settings.TempDirectory);
         foreach (var spec in settings.StaticMounts)
         {
@@ -197,7 +247,7 @@ public static class Program
 
     /// <summary>Spool files go to --tmp-dir: it must exist and take a file, or the first slow client would find
     /// out.</summary>
-    private static void CheckTempDirectory(string directory)
+    internal static void CheckTempDirectory(string directory)
     {
         if (!Directory.Exists(directory))
             throw new StartupException(

@@ -151,13 +151,20 @@ public static class GunicornSettings
         Hook("post_worker_init"), Hook("worker_int"), Hook("worker_abort"), Hook("pre_exec"), Hook("pre_request"),
         Hook("post_request"), Hook("child_exit"), Hook("worker_exit"), Hook("nworkers_changed"), Hook("on_exit"),
 
-        NotYet("daemon", "false", "--daemon"),
-        NotYet("raw_env", "[]", "-e/--env"),
-        NotYet("user", "null", "--user"),
-        NotYet("group", "null", "--group"),
-        NotYet("umask", "0", "--umask"),
-        NotYet("initgroups", "false", "--user's supplementary groups"),
-        NotYet("capture_output", "false", "--capture-output"),
+        new("daemon", "false", GunicornTreatment.Honoured, "--daemon", v => One("daemon", Bool(v)), s => s.Daemon),
+        new("raw_env", "[]", GunicornTreatment.Honoured, "-e/--env (each KEY=VALUE)", v => Each("env", v),
+            s => s.RawEnv.ToList<object?>()),
+        new("user", "null", GunicornTreatment.Honoured, "--user", v => One("user", Text(v)), s => s.User),
+        new("group", "null", GunicornTreatment.Honoured, "--group", v => One("group", Text(v)), s => s.Group),
+        // gunicorn applies its umask only around a unix socket's bind, so its default 0 (written out in many
+        // configs, gunicorn's example among them) must not make every file the app creates world-writable here.
+        new("umask", "0", GunicornTreatment.Honoured, "--umask (the supervisor's and the workers' mask; 0, " +
+            "gunicorn's default, leaves the mask the server was started with)",
+            v => Text(v) is "0" ? [] : One("umask", Text(v)), s => s.Umask ?? 0),
+        new("initgroups", "false", GunicornTreatment.Honoured,
+            "always on with --user: the account's own supplementary groups", _ => [], s => s.User != null),
+        new("capture_output", "false", GunicornTreatment.Honoured, "--capture-output",
+            v => One("capture-output", Bool(v)), s => s.CaptureOutput),
         new("logconfig", "null", GunicornTreatment.Honoured, "--log-config", v => One("log-config", Text(v)),
             s => s.LogConfigFile),
         new("logconfig_dict", "{}", GunicornTreatment.Honoured, "--log-config-dict (the dict as JSON)",
@@ -184,7 +191,8 @@ public static class GunicornSettings
         new("dogstatsd_tags", "\"\"", GunicornTreatment.Honoured, "--dogstatsd-tags",
             v => One("dogstatsd-tags", Text(v)), s => s.DogstatsdTags),
         NotYet("enable_backlog_metric", "false", "the statsd backlog metric"),
-        NotYet("proc_name", "null", "-n/--name"),
+        new("proc_name", "null", GunicornTreatment.Honoured, "-n/--name (the process titles)",
+            v => One("name", Text(v)), s => s.ProcessName),
         NotYet("raw_paste_global_conf", "[]", "--paste-global"),
 
         CannotApply("preload_app", "false", "there is no fork: each worker is its own python process and imports " +

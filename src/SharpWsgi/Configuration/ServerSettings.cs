@@ -473,4 +473,15 @@ public sealed class ServerSettings
     public string? StatsdHost => Get("statsd-host");
     public string StatsdPrefix => Get("statsd-prefix") ?? "";
     public string? DogstatsdTags => Get("dogstatsd-tags");
+
+    public string? User => Get("user");
+    public string? Group => Get("group");
+    /// <summary>--umask as a number; null: keep the mask the server was started with.</summary>
+    public int? Umask => Get("umask") is { } mask ? Setting.ParseUmask(mask) : null;
+    /// <summary>-e/--env KEY=VALUE pairs.</summary>
+    public IReadOnlyList<string> RawEnv => GetAll("env");
+    /// <summary>-n/--name: the process titles' name; null: the app as given.</summary>
+    public string? ProcessName => Get("name");
+    public bool Daemon => Flag("daemon");
+    public bool CaptureOutput => Flag("capture-output");
 }

@@ -46,6 +46,18 @@ public sealed record Setting(
         return null;
     }
 
+    /// <summary>-e KEY=VALUE: null when KEY is usable, else why not. SHARPWSGI_* are refused: a worker reads its
+    /// settings (and its part of the supervisor-worker protocol) from them.</summary>
+    public static string? ValidateEnvironmentPair(string pair)
+    {
+        var eq = pair.IndexOf('=');
+        if (eq <= 0) return "expected KEY=VALUE";
+        if (pair.Contains('\0')) return "a NUL byte cannot be in the environment";
+        if (pair.StartsWith("SHARPWSGI_", StringComparison.Ordinal))
+            return $"{pair[..eq]} is SharpWsgi's own: give the setting itself (see --help), not --env";
+        return null;
+    }
+
     /// <summary>Null when the value is acceptable, else why not.</summary>
     public string? Validate(string value) => Kind switch
     {
@@ -81,8 +93,33 @@ public sealed record Setting(
         SettingKind.Text when Name == "statsd-host" => Metrics.StatsdAddress.Validate(value),
         SettingKind.Text when Name == "statsd-prefix" => Metrics.StatsdSink.ValidatePrefix(value),
         SettingKind.Text when Name == "dogstatsd-tags" => Metrics.StatsdSink.ValidateTags(value),
+        SettingKind.Text when Name == "umask" => ParseUmask(value) is null
+            ? "expected a mask from 0 to 0o777: octal 0o22 or 022, hex 0x12, or decimal 18" : null,
+        SettingKind.Text when Name == "env" => ValidateEnvironmentPair(value),
         _ => value.Length > 0 ? null : "expected a value",
     };
+
+    /// <summary>A umask as gunicorn reads one (Python's int(value, 0), a leading 0 meaning octal): "0o22", "022",
+    /// "0x12", "0b10010" or "18"; null unless it is a mask from 0 to 0o777.</summary>
+    public static int? ParseUmask(string value)
+    {
+        var text = value.Trim().ToLowerInvariant();
+        var (digits, radix) = text switch
+        {
+            ['0', 'o', ..] => (text[2..], 8),
+            ['0', 'x', ..] => (text[2..], 16),
+            ['0', 'b', ..] => (text[2..], 2),
+            ['0', _, ..] => (text[1..], 8),
+            _ => (text, 10),
+        };
+        if (digits.Length == 0 || digits.Length > 12) return null;
+        try
+        {
+            var mask = Convert.ToInt32(digits, radix);
+            return mask is >= 0 and <= 0x1FF && !digits.StartsWith('-') ? mask : null;
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException) { return null; }
+    }
 
     /// <summary>Bytes from "65536", "512k", "1m" or "2g" (binary multiples), or null.</summary>
     public static long? ParseBytes(string value)
@@ -476,6 +513,41 @@ public static class SettingsRegistry
             "when_ready, pre_fork, child_exit, nworkers_changed, on_reload, on_exit), which runs in its hook host " +
             "process; past it the call is given up, logged, and the hook host started afresh for the next one. " +
             "0: no limit.", Section: "Server"),
+
+        new("user", "-u", "USER", null, SettingKind.Text,
+            "Run as this user (a name or a number) once the sockets are bound: started as root, the supervisor " +
+            "binds, writes the pid file, opens the logs, hands the files it created to the user, then takes the " +
+            "user's supplementary groups, the group and the user for good; the workers start as the user. Not " +
+            "root: only the current user is accepted. gunicorn switches only its workers and keeps the starter's " +
+            "group; here the group defaults to the user's own.", Section: "Process"),
+        new("group", "-g", "GROUP", null, SettingKind.Text,
+            "Run as this group (a name or a number) once the sockets are bound, as --user. Default: --user's primary " +
+            "group (the current group without --user).", Section: "Process"),
+        new("umask", "-m", "MASK", null, SettingKind.Text,
+            "File mode mask of the supervisor and the workers, so of every file the server and the app create (pid " +
+            "file, logs, the app's files): octal 0o27 or 027, hex 0x17 or decimal 23, as gunicorn reads it. Unix " +
+            "sockets from --bind get mode 0777 less this mask, as in gunicorn, whose default mask 0 makes them " +
+            "0777 (any local user may connect). Unset: the mask the server was started with.", Section: "Process"),
+        new("env", "-e", "KEY=VALUE", null, SettingKind.Text,
+            "Set an environment variable in the supervisor before it starts the workers, so they and the app's " +
+            "os.environ have it (gunicorn's raw_env); re-applied on SIGHUP. Repeat for several. SharpWsgi's own " +
+            "SHARPWSGI_* variables are refused: give the settings themselves.", Repeatable: true, Section: "Process"),
+        new("name", "-n", "NAME", null, SettingKind.Text,
+            "Process titles, as gunicorn's proc_name: ps and /proc/PID/cmdline show \"sharpwsgi: master [NAME]\" and " +
+            "\"sharpwsgi: worker [NAME]\", and the kernel's process name (/proc/PID/comm, ps -o comm, top, pgrep; " +
+            "15 bytes) becomes NAME. Unset: the titles name the app as given, and the kernel's names stay sharpwsgi " +
+            "and python3.x.", Section: "Process"),
+        new("daemon", "-D", "", "false", SettingKind.Flag,
+            "Run in the background: detached from the terminal in a session of its own (forked by the launcher " +
+            "before .NET starts), stdin from /dev/null, stdout and stderr to /dev/null once it serves (use " +
+            "--error-logfile). The command returns once every worker serves, with 0, or with the server's exit " +
+            "code when it failed to start (its messages reach the terminal first); --pid FILE then holds the " +
+            "daemon's pid.", Section: "Process"),
+        new("capture-output", null, "", "false", SettingKind.Flag,
+            "Send stdout and stderr (descriptors 1 and 2) of the supervisor and the workers to --error-logfile: the " +
+            "app's print()s, tracebacks written to sys.stderr, and what C extensions write there. The workers' " +
+            "sys.stdout is line-buffered then, so each printed line lands as it is printed; USR1 reopens it with " +
+            "the log. Without --error-logfile FILE it does nothing, as in gunicorn.", Section: "Logging"),
     };
 
     public static Setting? ByFlag(string flag) =>

@@ -42,13 +42,28 @@ public sealed class ErrorLogProvider : ILoggerProvider, ILoggerFactory
     // writes at the offset each process last knew (pwrite), so their lines would overwrite each other.
     private TextWriter Open()
     {
-        if (_path == null) return Console.Error;
+        if (_path == null) return StandardError();
         var fd = Libc.Open(_path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x1a4 /* 0644 */);
         if (fd < 0)
             throw new IOException($"cannot open the log file {_path}: " +
                 new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message);
         var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
         return new StreamWriter(new FileStream(handle, FileAccess.Write, bufferSize: 0)) { AutoFlush = true };
+    }
+
+    /// <summary>Descriptor 2 itself: .NET's Console.Error writes to a duplicate taken at its first use, which would
+    /// keep writing to the terminal after --daemon (or --capture-output) has pointed descriptor 2 elsewhere.</summary>
+    private static TextWriter StandardError()
+    {
+        try
+        {
+            var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(2, ownsHandle: false);
+            return new StreamWriter(new FileStream(handle, FileAccess.Write, bufferSize: 0)) { AutoFlush = true };
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return Console.Error; // descriptor 2 closed or unusable: Console.Error drops what it cannot write
+        }
     }
 
     /// <summary>SIGUSR1: reopen the log file (after logrotate moved it).</summary>

@@ -52,6 +52,17 @@ public static class WorkerProtocol
     /// <summary>The old supervisor's pid (gunicorn's GUNICORN_PID).</summary>
     public const string UpgradeFromVariable = "SHARPWSGI_UPGRADE_FROM";
 
+    /// <summary>"1" when the worker's stdout and stderr are still the terminal a --daemon was started from: it
+    /// points them at /dev/null once it is ready, as the daemon does with its own.</summary>
+    public const string ReleaseStdioVariable = "SHARPWSGI_WORKER_RELEASE_STDIO";
+
+    // --daemon: the command the user ran starts the program again in the background (Supervisor.Daemon).
+
+    /// <summary>The write end of the pipe on which the background copy says "ready" once it serves, or "exit N"
+    /// when it stops first. Its presence also tells the launcher to detach (packaging/launcher/sharpwsgi.c).
+    /// </summary>
+    public const string DaemonStatusVariable = "SHARPWSGI_DAEMON_STATUS_FD";
+
     /// <summary>"1" for --check-config's throwaway worker: it imports the app, reports on stdout with
     /// <see cref="CheckLinePrefix"/> lines and exits (0, or the usual start-up exit codes) without serving.</summary>
     public const string CheckVariable = "SHARPWSGI_WORKER_CHECK";

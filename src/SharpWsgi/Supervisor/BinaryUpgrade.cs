@@ -35,13 +35,21 @@ internal sealed class BinaryUpgrade
     /// /proc/self/exe names "PATH (deleted)".</summary>
     public static BinaryUpgrade Capture()
     {
+        var (executable, leading) = HowThisProgramRuns();
+        var predecessor = int.TryParse(WorkerProtocol.Take(WorkerProtocol.UpgradeFromVariable), out var pid) ? pid : 0;
+        return new BinaryUpgrade(executable, leading, Directory.GetCurrentDirectory(), predecessor);
+    }
+
+    /// <summary>What starts this program again (USR2, and --daemon's background copy): the executable, and the
+    /// arguments that come before the program's own.</summary>
+    public static (string Executable, string[] LeadingArguments) HowThisProgramRuns()
+    {
         var executable = Environment.ProcessPath ?? "";
         // `dotnet sharpwsgi.dll` (a JIT build): the host, then the program's assembly (what .NET reports as the
         // first command-line argument there).
         var leading = Path.GetFileNameWithoutExtension(executable) == "dotnet"
             ? new[] { Path.GetFullPath(Environment.GetCommandLineArgs()[0]) } : Array.Empty<string>();
-        var predecessor = int.TryParse(WorkerProtocol.Take(WorkerProtocol.UpgradeFromVariable), out var pid) ? pid : 0;
-        return new BinaryUpgrade(executable, leading, Directory.GetCurrentDirectory(), predecessor);
+        return (executable, leading);
     }
 
     /// <summary>The old supervisor, when USR2 started this one; 0 otherwise, and once it has exited.</summary>

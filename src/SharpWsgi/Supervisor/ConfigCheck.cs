@@ -21,7 +21,15 @@ public static class ConfigCheck
         if (settings.PidFile != null) CheckDirectoryOf("--pid", settings.PidFile);
         if (settings.ErrorLogFile != "-") CheckDirectoryOf("--error-logfile", settings.ErrorLogFile);
 
-        var (code, report) = RunCheckWorker(args, Supervisor.ChoosePython(settings, null));
+        var interpreter = Supervisor.ChoosePython(settings, null);
+        // --user: this throwaway supervisor becomes the account too, so the worker imports the app as it will.
+        var account = RunAs.Resolve(settings);
+        if (account is { IsCurrent: false })
+        {
+            account.SwitchTo(null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            account.CheckWorkersCanStart(settings, interpreter);
+        }
+        var (code, report) = RunCheckWorker(args, interpreter);
         if (code is WorkerProtocol.ExitStartup or WorkerProtocol.ExitUsage or WorkerProtocol.ExitAppLoad)
             return code; // the worker printed the problem, as a failing real worker would
         if (code != 0)
@@ -36,6 +44,7 @@ public static class ConfigCheck
         if (report.TryGetValue("python", out var python)) Row(sb, "python", python);
         if (report.TryGetValue("libpython", out var lib)) Row(sb, "libpython", lib);
         foreach (var url in listen) Row(sb, "listen", url);
+        if (account != null) Row(sb, "run as", account.Description);
         Row(sb, "workers", settings.Interpreters > 1
             ? $"{settings.Workers} x {settings.Interpreters} interpreters x {settings.Threads} Python thread(s)"
             : $"{settings.Workers} x {settings.Threads} Python thread(s)");

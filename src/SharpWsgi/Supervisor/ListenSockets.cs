@@ -84,10 +84,10 @@ public static class ListenSockets
             if (File.Exists(path)) File.Delete(path); // a stale socket from an earlier run
             var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             unix.Bind(new UnixDomainSocketEndPoint(path));
-            // Connecting needs write permission: any local user may, as with gunicorn's default umask of 0, so a
-            // proxy running as its own user (nginx's www-data) can reach the socket.
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead |
-                UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+            // gunicorn binds under --umask (default 0): 0777 less the mask. Connecting needs write permission, so
+            // by default any local user may, and a proxy running as its own user (nginx's www-data) reaches it.
+            // Set before listen(): no client can connect while the mode is still the process's umask's.
+            File.SetUnixFileMode(path, (UnixFileMode)(0x1FF & ~(settings.Umask ?? 0)));
             unix.Listen(settings.Backlog);
             var fd = (int)unix.Handle;
             Libc.MakeInheritable(fd);

@@ -78,6 +78,7 @@ public sealed class Supervisor
     public int Run()
     {
         _hooks.Starting();
+        SetTitle();
         // A bad certificate, key or password stops the start here, before any socket or worker.
         TlsSetup.Load(_settings);
         // Started by an old supervisor's USR2: its sockets, not --bind (gunicorn's rule for GUNICORN_FD).
@@ -108,6 +109,7 @@ public sealed class Supervisor
             _pidFile = new PidFile(_settings.PidFile, _log);
             _pidFile.Write();
         }
+        if (RunAs.Resolve(_settings) is { IsCurrent: false } account) BecomeAccount(account);
         var registrations = new List<PosixSignalRegistration>();
         var handled = new[]
         {
@@ -137,13 +139,47 @@ public sealed class Supervisor
             if (!_upgrade.PartnerAlive) foreach (var socket in _keptForPartner) socket.Dispose();
             _pidFile?.Remove();
             _balance?.Dispose();
-            if (_balancePath != null) try { File.Delete(_balancePath); } catch (IOException) { }
+            DeleteQuietly(_balancePath);
             _metrics?.Dispose();
             _metricsTable?.Dispose();
-            if (_metricsPath != null) try { File.Delete(_metricsPath); } catch (IOException) { }
+            DeleteQuietly(_metricsPath);
             _hooks.Dispose();
         }
     }
+
+    /// <summary>After --user, a file in a directory the account may not write stays behind (said at start-up).
+    /// </summary>
+    private static void DeleteQuietly(string? path)
+    {
+        if (path == null) return;
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>
+    /// --user/--group: what the server created as root and must still use as the account is handed to it (see
+    /// <see cref="RunAs.HandOver"/>; the access log, which only workers open, is created first), then the
+    /// supervisor becomes the account for good, and what the workers will need as the account is checked now
+    /// rather than by a worker that fails to boot.
+    /// </summary>
+    private void BecomeAccount(RunAs account)
+    {
+        var accessLog = _settings.AccessLogFile is { } access && access != "-" ? Path.GetFullPath(access) : null;
+        if (accessLog != null && Libc.Open(accessLog, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC,
+                0x1a4 /* 0644, as the log's writer */) is var fd and >= 0)
+            Libc.Close(fd);
+        var errorLog = _settings.ErrorLogFile != "-" ? Path.GetFullPath(_settings.ErrorLogFile) : null;
+        var pidFile = _settings.PidFile != null ? Path.GetFullPath(_settings.PidFile) : null;
+        account.HandOver(new[] { pidFile, errorLog, accessLog, _balancePath, _metricsPath }
+            .Concat(_sockets.Select(s => s.UnixPath)), _log);
+        account.SwitchTo(_settings.PidFile, _log);
+        account.CheckWorkersCanStart(_settings, _python);
+    }
+
+    /// <summary>-n/--name: "sharpwsgi: master [NAME]"; NAME.2 while the old supervisor of a binary upgrade runs,
+    /// as gunicorn's new master is named.</summary>
+    private void SetTitle() =>
+        ProcessTitle.Apply(ProcessTitle.Master, _settings, _upgrade.PredecessorAlive ? ".2" : "");
 
     // PosixSignal has named values for the common signals; others are passed as raw numbers.
     private static int ToPosix(int sig) => sig switch
@@ -259,7 +295,7 @@ public sealed class Supervisor
                 break;
             case Libc.SIGUSR1:
                 _log.LogInformation("Handling signal: usr1; reopening log files");
-                _loggers.Reopen();
+                ReopenLogs();
                 foreach (var w in _workers) Libc.Kill(w.Pid, Libc.SIGUSR1);
                 break;
             case Libc.SIGUSR2:
@@ -270,6 +306,19 @@ public sealed class Supervisor
                 break;
         }
         Reconcile();
+    }
+
+    /// <summary>USR1. A log that cannot be reopened (its directory not writable after --user, a full disk) keeps
+    /// the old file rather than stopping the server.</summary>
+    private void ReopenLogs()
+    {
+        try { _loggers.Reopen(); }
+        catch (IOException e)
+        {
+            _log.LogError("Reopening the error log: {Message}; writing on to the file already open", e.Message);
+        }
+        if (StandardStreams.CaptureTarget(_settings) is { } path && StandardStreams.Capture(path) is { } problem)
+            _log.LogError("--capture-output: {Problem}", problem);
     }
 
     /// <summary>TERM (after --shutdown-delay): close the listeners, let every worker finish its requests.</summary>
@@ -379,10 +428,18 @@ public sealed class Supervisor
             if (TlsSetup.Load(fresh) is { } tls)
                 _log.LogInformation("Reload: TLS certificate {Subject}, valid until {NotAfter:u}",
                     tls.Certificate.Subject, tls.Certificate.NotAfter.ToUniversalTime());
-            _python = ChoosePython(fresh, _log);
+            RawEnvironment.Apply(fresh.RawEnv); // gunicorn's reload: the old --env undone, the new one set
+            try { _python = ChoosePython(fresh, _log); }
+            catch (PythonStartupException)
+            {
+                RawEnvironment.Apply(_settings.RawEnv);
+                throw;
+            }
+            ApplyReloadedProcessSettings(fresh);
             _settings = fresh;
             _target = _settings.Workers;
             _hooks.Reloaded(fresh);
+            SetTitle();
         }
         catch (Exception e) when (e is StartupException or PythonStartupException)
         {
@@ -394,6 +451,17 @@ public sealed class Supervisor
             _log.LogError("Reload: {Message}; keeping the current configuration", e.Message);
         }
         foreach (var w in _workers.Where(w => w.IsLive).ToList()) Replace(w, StopCause.Reload, "reload");
+    }
+
+    /// <summary>What a reload can change of the process itself: the mask. The account, detaching and the captured
+    /// output are settled at start-up, like the sockets.</summary>
+    private void ApplyReloadedProcessSettings(ServerSettings fresh)
+    {
+        if (fresh.Umask is { } mask) Libc.SetUmask((uint)mask);
+        if (fresh.User != _settings.User || fresh.Group != _settings.Group)
+            _log.LogWarning("Reload: --user and --group take effect at a restart; the server keeps its account");
+        if (fresh.Daemon != _settings.Daemon || fresh.CaptureOutput != _settings.CaptureOutput)
+            _log.LogWarning("Reload: --daemon and --capture-output take effect at a restart");
     }
 
     /// <summary>
@@ -421,7 +489,7 @@ public sealed class Supervisor
         }
         if (s.Socket != null) s.Socket.Dispose();
         else if (s.Fd >= 0) Libc.Close(s.Fd);
-        if (s.UnixPath != null) try { File.Delete(s.UnixPath); } catch (IOException) { }
+        DeleteQuietly(s.UnixPath);
     }
 
     private readonly List<System.Net.Sockets.Socket> _keptForPartner = new();
@@ -457,6 +525,7 @@ public sealed class Supervisor
         foreach (var s in _sockets) _log.LogInformation("Listening at: {Url} ({Pid})", s.Url, Environment.ProcessId);
         _log.LogInformation("Ready: {Count} worker(s) serving, pids {Pids}", live.Count,
             string.Join(",", live.Select(x => x.Pid)));
+        Daemon.ReportReady(_settings);
     }
 
     private void OnExit(WorkerHandle w, int code)
@@ -572,6 +641,7 @@ public sealed class Supervisor
                 _upgrade.PredecessorPid);
             _upgrade.ForgetPredecessor();
             _metrics?.StartAccepting();
+            SetTitle();
         }
         if (_stopping != null && now >= _stopDeadline)
         {
@@ -659,6 +729,8 @@ public sealed class Supervisor
         env[WorkerProtocol.MultiprocessVariable] = _target > 1 ? "1" : "0";
         env[WorkerProtocol.ControlFdVariable] = pipe.GetClientHandleAsString();
         env[WorkerProtocol.HandoverKeyVariable] = _handoverKey;
+        RawEnvironment.ApplyTo(env);
+        if (Daemon.OutputIsCallers(_settings)) env[WorkerProtocol.ReleaseStdioVariable] = "1";
         var slot = Enumerable.Range(0, AcceptBalance.Slots).First(i => _workers.All(w => w.BalanceSlot != i));
         env[WorkerProtocol.BalanceFileVariable] = _balancePath;
         env[WorkerProtocol.BalanceSlotVariable] = slot.ToString();

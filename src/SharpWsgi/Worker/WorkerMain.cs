@@ -32,6 +32,7 @@ public static class WorkerMain
         log.LogInformation("Booting worker with pid: {Pid}", Environment.ProcessId);
         var python = AttachToPython(settings, log);
         if (handedDown.Check) return CheckApp(settings, version, python);
+        WorkerProcessFlags.Apply(settings); // --name, --capture-output, --daemon
         // gunicorn's post_fork: here, in the worker's own Python, before the app is imported (there is no fork).
         hooks = WorkerHooks.Start(settings, loggers, handedDown.MaxRequests);
         try
@@ -54,7 +55,9 @@ public static class WorkerMain
             {
                 loggers.Reopen();
                 accessLog?.Reopen();
+                WorkerProcessFlags.ReopenCapturedOutput(settings, log);
             });
+            WorkerProcessFlags.BeforeReady();
             control.Send(WorkerMessage.Ready);
             log.LogDebug("Worker {Pid} accepting", Environment.ProcessId);
 
