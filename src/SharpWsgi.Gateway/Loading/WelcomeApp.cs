@@ -73,8 +73,8 @@ sharpwsgi "myproject:create_app()"   # an application factory</code></pre>
 sharpwsgi --print-config -c sharpwsgi.conf myapp:app   # each setting and its source
 sharpwsgi --workers 4 --bind 0.0.0.0:8000 myapp:app</code></pre>
 <h3>Documentation</h3>
-<p><code>sharpwsgi --help</code> lists every option. In the SharpWsgi source, <code>README.md</code> links to the guides in
-<code>docs/</code>: configuration, operating (workers, signals, timeouts, systemd), TLS, HTTP/2 and proxies;
+<p><code>sharpwsgi --help</code> lists every option. In the SharpWsgi source, <code>README.md</code> links to the
+guides in <code>docs/</code>: configuration, operating (workers, signals, timeouts, systemd), TLS, HTTP/2 and proxies;
 <code>docs/settings.md</code> lists every setting with its environment variable and default.
 The interface itself is <a href="https://peps.python.org/pep-3333/">PEP 3333</a>.</p>
 </section>

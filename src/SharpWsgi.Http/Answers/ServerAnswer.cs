@@ -3,7 +3,8 @@ namespace SharpWsgi.Http;
 /// <summary>Why the server answered a request itself; the metrics count by it.</summary>
 public enum AnswerCause
 {
-    /// <summary>Refused before the app ran: a limit, a malformed head or body (the stream may be out of step).</summary>
+    /// <summary>Refused before the app ran: a limit, a malformed head or body (the stream may be out of step).
+    /// </summary>
     Refused,
     /// <summary>The app was reading the body when the client's error showed (malformed, too slow, too large).</summary>
     BadBody,

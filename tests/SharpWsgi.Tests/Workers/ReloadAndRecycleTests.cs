@@ -66,9 +66,9 @@ public sealed class ReloadAndRecycleTests : WorkerTestBase
             if (!reusePort) Assert.Equal(0, load.Failed);
             else
             {
-                // Documented limit of --reuse-port (docs/operating.md): a retiring worker's own SO_REUSEPORT socket may still hold
-                // connections the kernel queued on it when it closes; those (and only those: fresh connections)
-                // are reset.
+                // Documented limit of --reuse-port (docs/operating.md): a retiring worker's own SO_REUSEPORT socket may
+                // still hold connections the kernel queued on it when it closes; those (and only those: fresh
+                // connections) are reset.
                 Assert.True(load.Failed <= 6,
                     $"{load.Failed} failures with --reuse-port: " + string.Join("; ", load.Errors));
                 Assert.All(load.Errors, e => Assert.Contains("new connection", e));
