@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -6,9 +7,9 @@ using System.Text;
 namespace SharpWsgi.Tests.Infrastructure;
 
 /// <summary>
-/// A real program the server meets (nginx, HAProxy) run in the foreground by a test, on 127.0.0.1 with a config the
-/// test generated in its own directory, and stopped by its PID. <see cref="Start"/> returns once the program accepts
-/// connections on the port the test gave it.
+/// A real program the server meets (nginx, HAProxy, rsyslogd, statsd) run in the foreground by a test, on 127.0.0.1
+/// with a config the test generated in its own directory, and stopped by its PID. <see cref="Start"/> returns once
+/// the program accepts connections on the port the test gave it; <see cref="Launch"/> at once.
 /// </summary>
 public sealed class ExternalServer : IDisposable
 {
@@ -24,6 +25,7 @@ public sealed class ExternalServer : IDisposable
     }
 
     public string Output { get { lock (_output) return _output.ToString(); } }
+    public bool HasExited => _process.HasExited;
 
     private void Append(string? line)
     {
@@ -67,8 +69,9 @@ public sealed class ExternalServer : IDisposable
         return Start("haproxy", new[] { "-db", "-f", path }, directory, port);
     }
 
-    public static ExternalServer Start(string program, IEnumerable<string> args, string directory, int port,
-        TimeSpan? timeout = null)
+    /// <summary>Starts the program and returns at once (a daemon that listens on UDP, or on a port the kernel
+    /// picks: see <see cref="WaitUntil"/> and <see cref="BoundPorts"/>).</summary>
+    public static ExternalServer Launch(string program, IEnumerable<string> args, string directory)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -83,6 +86,15 @@ public sealed class ExternalServer : IDisposable
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        return server;
+    }
+
+    /// <summary>Starts the program and returns once it accepts TCP connections on <paramref name="port"/>.</summary>
+    public static ExternalServer Start(string program, IEnumerable<string> args, string directory, int port,
+        TimeSpan? timeout = null)
+    {
+        var server = Launch(program, args, directory);
+        var process = server._process;
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
         while (true)
         {
@@ -105,6 +117,52 @@ public sealed class ExternalServer : IDisposable
                 process.WaitForExit(25);
             }
         }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; throws with the daemon's output if the daemon
+    /// exits or the time runs out first. For what the daemon does on its own time (binding, writing a file).
+    /// </summary>
+    public void WaitUntil(string what, Func<bool> condition, TimeSpan? timeout = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException(
+                    $"{_process.StartInfo.FileName} exited ({_process.ExitCode}) before {what}:\n{Output}");
+            if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(20)))
+                throw new TimeoutException($"{_process.StartInfo.FileName}: no {what} within {clock.Elapsed}:\n" +
+                                           Output);
+            _process.WaitForExit(25); // polling interval of a bounded wait (or the daemon's exit, sooner)
+        }
+    }
+
+    /// <summary>The local ports of this process's sockets, as (protocol, port): "udp" for every UDP socket, "tcp"
+    /// for listening TCP sockets (from /proc/PID/fd and /proc/PID/net/{udp,tcp}).</summary>
+    public IReadOnlyList<(string Protocol, int Port)> BoundPorts()
+    {
+        var inodes = new HashSet<string>();
+        try
+        {
+            foreach (var fd in System.IO.Directory.EnumerateFiles($"/proc/{Pid}/fd"))
+                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("socket:["))
+                    inodes.Add(target["socket:[".Length..^1]);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Array.Empty<(string, int)>(); // the process is going away
+        }
+        var ports = new List<(string, int)>();
+        foreach (var protocol in new[] { "udp", "tcp" })
+            foreach (var line in File.ReadLines($"/proc/{Pid}/net/{protocol}").Skip(1))
+            {
+                // sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length < 10 || !inodes.Contains(fields[9])) continue;
+                if (protocol == "tcp" && fields[3] != "0A") continue; // TCP_LISTEN
+                ports.Add((protocol, int.Parse(fields[1].Split(':')[1], NumberStyles.HexNumber)));
+            }
+        return ports;
     }
 
     public void Dispose()

@@ -7,13 +7,13 @@ namespace SharpWsgi.Tests.Infrastructure;
 /// </summary>
 public sealed class Rsyslog : IDisposable
 {
-    private readonly TestDaemon _daemon;
+    private readonly ExternalServer _daemon;
     public string Socket { get; }
     public int UdpPort { get; }
     public int TcpPort { get; }
     private string Messages => Path.Combine(_daemon.Directory, "messages.log");
 
-    private Rsyslog(TestDaemon daemon, string socket, int udpPort, int tcpPort)
+    private Rsyslog(ExternalServer daemon, string socket, int udpPort, int tcpPort)
     {
         _daemon = daemon;
         Socket = socket;
@@ -42,8 +42,8 @@ public sealed class Rsyslog : IDisposable
             template(name="fields" type="string" string="{{Fields}}")
             *.* action(type="omfile" file="{{dir}}/messages.log" template="fields")
             """);
-        var daemon = TestDaemon.Start("rsyslogd", new[] { "-n", "-f", config, "-i", Path.Combine(dir, "rsyslogd.pid") },
-            dir);
+        var daemon = ExternalServer.Launch("rsyslogd",
+            new[] { "-n", "-f", config, "-i", Path.Combine(dir, "rsyslogd.pid") }, dir);
         try
         {
             // Ready once all three inputs are bound: the socket file, a UDP port in /proc, the TCP port file.

@@ -15,11 +15,11 @@ public sealed class StatsdDaemon : IDisposable
 {
     private static readonly string PackageDir = Path.Combine(ServerProcess.RepoRoot, "tests", "daemons", "statsd");
     private static readonly object InstallGate = new();
-    private readonly TestDaemon _daemon;
+    private readonly ExternalServer _daemon;
     public int UdpPort { get; }
     public int ManagementPort { get; }
 
-    private StatsdDaemon(TestDaemon daemon, int udpPort, int managementPort)
+    private StatsdDaemon(ExternalServer daemon, int udpPort, int managementPort)
     {
         _daemon = daemon;
         UdpPort = udpPort;
@@ -37,7 +37,7 @@ public sealed class StatsdDaemon : IDisposable
             { address: "127.0.0.1", port: "0", mgmt_address: "127.0.0.1", mgmt_port: "0",
               flushInterval: 3600000, backends: [], dumpMessages: true }
             """);
-        var daemon = TestDaemon.Start("node", new[] { statsJs, config }, dir);
+        var daemon = ExternalServer.Launch("node", new[] { statsJs, config }, dir);
         try
         {
             int udp = 0, tcp = 0;
